@@ -1,0 +1,286 @@
+"""Typed settings: defaults, a YAML file, and ``TRADEBRAIN_`` environment overrides.
+
+Precedence, lowest first: the defaults below, the YAML file, the environment. Environment
+variables use the ``TRADEBRAIN_`` prefix and ``__`` between nested keys, so
+``TRADEBRAIN_RISK__RISK_PER_TRADE=0.01`` sets ``risk.risk_per_trade``. ``TRADEBRAIN_HOME`` sets
+``home``, the folder that holds the data store, models and logs.
+
+Which file is read: the ``path`` given to :func:`load_settings`, else ``$TRADEBRAIN_CONFIG``,
+else ``./tradebrain.yaml`` when it exists, else none.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from annotated_types import Ge, Gt, Le, Lt
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from tradebrain.exceptions import ConfigError
+
+ENV_PREFIX = "TRADEBRAIN_"
+CONFIG_ENV = "TRADEBRAIN_CONFIG"
+DEFAULT_CONFIG_FILE = Path("tradebrain.yaml")
+# Environment variables with our prefix that are not settings.
+_NOT_SETTINGS = {CONFIG_ENV}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class DataSettings(_Section):
+    """Where market data comes from and how strictly it is checked."""
+
+    default_exchange: str = "binance"
+    default_timeframe: str = "1h"
+    allow_gaps: bool = Field(False, description="accept candle gaps as warnings, not errors")
+    synthetic_bars: int = Field(5000, ge=100, le=10_000_000)
+    synthetic_seed: int = Field(7, ge=0)
+    download_retries: int = Field(5, ge=0, le=20)
+    download_timeout_s: float = Field(10.0, gt=0, le=300)
+
+
+class FeatureSettings(_Section):
+    """Which feature sets the engine computes."""
+
+    sets: list[str] = Field(
+        default_factory=lambda: ["atomic", "indicators", "alpha158", "patterns", "regime"]
+    )
+    higher_timeframes: list[str] = Field(default_factory=lambda: ["4h"])
+
+
+class ModelSettings(_Section):
+    """Which models are trained, and how."""
+
+    enabled: list[str] = Field(default_factory=lambda: ["logistic", "lightgbm", "xgboost", "cnn"])
+    seed: int = Field(42, ge=0)
+    torch_threads: int = Field(2, ge=1, le=64)
+    window: int = Field(64, ge=8, le=1024, description="candles per sequence-model window")
+
+
+class FusionWeights(_Section):
+    """How much each family of votes counts in the meta-reasoner; the weights sum to 1."""
+
+    order_flow: float = Field(0.30, ge=0, le=1)
+    sequence: float = Field(0.25, ge=0, le=1)
+    cnn: float = Field(0.20, ge=0, le=1)
+    rl: float = Field(0.15, ge=0, le=1)
+    risk: float = Field(0.10, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _weights_sum_to_one(self) -> FusionWeights:
+        total = self.order_flow + self.sequence + self.cnn + self.rl + self.risk
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"fusion weights must sum to 1.0, they sum to {total:.6g}")
+        return self
+
+
+class BrainSettings(_Section):
+    """The meta-reasoner and its decision filters."""
+
+    fusion_weights: FusionWeights = Field(default_factory=FusionWeights)
+    min_confidence: float = Field(0.55, ge=0.34, le=1.0)
+    kalman: bool = True
+    chop_filter: bool = True
+    panic_exit: bool = True
+    funding_flip_filter: bool = True
+
+
+class RiskSettings(_Section):
+    """Risk limits; risk has the last word on every order."""
+
+    risk_per_trade: float = Field(0.02, gt=0, le=0.10, description="fraction of equity at risk")
+    stop_atr_multiple: float = Field(1.5, gt=0, le=10)
+    reward_risk: float = Field(2.0, gt=0, le=20)
+    max_daily_drawdown: float = Field(0.03, gt=0, le=0.5)
+    max_drawdown: float = Field(0.10, gt=0, le=0.9)
+    margin_cap: float = Field(0.10, gt=0, le=1.0, description="margin per position / equity")
+    leverage_cap: float = Field(3.0, ge=1, le=125)
+    kelly_fraction: float = Field(0.5, gt=0, le=1.0)
+    kelly_min_trades: int = Field(20, ge=1)
+
+
+class ExecutionSettings(_Section):
+    """Costs and fills."""
+
+    venue: str = "binance-spot"
+    maker_fee: float = Field(0.001, ge=0, le=0.01)
+    taker_fee: float = Field(0.001, ge=0, le=0.01)
+    slippage_bps: float = Field(1.0, ge=0, le=500)
+    fill_at: Literal["next_open", "close"] = "next_open"
+
+
+class LearningSettings(_Section):
+    """The learning loop (experience, retraining, promotion)."""
+
+    retrain_every_bars: int = Field(720, ge=1)
+    shadow_mode: bool = True
+
+
+class ApiSettings(_Section):
+    """The HTTP service."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    token: SecretStr | None = None
+
+
+class Settings(_Section):
+    """Every setting of tradebrain, one section per layer."""
+
+    home: Path = Path("./tradebrain_data")
+    data: DataSettings = Field(default_factory=DataSettings)
+    features: FeatureSettings = Field(default_factory=FeatureSettings)
+    models: ModelSettings = Field(default_factory=ModelSettings)
+    brain: BrainSettings = Field(default_factory=BrainSettings)
+    risk: RiskSettings = Field(default_factory=RiskSettings)
+    execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
+    learning: LearningSettings = Field(default_factory=LearningSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+
+    def to_yaml(self, *, reveal_secrets: bool = False) -> str:
+        """Return the settings as YAML; secrets are masked unless ``reveal_secrets``."""
+        data = self.model_dump(mode="json")
+        if self.api.token is not None:
+            data["api"]["token"] = (
+                self.api.token.get_secret_value() if reveal_secrets else "**********"
+            )
+        return yaml.safe_dump(data, sort_keys=False)
+
+
+def config_path(path: Path | str | None = None) -> Path | None:
+    """Return the config file to read, following the precedence in the module docstring."""
+    if path is not None:
+        return Path(path)
+    if env_path := os.environ.get(CONFIG_ENV):
+        return Path(env_path)
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.exists() else None
+
+
+def load_settings(
+    path: Path | str | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
+    """Load settings from defaults, the YAML file and the environment.
+
+    Raises :class:`ConfigError` naming the key, the bad value, the allowed range and where the
+    value came from.
+    """
+    env = os.environ if env is None else env
+    file = config_path(path)
+    from_file = _read_yaml(file) if file is not None else {}
+    from_env, env_names = _env_overrides(env)
+    merged = _deep_merge(from_file, from_env)
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as error:
+        raise ConfigError(_explain(error, file, env_names)) from None
+
+
+def write_default_config(path: Path) -> Path:
+    """Write the default settings to ``path`` as YAML (atomically) and return the path."""
+    if path.exists():
+        raise ConfigError(f"{path} already exists; remove it or pass another path")
+    text = "# tradebrain settings; see `tradebrain config show` for the effective values\n"
+    text += Settings().to_yaml(reveal_secrets=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise ConfigError(f"config file {path} does not exist; create it with `tradebrain config init`")
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of sections, not {type(loaded).__name__}")
+    return loaded
+
+
+def _env_overrides(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
+    """Turn ``TRADEBRAIN_A__B=v`` variables into ``{"a": {"b": v}}``; also return their names."""
+    overrides: dict[str, Any] = {}
+    names: dict[tuple[str, ...], str] = {}
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX) or name in _NOT_SETTINGS:
+            continue
+        keys = tuple(part.lower() for part in name[len(ENV_PREFIX) :].split("__"))
+        value: Any = raw
+        if raw.strip().startswith(("[", "{")):
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError:
+                raise ConfigError(f"{name}={raw!r} looks like JSON but does not parse") from None
+        node = overrides
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{name} conflicts with another TRADEBRAIN_ variable")
+        node[keys[-1]] = value
+        names[keys] = name
+    return overrides, names
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _explain(
+    error: ValidationError, file: Path | None, env_names: dict[tuple[str, ...], str]
+) -> str:
+    lines = [f"invalid settings ({error.error_count()} problem(s)):"]
+    for item in error.errors():
+        loc = tuple(str(part) for part in item["loc"])
+        key = ".".join(loc) if loc else "(top level)"
+        source = env_names.get(loc) or (f"file {file}" if file else "defaults")
+        if item["type"] == "extra_forbidden":
+            lines.append(f"  {key}: unknown setting (from {source}); see `tradebrain config show`")
+            continue
+        bounds = _allowed_range(loc)
+        value = item.get("input")
+        hint = f"; allowed range: {bounds}" if bounds else ""
+        lines.append(f"  {key} = {value!r} (from {source}): {item['msg']}{hint}")
+    return "\n".join(lines)
+
+
+def _allowed_range(loc: tuple[str, ...]) -> str | None:
+    """Return ``"0 < x <= 0.1"`` for the field at ``loc``, from its declared constraints."""
+    model: type[BaseModel] = Settings
+    field = None
+    for part in loc:
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+    if field is None:
+        return None
+    low = high = ""
+    for meta in field.metadata:
+        if isinstance(meta, Gt):
+            low = f"{meta.gt} < "
+        elif isinstance(meta, Ge):
+            low = f"{meta.ge} <= "
+        elif isinstance(meta, Lt):
+            high = f" < {meta.lt}"
+        elif isinstance(meta, Le):
+            high = f" <= {meta.le}"
+    return f"{low}x{high}" if low or high else None
