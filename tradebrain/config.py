@@ -21,6 +21,7 @@ import yaml
 from annotated_types import Ge, Gt, Le, Lt
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from tradebrain.data.atomic import write_text_atomic
 from tradebrain.exceptions import ConfigError
 
 ENV_PREFIX = "TRADEBRAIN_"
@@ -163,9 +164,7 @@ def config_path(path: Path | str | None = None) -> Path | None:
     return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.exists() else None
 
 
-def load_settings(
-    path: Path | str | None = None, env: Mapping[str, str] | None = None
-) -> Settings:
+def load_settings(path: Path | str | None = None, env: Mapping[str, str] | None = None) -> Settings:
     """Load settings from defaults, the YAML file and the environment.
 
     Raises :class:`ConfigError` naming the key, the bad value, the allowed range and where the
@@ -188,15 +187,14 @@ def write_default_config(path: Path) -> Path:
         raise ConfigError(f"{path} already exists; remove it or pass another path")
     text = "# tradebrain settings; see `tradebrain config show` for the effective values\n"
     text += Settings().to_yaml(reveal_secrets=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(text, path)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.exists():
-        raise ConfigError(f"config file {path} does not exist; create it with `tradebrain config init`")
+        raise ConfigError(
+            f"config file {path} does not exist; create it with `tradebrain config init`"
+        )
     try:
         loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
@@ -204,7 +202,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of sections, not {type(loaded).__name__}")
+        raise ConfigError(
+            f"config file {path} must hold a mapping of sections, not {type(loaded).__name__}"
+        )
     return loaded
 
 

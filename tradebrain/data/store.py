@@ -16,9 +16,7 @@ appends never lose each other's rows.
 from __future__ import annotations
 
 import fcntl
-import os
 import re
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +26,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from tradebrain.data.atomic import write_parquet_atomic
 from tradebrain.data.schemas import Kind, conform, schema_for
 from tradebrain.data.timeframes import timeframe_seconds
 from tradebrain.exceptions import StoreError, UserInputError
@@ -56,7 +55,9 @@ class DatasetKey:
             )
         for label, part in (("exchange", self.exchange), ("symbol", self.symbol_path)):
             if not _PART.match(part):
-                raise UserInputError(f"{label} {part!r} may hold only letters, digits, '.', '_', '-'")
+                raise UserInputError(
+                    f"{label} {part!r} may hold only letters, digits, '.', '_', '-'"
+                )
         if self.timeframe != NO_TIMEFRAME:
             timeframe_seconds(self.timeframe)
 
@@ -95,7 +96,9 @@ class DatasetKey:
 
     @property
     def name(self) -> str:
-        return f"{self.exchange}/{self.market}/{self.symbol_path}/{self.timeframe}/{self.kind.value}"
+        return (
+            f"{self.exchange}/{self.market}/{self.symbol_path}/{self.timeframe}/{self.kind.value}"
+        )
 
 
 @dataclass(frozen=True)
@@ -146,7 +149,7 @@ class ParquetStore:
             combined = pl.concat([old, new], how="vertical")
             combined = combined.unique(subset=list(schema.key), keep="last", maintain_order=True)
             combined = combined.sort("timestamp", maintain_order=True)
-            self._atomic_write(path, combined)
+            write_parquet_atomic(combined, path)
         return WriteResult(key, combined.height - old.height, combined.height)
 
     def read(
@@ -239,23 +242,6 @@ class ParquetStore:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
-
-    @staticmethod
-    def _atomic_write(path: Path, frame: pl.DataFrame) -> None:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-        try:
-            with open(tmp, "wb") as handle:
-                frame.write_parquet(handle, compression="zstd", statistics=True)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
 
 
 def _utc(moment: datetime) -> datetime:

@@ -1,0 +1,49 @@
+"""Builders of small market-data frames for tests, and where the real data lives."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from tradebrain.data.schemas import TIMESTAMP
+from tradebrain.data.timeframes import timeframe_seconds
+
+REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+START = datetime(2024, 1, 1, tzinfo=UTC)
+
+CandleMaker = Callable[..., pl.DataFrame]
+
+
+def make_candles(
+    n: int = 50, timeframe: str = "1h", start: datetime = START, seed: int = 0
+) -> pl.DataFrame:
+    """Return ``n`` valid candles on the ``timeframe`` grid: a small random walk."""
+    rng = np.random.default_rng(seed)
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, n)))
+    open_ = np.concatenate([[100.0], close[:-1]])
+    high = np.maximum(open_, close) * (1 + rng.uniform(0, 0.005, n))
+    low = np.minimum(open_, close) * (1 - rng.uniform(0, 0.005, n))
+    step = timedelta(seconds=timeframe_seconds(timeframe))
+    return pl.DataFrame(
+        {
+            "timestamp": pl.Series([start + i * step for i in range(n)], dtype=TIMESTAMP),
+            "open": open_,
+            "high": high,
+            "low": low,
+            "close": close,
+            "volume": rng.uniform(1, 10, n),
+        }
+    )
+
+
+def real_file(name: str) -> Path:
+    """Return one real data file, skipping the test when it is absent."""
+    path = REAL_DATA / name
+    if not path.exists():
+        pytest.skip(f"real data file {name} not found in {REAL_DATA}")
+    return path

@@ -1,0 +1,57 @@
+"""The ``tradebrain`` command line (typer + rich)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tradebrain import __version__
+from tradebrain.cli._shared import CliState, console
+from tradebrain.cli.config import config_app
+from tradebrain.cli.data import data_app
+from tradebrain.cli.demo import demo
+
+app = typer.Typer(
+    name="tradebrain",
+    help="A hybrid-AI decision system for crypto markets whose numbers can be trusted.",
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(config_app, name="config")
+app.add_typer(data_app, name="data")
+app.command(help="Run the whole pipeline on the embedded synthetic market and summarise it.")(demo)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"tradebrain {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Settings file (default: $TRADEBRAIN_CONFIG, else ./tradebrain.yaml if present).",
+        ),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    ctx.obj = CliState(config_path=config)
+
+
+def main() -> None:
+    """Entry point of the ``tradebrain`` console script."""
+    app()
+
+
+__all__ = ["app", "main"]
