@@ -232,7 +232,7 @@ def synth_command(
         written = write_market(market, out)
     for path in written:
         console.print(f"[green]wrote[/] {path}")
-    accuracy = market.oracle.get("oracle_accuracy")
+    accuracy = market.oracle.get("accuracy")
     if accuracy is not None:
         console.print(f"oracle directional accuracy (the ceiling for any model): {accuracy:.4f}")
 

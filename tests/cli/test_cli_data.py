@@ -1,0 +1,146 @@
+"""``tradebrain data ...`` and ``tradebrain demo`` from the command line."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from builders import make_candles, real_file
+from tradebrain.cli import app
+from tradebrain.data.store import DatasetKey, ParquetStore
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TRADEBRAIN_CONFIG", raising=False)
+    monkeypatch.setenv("TRADEBRAIN_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def _store(tmp_path: Path) -> ParquetStore:
+    return ParquetStore(tmp_path / "home" / "store")
+
+
+def test_validate_exits_0_on_a_clean_file(tmp_path: Path) -> None:
+    make_candles(48).write_csv(tmp_path / "clean.csv")
+    result = runner.invoke(app, ["data", "validate", "clean.csv"])
+    assert result.exit_code == 0, result.output
+    assert "clean" in result.output
+    assert "timeframe inferred from the data: 1h" in result.output
+
+
+def test_validate_exits_1_with_counts_and_line_numbers(tmp_path: Path) -> None:
+    frame = make_candles(48).with_columns(
+        volume=pl.when(pl.int_range(pl.len()).is_in([5, 9])).then(-1.0).otherwise("volume")
+    )
+    frame.write_csv(tmp_path / "bad.csv")
+    result = runner.invoke(app, ["data", "validate", "bad.csv", "--timeframe", "1h"])
+    assert result.exit_code == 1
+    assert "negative_volume" in result.output
+    assert "line 7:" in result.output and "line 11:" in result.output
+
+
+def test_validate_repair_writes_the_kept_rows(tmp_path: Path) -> None:
+    frame = pl.concat([make_candles(48), make_candles(48)[10:11]])  # one duplicate row
+    frame.write_parquet(tmp_path / "dup.parquet")
+    result = runner.invoke(
+        app, ["data", "validate", "dup.parquet", "--repair", "--out", "fixed.parquet"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "dropped 1 of 49 rows" in result.output
+    assert pl.read_parquet(tmp_path / "fixed.parquet").equals(make_candles(48))
+
+
+def test_import_then_list_shows_the_dataset(tmp_path: Path) -> None:
+    make_candles(72).write_csv(tmp_path / "btc.csv")
+    result = runner.invoke(
+        app, ["data", "import", "btc.csv", "--symbol", "BTC/USDT", "--timeframe", "1h"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "binance/spot/BTC_USDT/1h/candles: 72 new row(s)" in result.output
+    listing = runner.invoke(app, ["data", "list"])
+    assert listing.exit_code == 0, listing.output
+    assert "binance/spot/BTC_USDT/1h/candles" in listing.output
+    assert "72" in listing.output
+
+
+def test_import_of_a_bad_file_fails_and_stores_nothing(tmp_path: Path) -> None:
+    make_candles(10).with_columns(high=pl.col("low") * 0.5).write_csv(tmp_path / "bad.csv")
+    result = runner.invoke(
+        app, ["data", "import", "bad.csv", "--symbol", "BTC/USDT", "--timeframe", "1h"]
+    )
+    assert result.exit_code == 1
+    assert "nothing was written" in result.output
+    assert _store(tmp_path).keys() == []
+
+
+def test_import_of_real_funding_rates_goes_to_the_perp_market(tmp_path: Path) -> None:
+    path = real_file("marketlab__BTC_USDT-PERP__funding_rate.parquet")
+    result = runner.invoke(
+        app,
+        [
+            "data",
+            "import",
+            str(path),
+            "--symbol",
+            "BTC/USDT",
+            "--market",
+            "perp",
+            "--kind",
+            "funding",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    stored = _store(tmp_path).read(DatasetKey.parse("binance/perp/BTC_USDT/8h/funding"))
+    assert stored.height == 1_247
+
+
+def test_resample_a_stored_dataset_into_the_store(tmp_path: Path) -> None:
+    make_candles(50).write_csv(tmp_path / "btc.csv")
+    runner.invoke(app, ["data", "import", "btc.csv", "--symbol", "BTC/USDT", "--timeframe", "1h"])
+    result = runner.invoke(
+        app, ["data", "resample", "binance/spot/BTC_USDT/1h/candles", "--to", "4h"]
+    )
+    assert result.exit_code == 0, result.output
+    higher = _store(tmp_path).read(DatasetKey.parse("binance/spot/BTC_USDT/4h/candles"))
+    assert higher.height == 12  # 50 hours hold 12 complete 4h candles
+
+
+def test_synth_with_the_same_seed_writes_the_same_bytes(tmp_path: Path) -> None:
+    digests = []
+    for name in ("a.parquet", "b.parquet"):
+        result = runner.invoke(
+            app, ["data", "synth", "--out", name, "--bars", "500", "--seed", "3", "--signal", "0.3"]
+        )
+        assert result.exit_code == 0, result.output
+        digests.append(hashlib.sha256((tmp_path / name).read_bytes()).hexdigest())
+    assert digests[0] == digests[1]
+    assert "oracle directional accuracy" in result.output
+    assert (tmp_path / "b.oracle.json").exists()
+
+
+def test_demo_generates_validates_and_stores_the_synthetic_market(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["demo", "--bars", "600"])
+    assert result.exit_code == 0, result.output
+    names = {key.name for key in _store(tmp_path).keys()}
+    assert {
+        "synthetic/perp/SYN_USDT/1h/candles",
+        "synthetic/perp/SYN_USDT/4h/candles",
+        "synthetic/perp/SYN_USDT/8h/funding",
+        "synthetic/perp/SYN_USDT/tick/trades",
+    } <= names
+    assert "excess kurtosis" in result.output
+
+
+def test_a_user_error_is_one_red_line_not_a_traceback(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["data", "validate", "missing.csv"])
+    assert result.exit_code == 1
+    assert "does not exist" in result.output
+    assert "Traceback" not in result.output
