@@ -1,0 +1,535 @@
+"""The synthetic market: tradebrain's embedded default data, with a known, planted edge.
+
+The generator makes candles with the stylized facts of crypto markets, and optionally the
+order flow around them (trades, order-book snapshots, funding rates):
+
+* **Fat tails.** Innovations are Student-t with ``tail_dof`` degrees of freedom, scaled to
+  unit variance.
+* **Volatility clustering.** A GARCH(1,1) variance ``h`` (long-run mean 1) multiplies the base
+  volatility: ``h[t+1] = (1 - a - b) + a * h[t] * eps[t]**2 + b * h[t]``.
+* **Regimes.** A Markov chain over ``trend_up``, ``trend_down``, ``range`` and ``high_vol``
+  with geometric durations; each regime has a small drift (a few hundredths of a base sigma,
+  too small to make returns autocorrelated) and a volatility scale.
+* **Flash crashes.** About ``flash_crashes_per_year`` times a year the price drops 8-12 % over
+  1-3 candles, with volume x50 and spread x4 on those candles, then recovers 30-60 % of the
+  drop over the next 4-12 candles; volatility doubles after the crash and decays.
+* **Volume** is lognormal around a level that rises with ``|r| / sigma_base``.
+
+The planted edge (``signal = rho``), with ``r[t]`` the close-to-close log return of candle
+``t`` (``r[0] = log(close[0] / open[0])``)::
+
+    v2[t]   = 0.94 * v2[t-1] + 0.06 * r[t]**2           v2[-1] = sigma_base**2
+    R[t]    = r[t-k+1] + ... + r[t]                     (k = signal_lookback; fewer at the start)
+    z[t]    = -tanh(R[t] / (sqrt(v2[t]) * sqrt(k)))      a short-term reversal, in [-1, 1]
+    m[t]    = rho * sqrt(v2[t]) * z[t]                   known at the close of candle t
+    r[t+1]  = m[t] + drift[regime] + sigma[t+1] * eps[t+1] + crash[t+1]
+
+``m[t]`` is a function of the closes up to ``t`` only; :func:`oracle_expected_returns`
+recomputes it from a candle frame. It is the ``oracle_expected_return`` column of
+:attr:`SyntheticMarket.regimes`: the mean of the NEXT candle's log return that an oracle who
+knows the formula can predict. The latent regime drift is not part of it (it is tiny, and the
+oracle does not see the regime). With ``signal = 0`` the column is zero and no strategy can beat
+a directional accuracy of 0.5 (apart from the few rebound candles after a flash crash).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from tradebrain.data._synthetic_orderflow import make_book, make_funding, make_trades
+from tradebrain.data.atomic import write_parquet_atomic, write_text_atomic
+from tradebrain.data.schemas import TIMESTAMP, Kind, conform
+from tradebrain.data.timeframes import timeframe_seconds
+from tradebrain.exceptions import ConfigError, UserInputError
+
+__all__ = [
+    "REGIMES",
+    "SyntheticConfig",
+    "SyntheticMarket",
+    "generate_market",
+    "oracle_expected_returns",
+    "write_market",
+]
+
+#: Market regimes, in the order of their integer codes.
+REGIMES = ("trend_up", "trend_down", "range", "high_vol")
+_DRIFT_SIGMAS = (0.03, -0.03, 0.0, -0.01)  # drift per candle, in base sigmas
+_VOL_SCALE = (0.9, 1.1, 0.7, 1.8)
+_SPREAD_SCALE = (1.0, 1.2, 0.8, 2.0)
+_DURATION_SCALE = (1.0, 1.0, 1.2, 0.5)  # x mean_regime_bars
+_TRANSITIONS = (  # rows: from; columns: to (diagonal unused: a regime ends when it ends)
+    (0.0, 0.2, 0.5, 0.3),
+    (0.2, 0.0, 0.4, 0.4),
+    (0.4, 0.4, 0.0, 0.2),
+    (0.2, 0.3, 0.5, 0.0),
+)
+_GARCH_ALPHA = 0.08
+_GARCH_BETA = 0.90
+_VOL_EWMA_DECAY = 0.94
+_SECONDS_PER_YEAR = 365 * 86_400
+_CRASH_VOLUME = 50.0
+_CRASH_SPREAD = 4.0
+_CRASH_VOL_BOOST = 4.0  # variance multiplier after a crash
+_FORMULA = (
+    "v2[t] = 0.94*v2[t-1] + 0.06*r[t]^2 (v2[-1] = sigma_base^2); "
+    "R[t] = sum of the last k log returns r up to t; "
+    "z[t] = -tanh(R[t] / (sqrt(v2[t]) * sqrt(k))); "
+    "oracle_expected_return[t] = rho * sqrt(v2[t]) * z[t]; "
+    "r[t+1] = oracle_expected_return[t] + regime drift + sigma[t+1]*eps[t+1] + crash[t+1]"
+)
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """Settings of one synthetic market; validated on construction.
+
+    Parameters
+    ----------
+    bars
+        Number of candles, >= 2.
+    timeframe
+        Candle length, e.g. ``"1m"``, ``"1h"``, ``"1d"``.
+    seed
+        Seed of every random draw; the same config gives the same market, byte for byte.
+    signal
+        ``rho`` in ``[0, 1)``: strength of the planted predictable component (0 = none).
+    start
+        Open time of the first candle (UTC, on the timeframe grid).
+    start_price
+        Open price of the first candle (quote currency).
+    orderflow
+        Also make trades, order-book snapshots and funding rates.
+    annual_volatility
+        Base volatility of log returns per year; the base sigma per candle is
+        ``annual_volatility * sqrt(timeframe / 365 days)``.
+    tail_dof
+        Degrees of freedom of the Student-t innovations (> 2; lower is fatter).
+    mean_regime_bars
+        Mean length of a regime, in candles.
+    flash_crashes_per_year
+        Expected number of flash crashes per 365 days of candles.
+    volume_per_hour
+        Typical traded volume per hour (base currency) in a quiet market.
+    base_spread
+        Typical relative bid-ask spread (``2e-4`` = 2 basis points).
+    signal_lookback
+        ``k``: number of past log returns the planted component reverses.
+    trades_per_candle
+        Mean number of trades per candle at typical volume (orderflow only).
+    book_levels
+        Order-book levels per side in each snapshot (orderflow only).
+    """
+
+    bars: int = 5000
+    timeframe: str = "1h"
+    seed: int = 7
+    signal: float = 0.0
+    start: datetime = datetime(2024, 1, 1, tzinfo=UTC)
+    start_price: float = 30_000.0
+    orderflow: bool = False
+    annual_volatility: float = 0.6
+    tail_dof: float = 5.0
+    mean_regime_bars: float = 200.0
+    flash_crashes_per_year: float = 4.0
+    volume_per_hour: float = 1_000.0
+    base_spread: float = 2e-4
+    signal_lookback: int = 1
+    trades_per_candle: float = 20.0
+    book_levels: int = 10
+
+    def __post_init__(self) -> None:
+        _check_int("bars", self.bars, 2)
+        _check_int("seed", self.seed, 0)
+        _check_int("signal_lookback", self.signal_lookback, 1)
+        _check_int("book_levels", self.book_levels, 1)
+        try:
+            timeframe_seconds(self.timeframe)
+        except UserInputError as error:
+            raise ConfigError(f"timeframe: {error}") from None
+        _check_range("signal", self.signal, 0.0, 1.0, "in [0, 1)", upper_open=True)
+        _check_range("start_price", self.start_price, 0.0, math.inf, "> 0", lower_open=True)
+        _check_range("annual_volatility", self.annual_volatility, 0.0, 10.0, "in (0, 10]", True)
+        _check_range("tail_dof", self.tail_dof, 2.0, math.inf, "> 2", lower_open=True)
+        _check_range("mean_regime_bars", self.mean_regime_bars, 1.0, math.inf, ">= 1")
+        _check_range("flash_crashes_per_year", self.flash_crashes_per_year, 0.0, 1e4, "in [0, 1e4]")
+        _check_range("volume_per_hour", self.volume_per_hour, 0.0, math.inf, "> 0", True)
+        _check_range("base_spread", self.base_spread, 0.0, 0.01, "in (0, 0.01]", True)
+        _check_range("trades_per_candle", self.trades_per_candle, 1.0, 1e4, "in [1, 1e4]")
+        if self.start.tzinfo is None or self.start.utcoffset() != UTC.utcoffset(None):
+            raise ConfigError(
+                f"start {self.start.isoformat()} must be timezone-aware UTC, "
+                "e.g. datetime(2024, 1, 1, tzinfo=UTC)"
+            )
+        if (
+            int(self.start.timestamp()) % timeframe_seconds(self.timeframe)
+            or self.start.microsecond
+        ):
+            raise ConfigError(
+                f"start {self.start.isoformat()} is not on the {self.timeframe} grid; "
+                "pick a start that is a whole number of candles after 1970-01-01 00:00 UTC"
+            )
+
+    @property
+    def sigma_base(self) -> float:
+        """Base volatility of one candle's log return (before regime and GARCH scaling)."""
+        return self.annual_volatility * math.sqrt(
+            timeframe_seconds(self.timeframe) / _SECONDS_PER_YEAR
+        )
+
+
+@dataclass(frozen=True)
+class SyntheticMarket:
+    """One generated market.
+
+    Attributes
+    ----------
+    candles
+        ``(bars, 6)`` frame with exactly the candle schema.
+    regimes
+        ``(bars, 7)`` frame: ``timestamp``, ``regime`` (one of :data:`REGIMES`), ``spread``
+        (relative bid-ask spread), ``flash_crash`` (bool), ``volatility`` (the true sigma of
+        the candle's log return), ``garch_variance`` (``h``, long-run mean 1) and
+        ``oracle_expected_return`` (mean of the NEXT candle's log return, known at this close).
+    oracle
+        What the oracle knows: formula, ``rho``, and its directional accuracy with its count
+        and standard error. Written as the ``.oracle.json`` sidecar.
+    trades, book, funding
+        Order flow in the trades, book and funding schemas; ``None`` unless ``orderflow``.
+    """
+
+    config: SyntheticConfig
+    candles: pl.DataFrame
+    regimes: pl.DataFrame
+    oracle: dict[str, Any]
+    trades: pl.DataFrame | None = None
+    book: pl.DataFrame | None = None
+    funding: pl.DataFrame | None = None
+
+
+def generate_market(config: SyntheticConfig) -> SyntheticMarket:
+    """Generate the candles (and, if asked, the order flow) of one synthetic market.
+
+    Each ingredient draws from its own child of ``SeedSequence(seed)``, one value per candle in
+    candle order, so the first ``n`` candles of a longer run equal a run of ``n`` candles, and
+    switching ``orderflow`` on never changes the candles.
+    """
+    n = config.bars
+    streams = [np.random.Generator(np.random.PCG64(s)) for s in _seed_streams(config.seed, 8)]
+    regime = _regime_path(n, config.mean_regime_bars, streams[0])
+    crash = _crash_schedule(n, config, streams[1])
+    dof = config.tail_dof
+    shocks = streams[2].standard_t(dof, n) * math.sqrt((dof - 2.0) / dof)
+    path = _simulate_returns(shocks, regime, crash, config)
+
+    close = config.start_price * np.exp(np.cumsum(path["returns"]))
+    open_ = np.concatenate(([config.start_price], close[:-1]))
+    high, low = _wicks(open_, close, path["returns"], path["sigma"], crash, streams[3])
+    volume = _volume(path["returns"] - crash["returns"], crash["flag"], config, streams[4])
+    stamps = _timestamps(config, n)
+
+    candles = conform(
+        pl.DataFrame(
+            {"timestamp": stamps, "open": open_, "high": high, "low": low}
+            | {"close": close, "volume": volume}
+        ),
+        Kind.CANDLES,
+    )
+    spread = (
+        config.base_spread
+        * np.asarray(_SPREAD_SCALE)[regime]
+        * np.clip(np.sqrt(path["variance"]), 0.5, 3.0)
+        * np.where(crash["flag"], _CRASH_SPREAD, 1.0)
+    )
+    regimes = pl.DataFrame(
+        {
+            "timestamp": stamps,
+            "regime": pl.Series(np.asarray(REGIMES)[regime], dtype=pl.String),
+            "spread": spread,
+            "flash_crash": crash["flag"],
+            "volatility": path["sigma"],
+            "garch_variance": path["variance"],
+            "oracle_expected_return": path["expected"],
+        }
+    )
+    market = SyntheticMarket(config, candles, regimes, _oracle_report(config, candles, regimes))
+    if not config.orderflow:
+        return market
+    return SyntheticMarket(
+        config,
+        candles,
+        regimes,
+        market.oracle,
+        trades=make_trades(candles, config.timeframe, config.trades_per_candle, streams[5]),
+        book=make_book(candles, spread, config.book_levels, streams[6]),
+        funding=make_funding(candles, config.timeframe, config.sigma_base, streams[7]),
+    )
+
+
+def oracle_expected_returns(candles: pl.DataFrame, config: SyntheticConfig) -> np.ndarray:
+    """Recompute the planted component from candles alone (see the module docstring).
+
+    Parameters
+    ----------
+    candles
+        ``(n, 6)`` candle frame in time order; only ``open`` of the first row and ``close``
+        are read.
+    config
+        Supplies ``signal`` (rho), ``signal_lookback`` (k) and the base sigma.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n,)`` float64: at row ``t``, the expected log return of candle ``t + 1`` as known at
+        the close of candle ``t``. Row ``t`` depends on rows ``0..t`` only.
+    """
+    close = candles["close"].to_numpy()
+    log_close = np.log(np.concatenate(([candles["open"][0]], close)))
+    returns = np.diff(log_close)
+    k = config.signal_lookback
+    trailing = log_close[1:] - log_close[np.maximum(np.arange(1, close.size + 1) - k, 0)]
+    variance = np.empty_like(returns)
+    level = config.sigma_base**2
+    for t, r in enumerate(returns.tolist()):
+        level = _VOL_EWMA_DECAY * level + (1.0 - _VOL_EWMA_DECAY) * r * r
+        variance[t] = level
+    vol = np.sqrt(variance)
+    result: np.ndarray = -config.signal * vol * np.tanh(trailing / (vol * math.sqrt(k)))
+    return result
+
+
+def write_market(market: SyntheticMarket, out: Path) -> list[Path]:
+    """Write the market beside ``out``, each file atomically; return the written paths.
+
+    ``out`` gets the candles (Parquet); ``<stem>.oracle.json`` the oracle report;
+    ``<stem>.regimes.parquet`` the regimes; and, with order flow, ``<stem>.trades.parquet``,
+    ``<stem>.book.parquet`` and ``<stem>.funding.parquet``. The same market always gives the
+    same bytes.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stem = out.name.removesuffix(".parquet")
+    frames = {
+        out: market.candles,
+        out.with_name(f"{stem}.regimes.parquet"): market.regimes,
+        out.with_name(f"{stem}.trades.parquet"): market.trades,
+        out.with_name(f"{stem}.book.parquet"): market.book,
+        out.with_name(f"{stem}.funding.parquet"): market.funding,
+    }
+    written = []
+    for path, frame in frames.items():
+        if frame is not None:
+            write_parquet_atomic(frame, path)
+            written.append(path)
+    oracle_path = out.with_name(f"{stem}.oracle.json")
+    text = json.dumps(market.oracle, indent=2, sort_keys=True) + "\n"
+    write_text_atomic(text, oracle_path)
+    written.insert(1, oracle_path)
+    return written
+
+
+def _seed_streams(seed: int, count: int) -> list[np.random.SeedSequence]:
+    return np.random.SeedSequence(seed).spawn(count)
+
+
+def _regime_path(n: int, mean_bars: float, rng: np.random.Generator) -> np.ndarray:
+    """Return ``(n,)`` int8 regime codes from a Markov chain with geometric durations."""
+    codes = np.empty(n, dtype=np.int8)
+    cumulative = np.cumsum(_TRANSITIONS, axis=1)
+    state, filled = REGIMES.index("range"), 0
+    while filled < n:
+        length = int(rng.geometric(1.0 / max(mean_bars * _DURATION_SCALE[state], 1.0)))
+        codes[filled : filled + length] = state
+        filled += length
+        state = int(np.searchsorted(cumulative[state], rng.random(), side="right"))
+    return codes
+
+
+def _crash_schedule(
+    n: int, config: SyntheticConfig, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Return per-candle crash log returns, crash flags and variance boosts, each ``(n,)``."""
+    per_bar = config.flash_crashes_per_year * timeframe_seconds(config.timeframe)
+    starts = rng.random(n) < per_bar / _SECONDS_PER_YEAR
+    depth = rng.uniform(0.08, 0.12, n)
+    crash_bars = rng.choice(np.array([1, 2, 3]), n, p=[0.7, 0.2, 0.1])
+    recovered = rng.uniform(0.3, 0.6, n)
+    recovery_bars = rng.integers(4, 13, n)
+    returns, flag, boost = np.zeros(n), np.zeros(n, dtype=bool), np.ones(n)
+    free_from = 0
+    for t in np.flatnonzero(starts).tolist():
+        if t < free_from:
+            continue
+        drop = math.log1p(-depth[t])
+        end = t + int(crash_bars[t])
+        returns[t:end] += drop / crash_bars[t]
+        flag[t:end] = True
+        rebound_end = end + int(recovery_bars[t])
+        returns[end:rebound_end] -= drop * recovered[t] / recovery_bars[t]
+        boost[end : end + 1] = _CRASH_VOL_BOOST
+        free_from = rebound_end
+    return {"returns": returns, "flag": flag, "boost": boost}
+
+
+def _simulate_returns(
+    shocks: np.ndarray,
+    regime: np.ndarray,
+    crash: dict[str, np.ndarray],
+    config: SyntheticConfig,
+) -> dict[str, np.ndarray]:
+    """Run the GARCH and planted-signal recursion; return ``(n,)`` arrays.
+
+    Keys: ``returns`` (log), ``sigma`` (the candle's volatility), ``variance`` (GARCH ``h``)
+    and ``expected`` (the oracle's expected next return). A plain loop: each step depends on
+    the last, and 1M steps take about a second.
+    """
+    base = config.sigma_base
+    drift = [d * base for d in _DRIFT_SIGMAS]
+    scale = [s * base for s in _VOL_SCALE]
+    rho, k = config.signal, config.signal_lookback
+    root_k, omega = math.sqrt(k), 1.0 - _GARCH_ALPHA - _GARCH_BETA
+    alpha, beta, lam = _GARCH_ALPHA, _GARCH_BETA, _VOL_EWMA_DECAY
+    n = shocks.size
+    returns, sigmas, variances, expected = [0.0] * n, [0.0] * n, [0.0] * n, [0.0] * n
+    log_price = [0.0] * (n + 1)
+    h, v2, mean_next, sqrt = 1.0, base * base, 0.0, math.sqrt
+    for t, (eps, state, jump, boost) in enumerate(
+        zip(
+            shocks.tolist(),
+            regime.tolist(),
+            crash["returns"].tolist(),
+            crash["boost"].tolist(),
+            strict=True,
+        )
+    ):
+        h *= boost
+        sigma = scale[state] * sqrt(h)
+        r = mean_next + drift[state] + sigma * eps + jump
+        returns[t], sigmas[t], variances[t] = r, sigma, h
+        log_price[t + 1] = log_price[t] + r
+        h = omega + alpha * h * eps * eps + beta * h
+        v2 = lam * v2 + (1.0 - lam) * r * r
+        if rho:
+            vol = sqrt(v2)
+            trailing = log_price[t + 1] - log_price[max(t + 1 - k, 0)]
+            mean_next = -rho * vol * math.tanh(trailing / (vol * root_k))
+            expected[t] = mean_next
+    return {
+        "returns": np.asarray(returns),
+        "sigma": np.asarray(sigmas),
+        "variance": np.asarray(variances),
+        "expected": np.asarray(expected),
+    }
+
+
+def _wicks(
+    open_: np.ndarray,
+    close: np.ndarray,
+    returns: np.ndarray,
+    sigma: np.ndarray,
+    crash: dict[str, np.ndarray],
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(high, low)``: extremes of a Brownian bridge from open to close.
+
+    For a bridge ending at ``b`` with variance ``s**2``, ``(b + sqrt(b**2 - 2 s**2 log U)) / 2``
+    is its maximum; the minimum mirrors it. Crash candles get long wicks.
+    """
+    n = returns.size
+    spread = np.maximum(sigma, np.abs(crash["returns"]) * 0.3 * crash["flag"])
+    uniforms = 1.0 - rng.random((n, 2))  # in (0, 1]
+    reach = np.sqrt(returns[:, None] ** 2 - 2.0 * spread[:, None] ** 2 * np.log(uniforms))
+    high = open_ * np.exp((returns + reach[:, 0]) / 2.0)
+    low = open_ * np.exp((returns - reach[:, 1]) / 2.0)
+    return np.maximum.reduce([high, open_, close]), np.minimum.reduce([low, open_, close])
+
+
+def _volume(
+    returns: np.ndarray, crash_flag: np.ndarray, config: SyntheticConfig, rng: np.random.Generator
+) -> np.ndarray:
+    """Return ``(n,)`` volume (base currency): lognormal around a level rising with |r|/sigma."""
+    typical = config.volume_per_hour * timeframe_seconds(config.timeframe) / 3600.0
+    surprise = np.minimum(np.abs(returns) / config.sigma_base, 20.0)
+    noise = np.exp(rng.normal(-0.08, 0.4, returns.size))
+    crash = np.where(crash_flag, _CRASH_VOLUME, 1.0)
+    result: np.ndarray = typical * (0.5 + 0.5 * surprise) * noise * crash
+    return result
+
+
+def _timestamps(config: SyntheticConfig, n: int) -> pl.Series:
+    step = timeframe_seconds(config.timeframe) * 1_000_000
+    first = int(config.start.timestamp()) * 1_000_000
+    micros = first + step * np.arange(n, dtype=np.int64)
+    return pl.Series("timestamp", micros, dtype=pl.Int64).cast(TIMESTAMP)
+
+
+def _oracle_report(
+    config: SyntheticConfig, candles: pl.DataFrame, regimes: pl.DataFrame
+) -> dict[str, Any]:
+    """Score the oracle: how often sign(expected next return) == sign(next return)."""
+    close = candles["close"].to_numpy()
+    log_close = np.log(np.concatenate(([candles["open"][0]], close)))
+    next_return = np.diff(log_close)[1:]
+    expected = regimes["oracle_expected_return"].to_numpy()[:-1]
+    scored = (next_return != 0) & (expected != 0)
+    count = int(scored.sum())
+    if config.signal == 0 or count == 0:
+        accuracy, count = 0.5, int((next_return != 0).sum())
+        note = "no planted signal: the best possible directional accuracy is 0.5"
+    else:
+        accuracy = float(np.mean(np.sign(expected[scored]) == np.sign(next_return[scored])))
+        note = "directional accuracy of the oracle on candles with a nonzero next return"
+    stderr = math.sqrt(0.25 / max(count, 1))
+    settings = asdict(config) | {"start": config.start.isoformat()}
+    return {
+        "formula": _FORMULA,
+        "rho": config.signal,
+        "seed": config.seed,
+        "bars": config.bars,
+        "timeframe": config.timeframe,
+        "sigma_base": config.sigma_base,
+        "accuracy": accuracy,
+        "accuracy_count": count,
+        "accuracy_stderr": stderr,
+        "accuracy_z": (accuracy - 0.5) / stderr,
+        "best_possible_accuracy_without_signal": 0.5,
+        "note": note,
+        "flash_crashes": _count_runs(regimes["flash_crash"].to_numpy()),
+        "config": settings,
+    }
+
+
+def _count_runs(flag: np.ndarray) -> int:
+    """Return the number of runs of consecutive True values in ``(n,)`` bool ``flag``."""
+    return int(np.count_nonzero(flag[1:] & ~flag[:-1]) + flag[:1].sum())
+
+
+def _check_int(name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}; got {value}")
+
+
+def _check_range(
+    name: str,
+    value: object,
+    low: float,
+    high: float,
+    allowed: str,
+    lower_open: bool = False,
+    upper_open: bool = False,
+) -> None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        number = float(value)  # type: ignore[arg-type]
+        ok = (number > low if lower_open else number >= low) and (
+            number < high if upper_open else number <= high
+        )
+    if not ok:
+        raise ConfigError(f"{name} must be a finite number {allowed}; got {value}")
