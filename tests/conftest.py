@@ -1,11 +1,17 @@
-"""Fixtures shared by every test: small candle frames and the real-data folder."""
+"""Fixtures shared by every test: candle frames, real data, and a fake exchange on 127.0.0.1."""
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from builders import REAL_DATA, CandleMaker, make_candles
+from fake_exchange import FakeBinance, serve
+
+_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
 @pytest.fixture
@@ -20,3 +26,30 @@ def real_data() -> Path:
     if not REAL_DATA.is_dir():
         pytest.skip(f"real market data not found at {REAL_DATA} (../shared/data/real)")
     return REAL_DATA
+
+
+@pytest.fixture
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make any attempt to resolve or connect beyond 127.0.0.1 fail the test at once."""
+    resolve = socket.getaddrinfo
+    connect = socket.socket.connect
+
+    def guarded_resolve(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host not in _LOOPBACK:
+            pytest.fail(f"a test tried to resolve {host!r}; tests may only use 127.0.0.1")
+        return resolve(host, *args, **kwargs)
+
+    def guarded_connect(self: socket.socket, address: Any) -> Any:
+        if isinstance(address, tuple) and address[0] not in _LOOPBACK:
+            pytest.fail(f"a test tried to connect to {address!r}; tests may only use 127.0.0.1")
+        return connect(self, address)
+
+    monkeypatch.setattr(socket, "getaddrinfo", guarded_resolve)
+    monkeypatch.setattr(socket.socket, "connect", guarded_connect)
+
+
+@pytest.fixture
+def fake_binance(loopback_only: None) -> Iterator[FakeBinance]:
+    """A fake Binance REST API served on a free port of 127.0.0.1 for one test."""
+    with serve(FakeBinance()) as fake:
+        yield fake

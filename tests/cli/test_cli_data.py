@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import socket
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 import pytest
+from builders import make_candles, real_file
+from fake_exchange import FakeBinance
 from typer.testing import CliRunner
 
-from builders import make_candles, real_file
 from tradebrain.cli import app
 from tradebrain.data.store import DatasetKey, ParquetStore
 
@@ -78,7 +81,7 @@ def test_import_of_a_bad_file_fails_and_stores_nothing(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1
     assert "nothing was written" in result.output
-    assert _store(tmp_path).keys() == []
+    assert _store(tmp_path).datasets() == []
 
 
 def test_import_of_real_funding_rates_goes_to_the_perp_market(tmp_path: Path) -> None:
@@ -129,7 +132,7 @@ def test_synth_with_the_same_seed_writes_the_same_bytes(tmp_path: Path) -> None:
 def test_demo_generates_validates_and_stores_the_synthetic_market(tmp_path: Path) -> None:
     result = runner.invoke(app, ["demo", "--bars", "600"])
     assert result.exit_code == 0, result.output
-    names = {key.name for key in _store(tmp_path).keys()}
+    names = {key.name for key in _store(tmp_path).datasets()}
     assert {
         "synthetic/perp/SYN_USDT/1h/candles",
         "synthetic/perp/SYN_USDT/4h/candles",
@@ -144,3 +147,33 @@ def test_a_user_error_is_one_red_line_not_a_traceback(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "does not exist" in result.output
     assert "Traceback" not in result.output
+
+
+def test_download_through_the_cli_stores_closed_candles_from_a_loopback_exchange(
+    tmp_path: Path, fake_binance: FakeBinance
+) -> None:
+    fake_binance.now = datetime.now(UTC).replace(microsecond=0)
+    since = (fake_binance.now - timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%S")
+    args = ["data", "download", "--exchange", "binance", "--symbols", "BTC/USDT"]
+    args += ["--timeframes", "1h", "--since", since, "--api-url", fake_binance.url]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    stored = _store(tmp_path).read(DatasetKey.parse("binance/spot/BTC_USDT/1h/candles"))
+    assert 2 <= stored.height <= 3  # closed hours only; the open one is never stored
+    assert stored["timestamp"].max() + timedelta(hours=1) <= fake_binance.now
+
+
+def test_download_without_a_reachable_exchange_fails_fast_and_writes_nothing(
+    tmp_path: Path, loopback_only: None
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    args = ["data", "download", "--exchange", "binance", "--symbols", "BTC/USDT"]
+    args += ["--timeframes", "1h", "--since", "2024-01-01"]
+    args += ["--api-url", f"http://127.0.0.1:{closed_port}"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert "cannot reach binance" in result.output
+    assert "nothing was written" in result.output
+    assert _store(tmp_path).datasets() == []

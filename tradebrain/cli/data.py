@@ -154,7 +154,7 @@ def import_command(
 def list_command(ctx: typer.Context) -> None:
     """Show every stored dataset with its first/last timestamp, rows and gaps."""
     store = store_of(settings_of(ctx))
-    keys = store.keys()
+    keys = store.datasets()
     if not keys:
         console.print(f"no datasets in {store.root}; try `tradebrain data synth` or `data import`")
         return
@@ -253,9 +253,14 @@ def download_command(
     funding: Annotated[
         bool, typer.Option("--funding", help="Also download funding rates.")
     ] = False,
+    api_url: Annotated[
+        str | None,
+        typer.Option("--api-url", help="Send requests to this base URL (a testnet or a proxy)."),
+    ] = None,
 ) -> None:
     """Download candles (and trades, funding) through ccxt, resuming from the last stored candle."""
     from tradebrain.data.download import DownloadRequest, download
+    from tradebrain.data.exchanges import RetryPolicy, make_exchange
 
     settings = settings_of(ctx)
     request = DownloadRequest(
@@ -282,10 +287,17 @@ def download_command(
                 tasks[name] = int(progress.add_task(name, total=total))
             progress.update(tasks[name], completed=done, total=total)  # type: ignore[arg-type]
 
+        exchange = make_exchange(
+            request.exchange,
+            markets=request.markets_needed,
+            api_urls=api_url,
+            timeout_s=settings.data.download_timeout_s,
+        )
         results = download(
             request,
             store_of(settings),
-            retries=settings.data.download_retries,
+            exchange=exchange,
+            retry=RetryPolicy(retries=settings.data.download_retries),
             on_progress=on_progress,
         )
     for result in results:

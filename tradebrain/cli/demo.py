@@ -89,7 +89,7 @@ def _print_datasets(store: object) -> None:
     table.add_column("dataset", no_wrap=True)
     for column in ("rows", "first", "last", "gaps"):
         table.add_column(column, justify="right" if column in ("rows", "gaps") else "left")
-    for key in store.keys():
+    for key in store.datasets():
         if key.exchange != EXCHANGE:
             continue
         info = store.info(key)

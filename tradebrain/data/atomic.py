@@ -44,4 +44,8 @@ def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> Path:
 
 def write_text_atomic(text: str, path: Path) -> Path:
     """Write ``text`` (UTF-8) to ``path``, atomically."""
-    return write_atomic(path, lambda handle: handle.write(text.encode("utf-8")) and None)
+
+    def write(handle: BinaryIO) -> None:
+        handle.write(text.encode("utf-8"))
+
+    return write_atomic(path, write)

@@ -197,7 +197,7 @@ class ParquetStore:
         value = pl.scan_parquet(path).select(pl.col("timestamp").max()).collect().item()
         return value if isinstance(value, datetime) else None
 
-    def keys(self) -> list[DatasetKey]:
+    def datasets(self) -> list[DatasetKey]:
         """Return every dataset in the store, sorted by name."""
         if not self.root.exists():
             return []
