@@ -33,7 +33,7 @@ class Schema:
     kind: Kind
     columns: dict[str, pl.DataType]
     key: tuple[str, ...]
-    has_timeframe: bool
+    has_timeframe: bool  # datasets are named by a timeframe (1h); False: by "tick"
 
     @property
     def names(self) -> list[str]:
@@ -86,7 +86,7 @@ SCHEMAS: dict[Kind, Schema] = {
         Kind.FUNDING,
         {"timestamp": TIMESTAMP, "funding_rate": pl.Float64()},
         ("timestamp",),
-        False,
+        True,  # named by its settlement interval, e.g. 8h
     ),
 }
 

@@ -16,8 +16,9 @@ appends never lose each other's rows.
 from __future__ import annotations
 
 import fcntl
+import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,7 +50,8 @@ class DatasetKey:
     def __post_init__(self) -> None:
         if self.market not in MARKETS:
             raise UserInputError(f"market {self.market!r} is not one of {', '.join(MARKETS)}")
-        if self.symbol.count("/") != 1:
+        base, _, quote = self.symbol.partition("/")
+        if not base or not quote or "/" in quote or "_" in self.symbol:
             raise UserInputError(
                 f"symbol {self.symbol!r} must look like BASE/QUOTE, for example BTC/USDT"
             )
@@ -58,6 +60,9 @@ class DatasetKey:
                 raise UserInputError(
                     f"{label} {part!r} may hold only letters, digits, '.', '_', '-'"
                 )
+        if schema_for(self.kind).has_timeframe == (self.timeframe == NO_TIMEFRAME):
+            needed = "a timeframe such as 1h" if self.timeframe == NO_TIMEFRAME else NO_TIMEFRAME
+            raise UserInputError(f"{self.kind.value} datasets need {needed}, not {self.timeframe!r}")
         if self.timeframe != NO_TIMEFRAME:
             timeframe_seconds(self.timeframe)
 
@@ -145,6 +150,7 @@ class ParquetStore:
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock(path):
+            self._remove_stale_temporaries(path)
             old = self._read_file(path) if path.exists() and not replace else schema.empty()
             combined = pl.concat([old, new], how="vertical")
             combined = combined.unique(subset=list(schema.key), keep="last", maintain_order=True)
@@ -159,21 +165,16 @@ class ParquetStore:
         end: datetime | None = None,
     ) -> pl.DataFrame:
         """Return the rows with ``start <= timestamp < end`` (either bound may be omitted)."""
-        path = self.path(key)
-        if not path.exists():
-            raise UserInputError(
-                f"dataset {key.name} is not in the store at {self.root}; "
-                "see `tradebrain data list`, or import/download it first"
-            )
-        scan = pl.scan_parquet(path)
-        if start is not None:
-            scan = scan.filter(pl.col("timestamp") >= _utc(start))
-        if end is not None:
-            scan = scan.filter(pl.col("timestamp") < _utc(end))
-        try:
-            return scan.collect()
-        except (pl.exceptions.ComputeError, OSError) as error:
-            raise StoreError(f"cannot read {path}: {error}; restore it from a backup") from None
+
+        def in_range(scan: pl.LazyFrame) -> pl.LazyFrame:
+            if start is not None:
+                scan = scan.filter(pl.col("timestamp") >= _utc(start))
+            if end is not None:
+                scan = scan.filter(pl.col("timestamp") < _utc(end))
+            return scan
+
+        frame, _ = self._collect(key, in_range)
+        return frame
 
     def sql(self, query: str, **datasets: DatasetKey) -> pl.DataFrame:
         """Run a DuckDB query in which each keyword names a dataset as a view.
@@ -181,6 +182,7 @@ class ParquetStore:
         ``store.sql("select * from c where timestamp >= '2024-01-01'", c=key)``
         """
         with duckdb.connect() as connection:
+            connection.execute("SET TimeZone = 'UTC'")  # literals and results in UTC, not local
             for view, key in datasets.items():
                 path = str(self.path(key)).replace("'", "''")
                 connection.execute(f"create view {view} as select * from read_parquet('{path}')")
@@ -191,10 +193,10 @@ class ParquetStore:
 
     def last_timestamp(self, key: DatasetKey) -> datetime | None:
         """Return the newest stored timestamp of the dataset, or None when it is empty/absent."""
-        path = self.path(key)
-        if not path.exists():
+        if not self.path(key).exists():
             return None
-        value = pl.scan_parquet(path).select(pl.col("timestamp").max()).collect().item()
+        newest, _ = self._collect(key, lambda scan: scan.select(pl.col("timestamp").max()))
+        value = newest.item()
         return value if isinstance(value, datetime) else None
 
     def datasets(self) -> list[DatasetKey]:
@@ -212,8 +214,8 @@ class ParquetStore:
 
     def info(self, key: DatasetKey) -> DatasetInfo:
         """Return rows, first/last timestamp and the number of candle gaps of a dataset."""
-        path = self.path(key)
-        stamps = pl.read_parquet(path, columns=["timestamp"])["timestamp"]
+        frame, size = self._collect(key, lambda scan: scan.select("timestamp"))
+        stamps = frame["timestamp"]
         gaps = 0
         if key.timeframe != NO_TIMEFRAME and stamps.len() > 1:
             step = stamps.diff().dt.total_seconds().drop_nulls()
@@ -224,8 +226,35 @@ class ParquetStore:
             first=stamps.min() if stamps.len() else None,  # type: ignore[arg-type]
             last=stamps.max() if stamps.len() else None,  # type: ignore[arg-type]
             gaps=gaps,
-            bytes=path.stat().st_size,
+            bytes=size,
         )
+
+    def _collect(
+        self, key: DatasetKey, query: Callable[[pl.LazyFrame], pl.LazyFrame]
+    ) -> tuple[pl.DataFrame, int]:
+        """Run ``query`` on the dataset's file; return the result and the file's size.
+
+        The file is opened once and read through that handle: a writer's ``os.replace`` during
+        the read then cannot make the footer and the pages come from different versions.
+        """
+        path = self.path(key)
+        try:
+            with open(path, "rb") as handle:
+                frame = query(pl.scan_parquet(handle)).collect()
+                return frame, os.fstat(handle.fileno()).st_size
+        except FileNotFoundError:
+            raise UserInputError(
+                f"dataset {key.name} is not in the store at {self.root}; "
+                "see `tradebrain data list`, or import/download it first"
+            ) from None
+        except (pl.exceptions.ComputeError, OSError) as error:
+            raise StoreError(f"cannot read {path}: {error}; restore it from a backup") from None
+
+    @staticmethod
+    def _remove_stale_temporaries(path: Path) -> None:
+        """Delete temp files a killed writer left behind; call only while holding the lock."""
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):
+            stale.unlink(missing_ok=True)
 
     def _read_file(self, path: Path) -> pl.DataFrame:
         try:
