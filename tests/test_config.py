@@ -70,14 +70,14 @@ def test_a_bad_value_in_the_file_names_the_file(tmp_path: Path) -> None:
 
 
 def test_fusion_weights_must_sum_to_one() -> None:
-    with pytest.raises(ConfigError, match="sum to 1.0"):
+    with pytest.raises(ConfigError, match=r"sum to 1\.0"):
         load_settings(env={"TRADEBRAIN_BRAIN__FUSION_WEIGHTS__RL": "0.5"})
 
 
 def test_an_unknown_setting_is_refused_by_name(tmp_path: Path) -> None:
     path = tmp_path / "tb.yaml"
     path.write_text("risk:\n  risk_per_trad: 0.01\n")
-    with pytest.raises(ConfigError, match="risk.risk_per_trad: unknown setting"):
+    with pytest.raises(ConfigError, match=r"risk\.risk_per_trad: unknown setting"):
         load_settings(path, env={})
 
 

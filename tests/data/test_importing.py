@@ -8,8 +8,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-
 from builders import CandleMaker, make_candles, real_file
+
 from tradebrain.data.importing import import_file, read_market_file
 from tradebrain.data.schemas import SCHEMAS, Kind
 from tradebrain.data.store import DatasetKey, ParquetStore
@@ -181,7 +181,7 @@ def test_a_missing_column_error_lists_what_was_found(tmp_path: Path, candles: Ca
 def test_unreadable_times_name_the_value_and_the_row(tmp_path: Path) -> None:
     path = tmp_path / "bad_time.csv"
     path.write_text("time,open,high,low,close,volume\n2024-01-01,1,1,1,1,1\nyesterday,1,1,1,1,1\n")
-    with pytest.raises(DataFormatError, match="'yesterday'.*data row 1"):
+    with pytest.raises(DataFormatError, match=r"'yesterday'.*data row 1"):
         read_market_file(path, "candles")
 
 

@@ -62,7 +62,9 @@ class DatasetKey:
                 )
         if schema_for(self.kind).has_timeframe == (self.timeframe == NO_TIMEFRAME):
             needed = "a timeframe such as 1h" if self.timeframe == NO_TIMEFRAME else NO_TIMEFRAME
-            raise UserInputError(f"{self.kind.value} datasets need {needed}, not {self.timeframe!r}")
+            raise UserInputError(
+                f"{self.kind.value} datasets need {needed}, not {self.timeframe!r}"
+            )
         if self.timeframe != NO_TIMEFRAME:
             timeframe_seconds(self.timeframe)
 
