@@ -12,6 +12,7 @@ from tradebrain.cli._shared import CliState, console
 from tradebrain.cli.config import config_app
 from tradebrain.cli.data import data_app
 from tradebrain.cli.demo import demo
+from tradebrain.cli.features import features_app
 
 app = typer.Typer(
     name="tradebrain",
@@ -22,6 +23,7 @@ app = typer.Typer(
 )
 app.add_typer(config_app, name="config")
 app.add_typer(data_app, name="data")
+app.add_typer(features_app, name="features")
 app.command(help="Run the whole pipeline on the embedded synthetic market and summarise it.")(demo)
 
 
