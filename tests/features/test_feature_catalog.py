@@ -35,7 +35,7 @@ def test_output_has_timestamp_first_then_one_float64_column_per_feature(
     features = compute_features(synthetic_candles)
     assert features.columns[0] == "timestamp"
     assert features["timestamp"].equals(synthetic_candles["timestamp"])
-    assert features.columns[1:] == [row["name"] for row in list_features()]
+    assert features.columns[1:] == [row["name"] for row in list_features(CANDLE_SETS)]
     assert all(dtype == pl.Float64 for dtype in features.drop("timestamp").dtypes)
 
 

@@ -1,7 +1,9 @@
 """Features: named, leak-free functions of past candles; one definition for batch and live.
 
-Importing this package registers the candle feature sets: ``atomic``, ``indicators``,
-``alpha158``, ``alphas``, ``patterns``, ``regime`` and ``multi_timeframe``.
+Importing this package registers the candle feature sets (``atomic``, ``indicators``,
+``alpha158``, ``alphas``, ``patterns``, ``regime``, ``multi_timeframe``) and the sets that also
+need trades, book snapshots or funding rates put on the candle grid by
+:func:`orderflow_columns` (``orderflow``, ``sentiment``).
 
 >>> from tradebrain.features import compute_features, LiveFeatureEngine, list_features
 """
@@ -12,11 +14,14 @@ from tradebrain.features import (  # noqa: F401 - importing a set module registe
     atomic,
     indicators,
     multi_timeframe,
+    orderflow,
     patterns,
     regime,
+    sentiment,
 )
 from tradebrain.features.engine import compute_features
 from tradebrain.features.live import LiveFeatureEngine
+from tradebrain.features.orderflow_inputs import ORDERFLOW_COLUMNS, orderflow_columns
 from tradebrain.features.registry import (
     CANDLE_INPUTS,
     FEATURE_SETS,
@@ -46,6 +51,7 @@ __all__ = [
     "CANDLE_INPUTS",
     "CANDLE_SETS",
     "FEATURE_SETS",
+    "ORDERFLOW_COLUMNS",
     "Bars",
     "ComputeFn",
     "Feature",
@@ -55,6 +61,7 @@ __all__ = [
     "compute_features",
     "feature_group",
     "list_features",
+    "orderflow_columns",
     "register_group",
     "unregister_set",
 ]

@@ -1,0 +1,61 @@
+"""``tradebrain features`` from the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from tradebrain.cli import app
+from tradebrain.data.synthetic import SyntheticConfig, generate_market, write_market
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TRADEBRAIN_CONFIG", raising=False)
+    monkeypatch.setenv("TRADEBRAIN_HOME", str(tmp_path / "home"))
+
+
+def test_list_shows_every_feature_with_its_warmup() -> None:
+    result = runner.invoke(app, ["features", "list", "--sets", "indicators"])
+    assert result.exit_code == 0, result.output
+    assert "rsi_14" in result.output
+    assert "features" in result.output.splitlines()[0]
+
+
+def test_features_for_a_candle_file_keep_one_row_per_candle(tmp_path: Path) -> None:
+    write_market(generate_market(SyntheticConfig(bars=400, seed=2)), tmp_path / "syn.parquet")
+    result = runner.invoke(
+        app,
+        ["features", "--data", "syn.parquet", "--sets", "atomic,indicators", "--out", "f.parquet"],
+    )
+    assert result.exit_code == 0, result.output
+    table = pl.read_parquet(tmp_path / "f.parquet")
+    candles = pl.read_parquet(tmp_path / "syn.parquet")
+    assert table.height == candles.height
+    assert table.columns[0] == "timestamp"
+    assert all(dtype == pl.Float64 for dtype in table.schema.dtypes()[1:])
+    assert table["rsi_14"][:10].is_null().all() and table["rsi_14"][-1] is not None
+
+
+def test_order_flow_files_add_the_orderflow_and_sentiment_sets(tmp_path: Path) -> None:
+    market = generate_market(SyntheticConfig(bars=300, seed=4, orderflow=True))
+    write_market(market, tmp_path / "syn.parquet")
+    args = ["features", "--data", "syn.parquet", "--trades", "syn.trades.parquet"]
+    args += ["--book", "syn.book.parquet", "--funding", "syn.funding.parquet"]
+    args += ["--sets", "orderflow,sentiment", "--out", "flow.parquet"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    table = pl.read_parquet(tmp_path / "flow.parquet")
+    assert {"cvd_ratio_20", "book_imbalance_10", "funding_z_72"} <= set(table.columns)
+
+
+def test_without_data_or_out_the_command_says_what_to_give() -> None:
+    result = runner.invoke(app, ["features"])
+    assert result.exit_code == 1
+    assert "--data" in result.output and "--out" in result.output
