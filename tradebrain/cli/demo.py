@@ -7,7 +7,8 @@ what the data looks like. It grows as capabilities land.
 
 from __future__ import annotations
 
-from typing import Annotated
+import time
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import polars as pl
@@ -18,6 +19,9 @@ from tradebrain.cli._shared import console, friendly_errors, settings_of, store_
 from tradebrain.data.schemas import Kind
 from tradebrain.data.store import DatasetKey
 from tradebrain.exceptions import DataValidationError
+
+if TYPE_CHECKING:
+    from tradebrain.data.synthetic import SyntheticMarket
 
 SYMBOL = "SYN/USDT"
 EXCHANGE = "synthetic"
@@ -75,10 +79,37 @@ def demo(
     console.print(f"validated and stored in [bold]{store.root}[/]")
     _print_datasets(store)
     _print_stylized_facts(market.candles, market.regimes)
+    _print_features(market)
     console.print(
-        "[dim]Next: `tradebrain data list`, `tradebrain data validate FILE`, "
+        "[dim]Next: `tradebrain data list`, `tradebrain features list`, "
         "`tradebrain data import FILE --symbol BTC/USDT --timeframe 1h`.[/]"
     )
+
+
+def _print_features(market: SyntheticMarket) -> None:
+    """Compute every feature on the synthetic market and show how many each set gives."""
+    from tradebrain.features import compute_features, list_features, orderflow_columns
+
+    started = time.perf_counter()
+    with console.status("computing features (candles, order flow, funding)..."):
+        inputs = orderflow_columns(
+            market.candles, "1h", trades=market.trades, book=market.book, funding=market.funding
+        )
+        table = compute_features(inputs)
+    seconds = time.perf_counter() - started
+    sets = {row["name"]: row["set"] for row in list_features()}
+    counts: dict[str, int] = {}
+    for name in table.columns[1:]:
+        counts[str(sets[name])] = counts.get(str(sets[name]), 0) + 1
+    summary = Table(title=f"{table.width - 1} leak-free features in {seconds:.1f} s")
+    summary.add_column("feature set")
+    summary.add_column("features", justify="right")
+    summary.add_column("rows with every value", justify="right")
+    for set_name, count in counts.items():
+        columns = [n for n in table.columns[1:] if sets[n] == set_name]
+        usable = table.select(columns).drop_nulls().height
+        summary.add_row(set_name, str(count), f"{usable:,}")
+    console.print(summary)
 
 
 def _print_datasets(store: object) -> None:
