@@ -1,0 +1,260 @@
+"""Walk-forward evaluation: every prediction is made by a model that never saw its future.
+
+For each fold of :class:`~tradebrain.evaluation.splits.WalkForwardSplitter` (purged and
+embargoed), every model is trained on the fold's training rows, early-stopped and calibrated on
+the purged validation tail at the end of the training window, and asked about the test rows.
+Missing feature values are filled with medians of the training rows only. The ensemble
+combines the models of the same fold; the stacking meta-learner of fold k learns only from
+out-of-fold predictions of earlier folds whose labels resolved before fold k starts. The naive
+baselines (class prior of the training rows; the latest label already known) are scored on the
+same rows, so the report can say plainly whether anything beats them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from tradebrain.evaluation.splits import Fold, WalkForwardSplitter, reindex_label_end
+from tradebrain.exceptions import UserInputError
+from tradebrain.labels import LabelSettings, forward_returns
+from tradebrain.models.base import MODEL_CLASSES, make_windows
+from tradebrain.models.calibration import TemperatureCalibrator
+from tradebrain.models.ensemble import EnsembleManager
+
+DEFAULT_MODELS = ("logistic", "lightgbm", "xgboost", "cnn")
+#: Compact inputs for sequence models: their windows multiply memory by the window length.
+SEQUENCE_FEATURE_SETS = ("atomic", "indicators")
+#: Columns beside the base models' probabilities that the stacking meta-learner sees.
+STACKING_ALPHAS = ("rv_std_20", "atr_pct_14", "logret_1", "adx_14")
+BASELINES = ("baseline_majority", "baseline_persistence")
+
+ProgressCallback = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """What to evaluate and how.
+
+    ``model_params`` maps a model name to keyword arguments for its constructor (tests pass
+    small settings; users may tune).
+    """
+
+    label: LabelSettings = field(default_factory=lambda: LabelSettings("direction", horizon=1))
+    models: tuple[str, ...] = DEFAULT_MODELS
+    folds: int = 5
+    mode: str = "expanding"
+    window: int = 32
+    validation_fraction: float = 0.15
+    calibrate: bool = True
+    stacking: bool = True
+    seed: int = 42
+    model_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Features and labels on the rows every model can be evaluated on (contiguous, in time)."""
+
+    timestamps: pl.Series  # (n,) candle open times; predictions are made at their close
+    X: np.ndarray  # (n, f) float64, NaN where a feature is undefined
+    feature_names: tuple[str, ...]
+    X_sequence: np.ndarray  # (n + window - 1, g) rows feeding the sequence windows
+    sequence_names: tuple[str, ...]
+    y: np.ndarray  # (n,) int64 labels 0/1/2
+    label_end: np.ndarray  # (n,) index (in these rows) where each label resolved
+    forward_return: np.ndarray  # (n,) log return over the label horizon
+    next_return: np.ndarray  # (n,) log return of the next candle (for oracle comparisons)
+    window: int
+
+
+@dataclass
+class FoldPredictions:
+    """Probabilities of every model on one fold's test rows."""
+
+    fold: Fold
+    proba: dict[str, np.ndarray]
+    seconds: dict[str, float]
+
+
+def build_dataset(
+    candles: pl.DataFrame, features: pl.DataFrame, warmup: int, settings: EvaluationSettings
+) -> Dataset:
+    """Line up features and labels, dropping warm-up rows and rows whose label is unknown."""
+    if features.height != candles.height:
+        raise UserInputError("features must have one row per candle")
+    prices = {c: candles[c].to_numpy().astype(np.float64) for c in ("open", "high", "low", "close")}
+    labels, end = settings.label.compute(
+        prices["open"], prices["high"], prices["low"], prices["close"]
+    )
+    names = tuple(features.columns[1:])
+    matrix = features.select(names).to_numpy().astype(np.float64)
+    sequence_names = _sequence_columns(names)
+    sequence = features.select(sequence_names).to_numpy().astype(np.float64)
+    first = warmup + settings.window - 1
+    known = np.flatnonzero(~np.isnan(labels))
+    rows = known[known >= first]
+    if rows.size < 4 * (settings.folds + 1):
+        raise UserInputError(
+            f"only {rows.size} candles have features and labels after a warm-up of {first}; "
+            f"walk-forward with {settings.folds} folds needs many more — use a longer history"
+        )
+    if np.any(np.diff(rows) != 1):
+        raise UserInputError("labelled rows must be contiguous after the warm-up")
+    close = prices["close"]
+    return Dataset(
+        timestamps=candles["timestamp"][rows[0] : rows[-1] + 1],
+        X=matrix[rows],
+        feature_names=names,
+        X_sequence=sequence[rows[0] - settings.window + 1 : rows[-1] + 1],
+        sequence_names=sequence_names,
+        y=labels[rows].astype(np.int64),
+        label_end=reindex_label_end(end[rows], rows) if end is not None else rows,
+        forward_return=forward_returns(close, settings.label.horizon)[rows],
+        next_return=forward_returns(close, 1)[rows],
+        window=settings.window,
+    )
+
+
+def run_folds(
+    data: Dataset, settings: EvaluationSettings, progress: ProgressCallback | None = None
+) -> list[FoldPredictions]:
+    """Train and predict every model on every fold; return the test-row probabilities."""
+    unknown = [name for name in settings.models if name not in MODEL_CLASSES]
+    if unknown:
+        raise UserInputError(f"unknown model(s) {unknown}; available: {sorted(MODEL_CLASSES)}")
+    splitter = WalkForwardSplitter(
+        n_folds=settings.folds,
+        mode=settings.mode,
+        horizon=settings.label.horizon,
+        validation_size=settings.validation_fraction,
+    )
+    results = []
+    for fold in splitter.split(data.y.size, data.label_end):
+        probas: dict[str, np.ndarray] = {}
+        seconds: dict[str, float] = {}
+        for name in settings.models:
+            if progress:
+                progress(f"fold {fold.index + 1}/{settings.folds}: {name}")
+            started = time.perf_counter()
+            probas[name] = _fit_predict(name, data, fold, settings)
+            seconds[name] = time.perf_counter() - started
+        probas.update(_baselines(data, fold, settings.label.horizon))
+        ensemble = EnsembleManager().combine({m: probas[m] for m in settings.models})
+        probas["ensemble"] = ensemble.proba
+        results.append(FoldPredictions(fold, probas, seconds))
+    if settings.stacking and len(settings.models) > 1:
+        _add_stacking(data, results, settings)
+    return results
+
+
+def predictions_frame(data: Dataset, folds: list[FoldPredictions]) -> pl.DataFrame:
+    """Return one row per (timestamp, model): fold and the three probabilities."""
+    parts = []
+    for result in folds:
+        stamps = data.timestamps[result.fold.test]
+        for model, proba in result.proba.items():
+            parts.append(
+                pl.DataFrame(
+                    {
+                        "timestamp": stamps,
+                        "model": [model] * proba.shape[0],
+                        "fold": [result.fold.index] * proba.shape[0],
+                        "p_down": proba[:, 0],
+                        "p_flat": proba[:, 1],
+                        "p_up": proba[:, 2],
+                    }
+                )
+            )
+    return pl.concat(parts).sort("timestamp", "model", maintain_order=True)
+
+
+def _fit_predict(name: str, data: Dataset, fold: Fold, settings: EvaluationSettings) -> np.ndarray:
+    model = MODEL_CLASSES[name](**settings.model_params.get(name, {}))
+    training = fold.training_rows
+    if model.input_kind == "sequence":
+        source = _impute(data.X_sequence, np.arange(training.min(), training.max() + data.window))
+        windows = make_windows(source, data.window).astype(np.float32)
+        X, names = windows, data.sequence_names
+    else:
+        X, names = _impute(data.X, training), data.feature_names
+    info: dict[str, Any] = {"label": settings.label.to_dict()}
+    if fold.validation.size:
+        info["validation"] = (X[fold.validation], data.y[fold.validation])
+    model.fit(X[fold.train], data.y[fold.train], feature_names=names, info=info)
+    proba = model.predict_proba(X[fold.test])
+    if settings.calibrate and fold.validation.size >= 30:
+        calibrator = TemperatureCalibrator().fit(
+            model.predict_proba(X[fold.validation]), data.y[fold.validation]
+        )
+        proba = calibrator.transform(proba)
+    return np.asarray(proba, dtype=np.float64)
+
+
+def _impute(matrix: np.ndarray, training: np.ndarray) -> np.ndarray:
+    """Fill NaN with the medians of the training rows (never of test rows)."""
+    medians = np.nanmedian(matrix[training], axis=0)
+    medians = np.where(np.isnan(medians), 0.0, medians)
+    return np.where(np.isnan(matrix), medians, matrix)
+
+
+def _baselines(data: Dataset, fold: Fold, horizon: int) -> dict[str, np.ndarray]:
+    prior = np.bincount(data.y[fold.training_rows], minlength=3) / fold.training_rows.size
+    majority = np.tile(prior, (fold.test.size, 1))
+    latest_known = fold.test - horizon  # its label resolved by the close of the test row
+    known = latest_known >= 0
+    persistence = np.tile(prior, (fold.test.size, 1))
+    persistence[known] = np.eye(3)[data.y[latest_known[known]]]
+    return {"baseline_majority": majority, "baseline_persistence": persistence}
+
+
+def _add_stacking(
+    data: Dataset, folds: list[FoldPredictions], settings: EvaluationSettings
+) -> None:
+    """Fit fold k's meta-learner on out-of-fold predictions of folds before k only."""
+    from tradebrain.models.baselines import LogisticModel
+
+    alphas = [data.feature_names.index(a) for a in STACKING_ALPHAS if a in data.feature_names]
+    for k, current in enumerate(folds):
+        if k == 0:
+            continue
+        start = current.fold.test_start
+        past_rows = np.concatenate([f.fold.test for f in folds[:k]])
+        past_proba = np.vstack([_stack_inputs(f, settings.models) for f in folds[:k]])
+        resolved = data.label_end[past_rows] < start  # labels known before fold k begins
+        if resolved.sum() < 50 or np.unique(data.y[past_rows[resolved]]).size < 2:
+            continue
+        extra = _impute(data.X[:, alphas], past_rows[resolved]) if alphas else None
+        meta_X = _meta_inputs(past_proba[resolved], extra, past_rows[resolved])
+        meta = LogisticModel(seed=settings.seed).fit(meta_X, data.y[past_rows[resolved]])
+        test_X = _meta_inputs(_stack_inputs(current, settings.models), extra, current.fold.test)
+        current.proba["stacking"] = meta.predict_proba(test_X)
+
+
+def _stack_inputs(result: FoldPredictions, models: tuple[str, ...]) -> np.ndarray:
+    return np.hstack([result.proba[m] for m in models])
+
+
+def _meta_inputs(proba: np.ndarray, extra: np.ndarray | None, rows: np.ndarray) -> np.ndarray:
+    return proba if extra is None else np.hstack([proba, extra[rows]])
+
+
+def _sequence_columns(names: tuple[str, ...]) -> tuple[str, ...]:
+    from tradebrain.features import list_features
+
+    wanted = {row["name"] for row in list_features(SEQUENCE_FEATURE_SETS)}
+    chosen = tuple(n for n in names if n in wanted)
+    return chosen or names
+
+
+def model_names(folds: list[FoldPredictions]) -> list[str]:
+    """Every model that predicted on any fold, in first-seen order."""
+    seen: dict[str, None] = {}
+    for result in folds:
+        seen.update(dict.fromkeys(result.proba))
+    return list(seen)
