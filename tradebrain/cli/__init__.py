@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
+# OpenMP threads that spin while waiting steal the only other core from numba, torch and the
+# other model; passive waiting keeps LightGBM/XGBoost fast on a busy 2-core machine.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from pathlib import Path
 from typing import Annotated
 

@@ -1,4 +1,7 @@
-"""Models: one interface (scikit-learn conventions), three classes (down, flat, up)."""
+"""Models: one interface (scikit-learn conventions), three classes (down, flat, up).
+
+Importing this package registers every built-in model in :data:`MODEL_CLASSES`.
+"""
 
 from tradebrain.models.base import (
     CLASS_NAMES,
@@ -12,13 +15,26 @@ from tradebrain.models.base import (
     register_model,
 )
 
+# Each module below registers its models on import; keep them after the base imports.
+# The torch nets (tradebrain.models.nets) join this list the same way, as one more import.
+from tradebrain.models.baselines import LogisticModel, MomentumRuleModel, PatternRuleModel
+from tradebrain.models.boosting import LightGBMModel, XGBoostModel
+from tradebrain.models.calibration import CalibratedModel, TemperatureCalibrator
+
 __all__ = [
     "CLASSES",
     "CLASS_NAMES",
     "MODEL_CLASSES",
+    "CalibratedModel",
+    "LightGBMModel",
+    "LogisticModel",
     "Model",
+    "MomentumRuleModel",
     "NotFittedError",
+    "PatternRuleModel",
+    "TemperatureCalibrator",
     "TrainingRecord",
+    "XGBoostModel",
     "load_model",
     "make_windows",
     "register_model",
