@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -42,6 +43,10 @@ def evaluate_command(
     folds: Annotated[int, typer.Option("--folds", help="Walk-forward test folds.")] = 5,
     sets: Sets = None,
     window: Window = 32,
+    placebo: Annotated[
+        int | None,
+        typer.Option("--placebo", help="Shuffle the labels with this seed: skill must vanish."),
+    ] = None,
 ) -> None:
     """Walk-forward, out-of-sample evaluation; writes report.json and predictions.parquet."""
     from tradebrain.data.atomic import write_parquet_atomic, write_text_atomic
@@ -51,6 +56,7 @@ def evaluate_command(
     app_settings = settings_of(ctx)
     candles, source, oracle = _load(ctx, data, timeframe)
     settings = _settings(horizon, label, models, folds, window, app_settings.models.seed)
+    settings = dataclasses.replace(settings, placebo_seed=placebo)
     with console.status("evaluating...") as status:
         result = evaluate(
             candles,

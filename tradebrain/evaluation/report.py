@@ -75,6 +75,7 @@ def build_report(
             "calibrate": settings.calibrate,
             "stacking": settings.stacking,
             "validation_fraction": settings.validation_fraction,
+            "placebo_seed": settings.placebo_seed,
         },
         "data": {
             "rows_evaluated": int(sum(f.fold.test.size for f in folds)),

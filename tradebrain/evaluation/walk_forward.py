@@ -55,6 +55,9 @@ class EvaluationSettings:
     stacking: bool = True
     seed: int = 42
     model_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Placebo: shuffle the labels with this seed before anything learns from them. A model
+    #: that still "works" on shuffled labels is finding structure that is not there.
+    placebo_seed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -107,13 +110,16 @@ def build_dataset(
     if np.any(np.diff(rows) != 1):
         raise UserInputError("labelled rows must be contiguous after the warm-up")
     close = prices["close"]
+    y = labels[rows].astype(np.int64)
+    if settings.placebo_seed is not None:
+        y = np.random.default_rng(settings.placebo_seed).permutation(y)
     return Dataset(
         timestamps=candles["timestamp"][rows[0] : rows[-1] + 1],
         X=matrix[rows],
         feature_names=names,
         X_sequence=sequence[rows[0] - settings.window + 1 : rows[-1] + 1],
         sequence_names=sequence_names,
-        y=labels[rows].astype(np.int64),
+        y=y,
         label_end=reindex_label_end(end[rows], rows) if end is not None else rows,
         forward_return=forward_returns(close, settings.label.horizon)[rows],
         next_return=forward_returns(close, 1)[rows],
