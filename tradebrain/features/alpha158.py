@@ -13,17 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tradebrain.features._kernels_alpha158 import OPERATOR_ORDER, window_operators
 from tradebrain.features.registry import Bars, ComputeFn, feature_group, register_group
-from tradebrain.features.rolling import (
-    bar_changes,
-    lagged,
-    rolling_corr,
-    rolling_extremes,
-    rolling_linear_fit,
-    rolling_mean_std,
-    rolling_quantiles_rank,
-    rolling_sums,
-)
 
 SET = "alpha158"
 WINDOWS = (5, 10, 20, 30, 60)
@@ -86,7 +77,7 @@ def _price(bars: Bars, start: int) -> dict[str, np.ndarray]:
     }
 
 
-_OPERATORS: dict[str, tuple[int, str]] = {
+_OPERATORS: dict[str, tuple[int, str]] = {  # in the order of OPERATOR_ORDER
     # name: (extra warm-up beyond window - 1, description with {d} for the window)
     "ROC": (1, "close {d} bars ago over the close"),
     "MA": (0, "{d}-bar mean close over the close"),
@@ -122,75 +113,9 @@ _OPERATORS: dict[str, tuple[int, str]] = {
 
 def _rolling_operators(bars: Bars, start: int, d: int) -> dict[str, np.ndarray]:
     """Compute the 29 rolling operators over window ``d`` for rows ``start .. n-1``."""
-    close, high, low, volume = (bars[k] for k in ("close", "high", "low", "volume"))
-    now = close[start:]
-    vol_now = volume[start:]
-    out: dict[str, np.ndarray] = {f"ROC{d}": lagged(close, d, start) / now}
-
-    mean, std = rolling_mean_std(close, d, 1, start)
-    out[f"MA{d}"] = mean / now
-    out[f"STD{d}"] = std / now
-    slope, rsquare, residual = rolling_linear_fit(close, d, start)
-    out[f"BETA{d}"] = slope / now
-    out[f"RSQR{d}"] = rsquare
-    out[f"RESI{d}"] = residual / now
-
-    highest, lowest, high_at, low_at = rolling_extremes(high, low, d, start)
-    out[f"MAX{d}"] = highest / now
-    out[f"MIN{d}"] = lowest / now
-    out[f"RSV{d}"] = (now - lowest) / (highest - lowest + EPS)
-    out[f"IMAX{d}"] = high_at / d
-    out[f"IMIN{d}"] = low_at / d
-    out[f"IMXD{d}"] = (high_at - low_at) / d
-
-    q_low, q_high, rank = rolling_quantiles_rank(close, d, 0.2, 0.8, start)
-    out[f"QTLU{d}"] = q_high / now
-    out[f"QTLD{d}"] = q_low / now
-    out[f"RANK{d}"] = rank
-
-    out[f"CORR{d}"] = rolling_corr(close, np.log(volume + 1.0), d, start)
-    prev_close = np.empty_like(close)
-    prev_close[0] = np.nan
-    prev_close[1:] = close[:-1]
-    prev_volume = np.empty_like(volume)
-    prev_volume[0] = np.nan
-    prev_volume[1:] = volume[:-1]
-    close_ratio = close / prev_close
-    out[f"CORD{d}"] = rolling_corr(close_ratio, np.log(volume / prev_volume + 1.0), d, start)
-
-    change = bar_changes(close)
-    volume_change = bar_changes(volume)
-    weighted = np.abs(close_ratio - 1.0) * volume
-    stacked = np.vstack(
-        (
-            (change > 0.0).astype(np.float64),
-            (change < 0.0).astype(np.float64),
-            np.maximum(change, 0.0),
-            np.maximum(-change, 0.0),
-            np.abs(change),
-            np.maximum(volume_change, 0.0),
-            np.maximum(-volume_change, 0.0),
-            np.abs(volume_change),
-        )
-    )
-    stacked[:, 0] = np.nan
-    sums = rolling_sums(stacked, d, start)
-    out[f"CNTP{d}"] = sums[0] / d
-    out[f"CNTN{d}"] = sums[1] / d
-    out[f"CNTD{d}"] = (sums[0] - sums[1]) / d
-    out[f"SUMP{d}"] = sums[2] / (sums[4] + EPS)
-    out[f"SUMN{d}"] = sums[3] / (sums[4] + EPS)
-    out[f"SUMD{d}"] = (sums[2] - sums[3]) / (sums[4] + EPS)
-
-    volume_mean, volume_std = rolling_mean_std(volume, d, 1, start)
-    out[f"VMA{d}"] = volume_mean / (vol_now + EPS)
-    out[f"VSTD{d}"] = volume_std / (vol_now + EPS)
-    weighted_mean, weighted_std = rolling_mean_std(weighted, d, 1, start)
-    out[f"WVMA{d}"] = weighted_std / (weighted_mean + EPS)
-    out[f"VSUMP{d}"] = sums[5] / (sums[7] + EPS)
-    out[f"VSUMN{d}"] = sums[6] / (sums[7] + EPS)
-    out[f"VSUMD{d}"] = (sums[5] - sums[6]) / (sums[7] + EPS)
-    return out
+    values = np.empty((len(OPERATOR_ORDER), bars["close"].shape[0] - start))
+    window_operators(bars["high"], bars["low"], bars["close"], bars["volume"], d, start, values)
+    return {f"{name}{d}": values[row] for row, name in enumerate(OPERATOR_ORDER)}
 
 
 def _window_compute(d: int) -> ComputeFn:

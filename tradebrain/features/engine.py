@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -11,6 +11,7 @@ import polars as pl
 
 from tradebrain.data.schemas import TIMESTAMP
 from tradebrain.exceptions import DataFormatError
+from tradebrain.features._frame_block import FeatureBlock
 from tradebrain.features.registry import FeatureGroup, select_groups
 
 
@@ -55,25 +56,6 @@ def group_inputs(groups: Iterable[FeatureGroup]) -> list[str]:
     return ["timestamp", *sorted(names - {"timestamp"})]
 
 
-def run_groups(
-    groups: list[FeatureGroup], bars: Mapping[str, np.ndarray], start: int, threads: int = 1
-) -> dict[str, np.ndarray]:
-    """Run every group's compute function on ``bars`` from row ``start``; merge the columns."""
-
-    def run(group: FeatureGroup) -> Mapping[str, np.ndarray]:
-        return group.compute(bars, start)
-
-    if threads > 1 and len(groups) > 1:
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            results = list(pool.map(run, groups))
-    else:
-        results = [run(group) for group in groups]
-    merged: dict[str, np.ndarray] = {}
-    for group, result in zip(groups, results, strict=True):
-        for feature in group.features:
-            merged[feature.name] = result[feature.name]
-    return merged
-
 
 def compute_features(
     candles: pl.DataFrame,
@@ -111,13 +93,25 @@ def compute_features(
     groups = select_groups(sets, candles.columns)
     bars = frame_to_bars(candles, group_inputs(groups))
     workers = threads if threads is not None else min(8, os.cpu_count() or 1)
-    values = run_groups(groups, bars, 0, workers)
-    columns = [candles.get_column("timestamp").cast(TIMESTAMP)]
-    for group in groups:
-        for feature in group.features:
-            column = np.asarray(values[feature.name], dtype=np.float64)
-            if feature.warmup > 0:
-                column = column.copy()
-                column[: feature.warmup] = np.nan
-            columns.append(pl.Series(feature.name, column, dtype=pl.Float64, nan_to_null=True))
-    return pl.DataFrame(columns)
+    names = [feature.name for group in groups for feature in group.features]
+    block = FeatureBlock(names, candles.height)
+    first_columns = np.cumsum([0, *(len(group.features) for group in groups)])
+
+    def run(index: int) -> None:
+        # Each worker stores its group's columns at once, so temporaries are freed early.
+        group = groups[index]
+        result = group.compute(bars, 0)
+        for offset, feature in enumerate(group.features):
+            values = np.asarray(result[feature.name], dtype=np.float64)
+            block.store(int(first_columns[index]) + offset, values, feature.warmup)
+
+    if workers > 1 and len(groups) > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(run, range(len(groups))))
+    else:
+        for index in range(len(groups)):
+            run(index)
+    stamps = candles.get_column("timestamp").cast(TIMESTAMP)
+    if not names:
+        return pl.DataFrame([stamps])
+    return block.to_frame().insert_column(0, stamps)

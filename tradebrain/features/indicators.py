@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tradebrain.features._oscillator_kernels import directional_kernel, macd_kernel, rsi_kernel
 from tradebrain.features.registry import Bars, feature_group
 from tradebrain.features.rolling import (
     bar_changes,
@@ -18,12 +19,7 @@ from tradebrain.features.rolling import (
     rolling_sums,
 )
 from tradebrain.features.smoothing import (
-    directional_movement,
-    ema,
     ema_warmup,
-    exponential_smoothing,
-    true_range,
-    wilder,
     wilder_warmup,
 )
 
@@ -42,11 +38,7 @@ AROON_PERIOD = 25
 
 def relative_strength(close: np.ndarray, period: int, start: int) -> np.ndarray:
     """Return Wilder's RSI of ``period`` bars (0-100) for rows ``start .. n-1``."""
-    change = bar_changes(close)
-    gain = wilder(np.maximum(change, 0.0), period, start)
-    loss = wilder(np.maximum(-change, 0.0), period, start)
-    total = gain + loss
-    return np.where(total > 0.0, 100.0 * gain / np.where(total > 0.0, total, 1.0), 50.0)
+    return rsi_kernel(close, period, start)
 
 
 @feature_group(
@@ -81,13 +73,12 @@ _MACD_WARMUP = ema_warmup(MACD_SLOW)
 )
 def _macd(bars: Bars, start: int) -> dict[str, np.ndarray]:
     close = bars["close"]
-    line = ema(close, MACD_FAST, 0) - ema(close, MACD_SLOW, 0)
-    signal = ema(line, MACD_SIGNAL, start)
+    _, _, line, signal = macd_kernel(close, MACD_FAST, MACD_SLOW, MACD_SIGNAL, start)
     now = close[start:]
     return {
-        "macd_pct": line[start:] / now,
+        "macd_pct": line / now,
         "macd_signal_pct": signal / now,
-        "macd_hist_pct": (line[start:] - signal) / now,
+        "macd_hist_pct": (line - signal) / now,
     }
 
 
@@ -98,14 +89,7 @@ def directional_index(
     high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int, start: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return +DI, -DI and ADX (0-100) of ``period`` bars for rows ``start .. n-1``."""
-    ranges = wilder(true_range(high, low, close), period, 0)
-    plus_move, minus_move = directional_movement(high, low)
-    plus_di = 100.0 * wilder(plus_move, period, 0) / ranges
-    minus_di = 100.0 * wilder(minus_move, period, 0) / ranges
-    spread = plus_di + minus_di
-    dx = 100.0 * np.abs(plus_di - minus_di) / np.where(spread > 0.0, spread, 1.0)
-    adx = exponential_smoothing(dx, 1.0 / period, start)
-    return plus_di[start:], minus_di[start:], adx
+    return directional_kernel(high, low, close, period, start)
 
 
 @feature_group(

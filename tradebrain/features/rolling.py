@@ -30,35 +30,58 @@ def first_valid(values: np.ndarray) -> int:
 @njit(cache=True, nogil=True)
 def rolling_sum(values: np.ndarray, window: int, start: int) -> np.ndarray:
     """Return the sum of the last ``window`` values at each row."""
+    out = np.empty(values.shape[0] - start)
+    _sum_into(values, window, start, out)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _sum_into(values: np.ndarray, window: int, start: int, out: np.ndarray) -> None:
     n = values.shape[0]
-    out = np.full(n - start, np.nan)
     begin = max(start, first_valid(values) + window - 1)
+    out[: min(begin, n) - start] = np.nan
     total = 0.0
+    refresh = begin
     for i in range(begin, n):
-        if (i - begin) % window == 0:
+        if i == refresh:
+            refresh = i + window
             total = 0.0
             for j in range(i - window + 1, i + 1):
                 total += values[j]
         else:
             total += values[i] - values[i - window]
         out[i - start] = total
-    return out
 
 
-@njit(cache=True, nogil=True)
 def rolling_mean_std(
     values: np.ndarray, window: int, ddof: int, start: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Return the rolling mean and standard deviation (``ddof`` 0: population, 1: sample)."""
+    """Return the rolling mean and standard deviation (``ddof`` 0: population, 1: sample).
+
+    The outputs are allocated by numpy (huge-page advised, unlike numba's allocations) and
+    filled by :func:`mean_std_into`.
+    """
+    out = np.empty((2, values.shape[0] - start))
+    mean_std_into(values, window, ddof, start, out[0], out[1])
+    return out[0], out[1]
+
+
+@njit(cache=True, nogil=True)
+def mean_std_into(
+    values: np.ndarray, window: int, ddof: int, start: int, mean: np.ndarray, std: np.ndarray
+) -> None:
+    """Fill ``mean`` and ``std`` (length ``n - start``) as :func:`rolling_mean_std` returns them."""
     n = values.shape[0]
-    mean = np.full(n - start, np.nan)
-    std = np.full(n - start, np.nan)
     begin = max(start, first_valid(values) + window - 1)
+    mean[: min(begin, n) - start] = np.nan
+    std[: min(begin, n) - start] = np.nan
     anchor = 0.0
     s1 = 0.0
     s2 = 0.0
+    refresh = begin
     for i in range(begin, n):
-        if (i - begin) % window == 0:
+        if i == refresh:
+            refresh = i + window
             anchor = values[i]
             s1 = 0.0
             s2 = 0.0
@@ -74,7 +97,6 @@ def rolling_mean_std(
         var = (s2 - s1 * s1 / window) / (window - ddof)
         mean[i - start] = anchor + s1 / window
         std[i - start] = math.sqrt(var) if var > 0.0 else 0.0
-    return mean, std
 
 
 @njit(cache=True, nogil=True)
@@ -90,8 +112,10 @@ def rolling_corr(x: np.ndarray, y: np.ndarray, window: int, start: int) -> np.nd
     sxx = 0.0
     syy = 0.0
     sxy = 0.0
+    refresh = begin
     for i in range(begin, n):
-        if (i - begin) % window == 0:
+        if i == refresh:
+            refresh = i + window
             ax = x[i]
             ay = y[i]
             sx = sy = sxx = syy = sxy = 0.0
@@ -145,8 +169,10 @@ def rolling_linear_fit(
     sy = 0.0
     syy = 0.0
     sxy = 0.0
+    refresh = begin
     for i in range(begin, n):
-        if (i - begin) % window == 0:
+        if i == refresh:
+            refresh = i + window
             anchor = values[i]
             sy = syy = sxy = 0.0
             for k in range(window):
@@ -172,6 +198,10 @@ def rolling_linear_fit(
     return slope, rsq, resid
 
 
+_SCAN_WINDOW = 16
+"""Up to this window, scanning each window beats the monotonic queue."""
+
+
 @njit(cache=True, nogil=True)
 def rolling_extremes(
     high: np.ndarray, low: np.ndarray, window: int, start: int, latest_ties: bool = False
@@ -182,12 +212,83 @@ def rolling_extremes(
     to the oldest bar (as ``argmax`` does), or to the newest with ``latest_ties`` (as TA-Lib).
     """
     n = high.shape[0]
-    hh = np.full(n - start, np.nan)
-    ll = np.full(n - start, np.nan)
-    hpos = np.full(n - start, np.nan)
-    lpos = np.full(n - start, np.nan)
+    rows = n - start
+    hh = np.full(rows, np.nan)
+    ll = np.full(rows, np.nan)
+    hpos = np.full(rows, np.nan)
+    lpos = np.full(rows, np.nan)
     begin = max(start, max(first_valid(high), first_valid(low)) + window - 1)
-    for i in range(begin, n):
+    if begin >= n:
+        return hh, ll, hpos, lpos
+    lo = begin - window + 1
+    if window <= _SCAN_WINDOW or np.isnan(high[lo:]).any() or np.isnan(low[lo:]).any():
+        _scan_extremes(high, low, window, start, begin, latest_ties, hh, ll, hpos, lpos)
+    else:
+        _deque_extremes(high, window, start, begin, latest_ties, True, hh, hpos)
+        _deque_extremes(low, window, start, begin, latest_ties, False, ll, lpos)
+    return hh, ll, hpos, lpos
+
+
+@njit(cache=True, nogil=True)
+def _deque_extremes(
+    values: np.ndarray,
+    window: int,
+    start: int,
+    begin: int,
+    latest_ties: bool,
+    highest: bool,
+    extreme: np.ndarray,
+    position: np.ndarray,
+) -> None:
+    """Fill rows ``begin ..`` with the window's max (or min) and its position, in O(n).
+
+    A monotonic queue of candidate indices (NaN-free input): a newer value evicts the older
+    ones it beats, and equal ones too with ``latest_ties``, so the front is the answer.
+    """
+    n = values.shape[0]
+    sign = 1.0 if highest else -1.0
+    mask = 1
+    while mask < window + 1:
+        mask *= 2
+    queue = np.empty(mask, dtype=np.int64)  # a ring; its size is a power of two
+    mask -= 1
+    head = 0
+    size = 0
+    for j in range(begin - window + 1, n):
+        x = sign * values[j]
+        while size > 0:
+            back = queue[(head + size - 1) & mask]
+            y = sign * values[back]
+            if y < x or (latest_ties and y == x):
+                size -= 1
+            else:
+                break
+        queue[(head + size) & mask] = j
+        size += 1
+        if queue[head] <= j - window:
+            head = (head + 1) & mask
+            size -= 1
+        if j >= begin:
+            at = queue[head]
+            extreme[j - start] = values[at]
+            position[j - start] = at - (j - window + 1) + 1.0
+
+
+@njit(cache=True, nogil=True)
+def _scan_extremes(
+    high: np.ndarray,
+    low: np.ndarray,
+    window: int,
+    start: int,
+    begin: int,
+    latest_ties: bool,
+    hh: np.ndarray,
+    ll: np.ndarray,
+    hpos: np.ndarray,
+    lpos: np.ndarray,
+) -> None:
+    """Fill rows ``begin ..`` by scanning each window (the reference; handles NaN inputs)."""
+    for i in range(begin, high.shape[0]):
         lo = i - window + 1
         best_h = high[lo]
         best_l = low[lo]
@@ -204,7 +305,6 @@ def rolling_extremes(
         ll[i - start] = best_l
         hpos[i - start] = at_h + 1.0
         lpos[i - start] = at_l + 1.0
-    return hh, ll, hpos, lpos
 
 
 @njit(cache=True, nogil=True)
@@ -235,12 +335,14 @@ def rolling_quantiles_rank(
     ordered = np.sort(values[begin - window + 1 : begin + 1])
     for i in range(begin, n):
         if i > begin:
-            leaving = values[i - window]
-            at = np.searchsorted(ordered, leaving)
-            ordered[at : window - 1] = ordered[at + 1 : window].copy()
+            # Shift in place: no allocation per row.
+            at = np.searchsorted(ordered, values[i - window])
+            for j in range(at, window - 1):
+                ordered[j] = ordered[j + 1]
             entering = values[i]
             at = np.searchsorted(ordered[: window - 1], entering)
-            ordered[at + 1 : window] = ordered[at : window - 1].copy()
+            for j in range(window - 1, at, -1):
+                ordered[j] = ordered[j - 1]
             ordered[at] = entering
         low_q[i - start] = _quantile_of_sorted(ordered, q_low)
         high_q[i - start] = _quantile_of_sorted(ordered, q_high)
@@ -270,17 +372,21 @@ def rolling_mean_abs_deviation(values: np.ndarray, window: int, start: int) -> n
     return out
 
 
-@njit(cache=True, nogil=True)
 def rolling_sums(rows: np.ndarray, window: int, start: int) -> np.ndarray:
     """Return the rolling sum of each row of a ``(k, n)`` matrix, shape ``(k, n - start)``.
 
-    One call for several series that share a window (Alpha158's SUMP/SUMN/SUMD...).
+    One call for several series that share a window (Alpha158's SUMP/SUMN/SUMD...). The
+    output is allocated by numpy (huge-page advised, unlike numba's allocations).
     """
-    k, n = rows.shape
-    out = np.full((k, n - start), np.nan)
-    for r in range(k):
-        out[r] = rolling_sum(rows[r], window, start)
+    out = np.empty((rows.shape[0], rows.shape[1] - start))
+    _sums_into(rows, window, start, out)
     return out
+
+
+@njit(cache=True, nogil=True)
+def _sums_into(rows: np.ndarray, window: int, start: int, out: np.ndarray) -> None:
+    for r in range(rows.shape[0]):
+        _sum_into(rows[r], window, start, out[r])
 
 
 def lagged(values: np.ndarray, lag: int, start: int) -> np.ndarray:

@@ -44,14 +44,23 @@ def wilder_warmup(period: int, tolerance: float = SEED_TOLERANCE) -> int:
     return decay_bars(1.0 / period, tolerance)
 
 
-@njit(cache=True, nogil=True)
 def exponential_smoothing(values: np.ndarray, alpha: float, start: int) -> np.ndarray:
-    """Return ``s[t] = alpha * x[t] + (1 - alpha) * s[t-1]``, seeded with the first valid value."""
+    """Return ``s[t] = alpha * x[t] + (1 - alpha) * s[t-1]``, seeded with the first valid value.
+
+    The output is allocated by numpy (huge-page advised, unlike numba's allocations).
+    """
+    out = np.empty(values.shape[0] - start)
+    _smooth_into(values, alpha, start, out)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _smooth_into(values: np.ndarray, alpha: float, start: int, out: np.ndarray) -> None:
     n = values.shape[0]
-    out = np.full(n - start, np.nan)
     first = first_valid(values)
+    out[: min(max(first, start), n) - start] = np.nan
     if first >= n:
-        return out
+        return
     level = values[first]
     if first >= start:
         out[first - start] = level
@@ -60,7 +69,6 @@ def exponential_smoothing(values: np.ndarray, alpha: float, start: int) -> np.nd
         level = alpha * values[i] + keep * level
         if i >= start:
             out[i - start] = level
-    return out
 
 
 def ema(values: np.ndarray, span: int, start: int) -> np.ndarray:
@@ -73,15 +81,19 @@ def wilder(values: np.ndarray, period: int, start: int) -> np.ndarray:
     return exponential_smoothing(values, 1.0 / period, start)
 
 
-@njit(cache=True, nogil=True)
 def true_range(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.ndarray:
     """Return the true range of each bar; NaN on the first bar (it has no previous close)."""
-    n = high.shape[0]
-    out = np.full(n, np.nan)
-    for i in range(1, n):
+    out = np.empty(high.shape[0])
+    _true_range_into(high, low, close, out)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _true_range_into(high: np.ndarray, low: np.ndarray, close: np.ndarray, out: np.ndarray) -> None:
+    out[:1] = np.nan
+    for i in range(1, high.shape[0]):
         prev = close[i - 1]
         out[i] = max(high[i], prev) - min(low[i], prev)
-    return out
 
 
 @njit(cache=True, nogil=True)
