@@ -1,0 +1,1 @@
+"""Decision intelligence: regimes, fusion of model votes, filters, and the Decision."""

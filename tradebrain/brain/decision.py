@@ -1,0 +1,60 @@
+"""The Decision: what the brain concluded on one event, and why.
+
+It is what the API shows, what the logs store and what the learning loop learns from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Action(StrEnum):
+    BUY = "buy"  # open or add to a long
+    SELL = "sell"  # open or add to a short
+    HOLD = "hold"  # do nothing
+    EXIT = "exit"  # close what is open
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One decision with everything needed to understand it later.
+
+    Attributes
+    ----------
+    confidence
+        In [0, 1]: the fused probability of the chosen direction after every filter.
+    size
+        Fraction of equity the brain suggests risking (risk has the last word and may cut it).
+    stop, target
+        Suggested protective levels (quote currency), or None for hold.
+    votes
+        Model name -> (p_down, p_flat, p_up) it gave.
+    filters
+        Names of the filters that fired (``"chop"``, ``"kalman"``, ``"panic_exit"``, ...).
+    reasons
+        Plain-language sentences, one per thing that shaped the decision.
+    """
+
+    timestamp: datetime
+    symbol: str
+    action: Action
+    confidence: float
+    size: float = 0.0
+    stop: float | None = None
+    target: float | None = None
+    regime: str = "unknown"
+    votes: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    filters: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()
+    maker: bool = False  # prefer a passive (maker) order
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict (timestamp as ISO text)."""
+        data = asdict(self)
+        data["timestamp"] = self.timestamp.isoformat()
+        data["action"] = self.action.value
+        data["votes"] = {k: list(v) for k, v in self.votes.items()}
+        return data

@@ -1,0 +1,1 @@
+"""Orders, fills, positions, the simulated broker and the position monitor."""

@@ -1,0 +1,81 @@
+"""Orders and fills: what a strategy asks for, what risk lets through, what a broker did.
+
+A strategy emits an :class:`OrderIntent`; risk turns it into an approved intent (sized, with a
+stop) or denies it with a reason; a broker executes approved intents and reports
+:class:`Fill` s. All are immutable; quantities are in base-asset units, prices in quote units.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class Side(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+    @property
+    def sign(self) -> int:
+        """+1 for buy, -1 for sell."""
+        return 1 if self is Side.BUY else -1
+
+
+class OrderType(StrEnum):
+    MARKET = "market"
+    LIMIT = "limit"  # fills only if the price trades through the limit
+    STOP = "stop"  # becomes a market order once the price touches the stop
+
+
+class Liquidity(StrEnum):
+    MAKER = "maker"
+    TAKER = "taker"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderIntent:
+    """What a strategy wants: never an exchange call, only a request that risk reviews.
+
+    Attributes
+    ----------
+    quantity
+        Base-asset units; 0 means "let risk size it" for entries.
+    stop_price, target_price
+        Protective exit levels for an entry; risk refuses an entry without a stop.
+    reduce_only
+        True for exits: may only shrink an open position.
+    tag
+        Why: ``"entry"``, ``"exit"``, ``"stop"``, ``"target"``, ``"trailing"``, ``"partial"``,
+        ``"panic"``, ``"emergency"``.
+    """
+
+    timestamp: datetime
+    symbol: str
+    side: Side
+    quantity: float = 0.0
+    order_type: OrderType = OrderType.MARKET
+    limit_price: float | None = None
+    stop_price: float | None = None
+    target_price: float | None = None
+    reduce_only: bool = False
+    tag: str = "entry"
+    confidence: float = 1.0
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """One execution reported by a broker."""
+
+    timestamp: datetime
+    order_id: str
+    symbol: str
+    side: Side
+    quantity: float
+    price: float
+    fee: float  # quote currency, >= 0
+    liquidity: Liquidity = Liquidity.TAKER
+    tag: str = "entry"
+    slippage: float = 0.0  # quote currency paid versus the reference price, >= 0
+    reasons: tuple[str, ...] = field(default=())

@@ -1,0 +1,1 @@
+"""Risk has the last word: sizing, stops, policy modes, circuit breakers and costs."""
