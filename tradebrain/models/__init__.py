@@ -16,15 +16,16 @@ from tradebrain.models.base import (
 )
 
 # Each module below registers its models on import; keep them after the base imports.
-# The torch nets (tradebrain.models.nets) join this list the same way, as one more import.
 from tradebrain.models.baselines import LogisticModel, MomentumRuleModel, PatternRuleModel
 from tradebrain.models.boosting import LightGBMModel, XGBoostModel
 from tradebrain.models.calibration import CalibratedModel, TemperatureCalibrator
+from tradebrain.models.nets import NET_MODELS
 
 __all__ = [
     "CLASSES",
     "CLASS_NAMES",
     "MODEL_CLASSES",
+    "NET_MODELS",
     "CalibratedModel",
     "LightGBMModel",
     "LogisticModel",
