@@ -36,6 +36,13 @@ BASELINES = ("baseline_majority", "baseline_persistence")
 
 ProgressCallback = Callable[[str], None]
 
+#: Walk-forward refits every model once per fold, so the nets get a shorter training budget
+#: than their defaults; ``EvaluationSettings.model_params`` overrides any of these.
+FOLD_TRAINING_BUDGET: dict[str, dict[str, Any]] = {
+    name: {"max_epochs": 8, "patience": 2}
+    for name in ("cnn", "tcn", "lstm", "transformer", "patchtst", "nhits")
+}
+
 
 @dataclass(frozen=True)
 class EvaluationSettings:
@@ -55,9 +62,14 @@ class EvaluationSettings:
     stacking: bool = True
     seed: int = 42
     model_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+
     #: Placebo: shuffle the labels with this seed before anything learns from them. A model
     #: that still "works" on shuffled labels is finding structure that is not there.
     placebo_seed: int | None = None
+
+    def params_for(self, name: str) -> dict[str, Any]:
+        """Constructor arguments of model ``name``: the fold budget, then ``model_params``."""
+        return {**FOLD_TRAINING_BUDGET.get(name, {}), **self.model_params.get(name, {})}
 
 
 @dataclass(frozen=True)
@@ -181,7 +193,7 @@ def predictions_frame(data: Dataset, folds: list[FoldPredictions]) -> pl.DataFra
 
 
 def _fit_predict(name: str, data: Dataset, fold: Fold, settings: EvaluationSettings) -> np.ndarray:
-    model = MODEL_CLASSES[name](**settings.model_params.get(name, {}))
+    model = MODEL_CLASSES[name](**settings.params_for(name))
     training = fold.training_rows
     if model.input_kind == "sequence":
         source = _impute(data.X_sequence, np.arange(training.min(), training.max() + data.window))

@@ -147,7 +147,7 @@ def train_bundle(
     for name in settings.models:
         if name not in MODEL_CLASSES:
             raise UserInputError(f"unknown model {name!r}; available: {sorted(MODEL_CLASSES)}")
-        model = MODEL_CLASSES[name](**settings.model_params.get(name, {}))
+        model = MODEL_CLASSES[name](**settings.params_for(name))
         sequence = model.input_kind == "sequence"
         X = windows if sequence else X_tab
         names = data.sequence_names if sequence else data.feature_names
