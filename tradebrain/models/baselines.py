@@ -15,6 +15,7 @@ and a few counts; they never need more data than a handful of rows.
 from __future__ import annotations
 
 import json
+import warnings
 from abc import abstractmethod
 from pathlib import Path
 from typing import Any, Self
@@ -76,6 +77,7 @@ class LogisticModel(Model):
         info: dict[str, Any] | None = None,
     ) -> Self:
         """Fit the scaler and the regression on ``X`` (n, features), ``y`` in {0, 1, 2}."""
+        from sklearn.exceptions import ConvergenceWarning
         from sklearn.linear_model import LogisticRegression
         from threadpoolctl import threadpool_limits
 
@@ -88,12 +90,20 @@ class LogisticModel(Model):
         scale[scale == 0.0] = 1.0
         coef = np.zeros((1, X.shape[1]))
         intercept = np.zeros(1)
+        self.converged_ = True
         if len(classes) > 1:
             regression = LogisticRegression(
                 C=self.C, max_iter=self.max_iter, random_state=self.seed
             )
-            with threadpool_limits(limits=self.n_jobs):
+            with (
+                threadpool_limits(limits=self.n_jobs),
+                warnings.catch_warnings(record=True) as seen,
+            ):
+                warnings.simplefilter("always", ConvergenceWarning)
                 regression.fit((X - mean) / scale, codes)
+            # Many correlated features slow L-BFGS down; the last iterate is still a usable
+            # fit, so say so in the model instead of printing a warning per fold.
+            self.converged_ = not any(issubclass(w.category, ConvergenceWarning) for w in seen)
             coef, intercept = regression.coef_, regression.intercept_
         self.classes_ = classes
         self.mean_, self.scale_ = mean, scale
