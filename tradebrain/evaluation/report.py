@@ -142,7 +142,9 @@ def _verdict(models: dict[str, Any], settings: EvaluationSettings) -> dict[str, 
             f"{', '.join(winners)} beat{'s' if len(winners) == 1 else ''} the naive baselines "
             f"out of sample (lower log loss than every baseline, and directional accuracy above "
             f"the best baseline's {best_sign:.4f} by more than {SIGNIFICANCE_SE:.0f} standard "
-            "errors)."
+            "errors). Forecast skill is not profit: a small edge on short candles can vanish "
+            "in the spread; only a backtest after fees, slippage and funding says whether it "
+            "pays."
         )
     else:
         summary = (
