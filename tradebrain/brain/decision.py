@@ -36,6 +36,12 @@ class Decision:
         Names of the filters that fired (``"chop"``, ``"kalman"``, ``"panic_exit"``, ...).
     reasons
         Plain-language sentences, one per thing that shaped the decision.
+    maker
+        True to post a passive (maker) order, False to take liquidity (taker).
+    proba
+        The fused (p_down, p_flat, p_up) after smoothing, summing to 1.
+    family_weights
+        Model family -> weight it had in the fusion (sums to 1 over the families that voted).
     """
 
     timestamp: datetime
@@ -50,6 +56,8 @@ class Decision:
     filters: tuple[str, ...] = ()
     reasons: tuple[str, ...] = ()
     maker: bool = False  # prefer a passive (maker) order
+    proba: tuple[float, float, float] = (1 / 3, 1 / 3, 1 / 3)
+    family_weights: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict (timestamp as ISO text)."""
@@ -57,4 +65,5 @@ class Decision:
         data["timestamp"] = self.timestamp.isoformat()
         data["action"] = self.action.value
         data["votes"] = {k: list(v) for k, v in self.votes.items()}
+        data["proba"] = list(self.proba)
         return data
