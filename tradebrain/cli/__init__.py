@@ -15,6 +15,7 @@ import typer
 
 from tradebrain import __version__
 from tradebrain.cli._shared import CliState, console
+from tradebrain.cli.backtest import backtest_command
 from tradebrain.cli.config import config_app
 from tradebrain.cli.data import data_app
 from tradebrain.cli.demo import demo
@@ -34,6 +35,9 @@ app.add_typer(features_app, name="features")
 app.command("evaluate", help="Walk-forward, out-of-sample evaluation of models.")(evaluate_command)
 app.command("train", help="Fit the final models on all the data.")(train_command)
 app.command(help="Run the whole pipeline on the embedded synthetic market and summarise it.")(demo)
+app.command("backtest", help="Backtest a strategy with costs, next to buy-and-hold.")(
+    backtest_command
+)
 
 
 def _version(value: bool) -> None:

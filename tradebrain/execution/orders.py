@@ -48,6 +48,11 @@ class OrderIntent:
     tag
         Why: ``"entry"``, ``"exit"``, ``"stop"``, ``"target"``, ``"trailing"``, ``"partial"``,
         ``"panic"``, ``"emergency"``.
+    trigger_price
+        The price that triggers a STOP order (it then fills like a market order).
+    equity_fraction
+        When ``quantity`` is 0: size the entry at fill time as this fraction of equity
+        (times leverage), net of the fee; 1.0 is "all in". Ignored when ``quantity`` > 0.
     """
 
     timestamp: datetime
@@ -62,6 +67,8 @@ class OrderIntent:
     tag: str = "entry"
     confidence: float = 1.0
     reasons: tuple[str, ...] = ()
+    equity_fraction: float = 0.0
+    trigger_price: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

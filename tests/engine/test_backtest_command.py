@@ -1,0 +1,61 @@
+"""``tradebrain backtest`` end to end on a small candle file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from builders import CandleMaker
+from typer.testing import CliRunner
+
+from tradebrain.cli import app
+
+
+@pytest.fixture
+def candle_file(tmp_path: Path, candles: CandleMaker) -> Path:
+    path = tmp_path / "BTC_USDT-1h.parquet"
+    candles(600, seed=5).write_parquet(path)
+    return path
+
+
+def test_backtest_writes_metrics_benchmark_costs_and_trades(
+    candle_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRADEBRAIN_HOME", str(tmp_path / "home"))
+    out = tmp_path / "report.json"
+    args = ["backtest", "--data", str(candle_file), "--strategy", "sma_cross", "--fast", "5",
+            "--slow", "20", "--fee", "0.001", "--json", str(out)]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert {"metrics", "benchmark", "cost_sensitivity", "trades"} <= set(report)
+    assert set(report["cost_sensitivity"]) == {"0x", "1x", "2x"}
+    assert report["metrics"]["n_trades"] == len(report["trades"]) > 0
+    row = report["trades"][0]
+    for key in ("entry_time", "exit_time", "side", "entry_price", "exit_price", "quantity",
+                "pnl", "fees", "exit_reason"):  # fmt: skip
+        assert key in row
+    zero, two = report["cost_sensitivity"]["0x"], report["cost_sensitivity"]["2x"]
+    assert zero["total_return"] > two["total_return"]
+    assert (tmp_path / "home" / "trials.jsonl").exists()
+
+
+def test_hybrid_says_it_is_not_available_yet(candle_file: Path, tmp_path: Path) -> None:
+    args = ["backtest", "--data", str(candle_file), "--strategy", "hybrid", "--json",
+            str(tmp_path / "r.json")]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1
+    assert "not available yet" in result.output and "trained models" in result.output
+
+
+def test_perp_backtest_without_funding_stops_unless_allowed(
+    candle_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRADEBRAIN_HOME", str(tmp_path / "home"))
+    base = ["backtest", "--data", str(candle_file), "--market", "perp", "--json",
+            str(tmp_path / "r.json")]  # fmt: skip
+    refused = CliRunner().invoke(app, base)
+    assert refused.exit_code == 1 and "--allow-no-funding" in refused.output
+    allowed = CliRunner().invoke(app, [*base, "--allow-no-funding"])
+    assert allowed.exit_code == 0, allowed.output

@@ -1,0 +1,154 @@
+"""``tradebrain backtest``: replay candles through a strategy and write an honest report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.table import Table
+
+from tradebrain.cli._shared import console, friendly_errors, settings_of, store_of
+from tradebrain.exceptions import UserInputError
+
+
+@friendly_errors
+def backtest_command(
+    ctx: typer.Context,
+    data: Annotated[str, typer.Option("--data", help="Candle file or stored dataset name.")],
+    json_out: Annotated[Path, typer.Option("--json", help="Report file to write (JSON).")],
+    strategy: Annotated[
+        str, typer.Option("--strategy", help="sma_cross, buy_and_hold (hybrid: next step).")
+    ] = "sma_cross",
+    funding: Annotated[
+        str | None, typer.Option("--funding", help="Funding-rate file (perpetuals).")
+    ] = None,
+    fast: Annotated[int, typer.Option("--fast", help="Fast SMA length (sma_cross).")] = 10,
+    slow: Annotated[int, typer.Option("--slow", help="Slow SMA length (sma_cross).")] = 50,
+    fee: Annotated[
+        float | None, typer.Option("--fee", help="Fee rate per side, e.g. 0.001 = 0.1 %.")
+    ] = None,
+    venue: Annotated[
+        str | None, typer.Option("--venue", help="Fees of a venue, e.g. binance-spot.")
+    ] = None,
+    slippage_bps: Annotated[
+        float | None, typer.Option("--slippage-bps", help="Taker slippage in basis points.")
+    ] = None,
+    market: Annotated[str, typer.Option("--market", help="spot or perp.")] = "spot",
+    leverage: Annotated[float, typer.Option("--leverage", help="Perp leverage.")] = 1.0,
+    cash: Annotated[float, typer.Option("--cash", help="Starting cash (quote).")] = 10_000.0,
+    symbol: Annotated[
+        str | None, typer.Option("--symbol", help="Symbol name (default: the file name).")
+    ] = None,
+    allow_no_funding: Annotated[
+        bool,
+        typer.Option("--allow-no-funding", help="Run a perp backtest without funding data."),
+    ] = False,
+) -> None:
+    """Backtest a strategy; writes metrics, benchmark, cost sensitivity and trades as JSON."""
+    from tradebrain.data.atomic import write_text_atomic
+    from tradebrain.data.loading import load_market_data
+    from tradebrain.engine.backtest import BacktestConfig
+    from tradebrain.engine.report import backtest_report
+    from tradebrain.engine.strategies import make_strategy
+    from tradebrain.evaluation.statistics import TrialLedger
+    from tradebrain.execution.costs import FlatCosts
+    from tradebrain.risk.market import MarketType
+
+    params: dict[str, Any] = {"fast": fast, "slow": slow} if strategy == "sma_cross" else {}
+    make_strategy(strategy, **params)  # fail fast on an unknown or unavailable strategy
+    if fee is not None and venue is not None:
+        raise UserInputError("give either --fee or --venue, not both")
+    if market not in ("spot", "perp"):
+        raise UserInputError(f"--market must be spot or perp; got {market!r}")
+    if market == "perp" and funding is None and not allow_no_funding:
+        raise UserInputError(
+            "a perpetual backtest needs funding data: pass --funding PATH (funding-rate "
+            "history), or --allow-no-funding to ignore funding knowingly"
+        )
+    settings = settings_of(ctx)
+    store = store_of(settings)
+    loaded = load_market_data(data, store)
+    funding_frame = None if funding is None else load_market_data(funding, store, "funding").frame
+    slippage = settings.execution.slippage_bps if slippage_bps is None else slippage_bps
+    if venue is not None:
+        costs = FlatCosts.for_venue(venue, slippage)
+    else:
+        costs = FlatCosts(settings.execution.taker_fee if fee is None else fee, slippage)
+    config = BacktestConfig(cash=cash, costs=costs, market=MarketType(market), leverage=leverage)
+    name = symbol or Path(loaded.source).stem
+    run_settings = {"strategy": strategy, **params, "costs": repr(costs), "market": market,
+                    "leverage": leverage, "cash": cash, "source": loaded.source}  # fmt: skip
+    ledger = TrialLedger(settings.home / "trials.jsonl")
+    backtests = [e["metric"] for e in ledger.entries() if str(e["name"]).startswith("backtest:")]
+    variance = float(_variance(backtests)) if len(backtests) >= 2 else None
+    with console.status(f"backtesting {strategy} on {loaded.frame.height:,} candles..."):
+        outcome = backtest_report(
+            loaded.frame,
+            lambda: make_strategy(strategy, **params),
+            config,
+            symbol=name,
+            timeframe=loaded.timeframe or "1h",
+            funding=funding_frame,
+            n_trials=max(ledger.n_trials, 1),
+            trials_variance=variance,
+            settings=run_settings,
+        )
+    sharpe = outcome.report["metrics"]["sharpe_per_period"]
+    if sharpe is not None:
+        ledger.record(run_settings, sharpe, name=f"backtest:{strategy}")
+    text = json.dumps(outcome.report, indent=2, allow_nan=False, default=str)
+    write_text_atomic(text, json_out)
+    _print_summary(outcome.report)
+    console.print(f"[green]wrote[/] {json_out}")
+
+
+def _variance(values: list[float]) -> float:
+    mean = sum(values) / len(values)
+    return sum((v - mean) ** 2 for v in values) / (len(values) - 1)
+
+
+_ROWS = (
+    ("total return", "total_return", "{:+.2%}"),
+    ("CAGR", "cagr", "{:+.2%}"),
+    ("Sharpe", "sharpe", "{:.2f}"),
+    ("Sortino", "sortino", "{:.2f}"),
+    ("Calmar", "calmar", "{:.2f}"),
+    ("max drawdown", "max_drawdown", "{:.2%}"),
+    ("trades", "n_trades", "{:d}"),
+    ("win rate", "win_rate", "{:.1%}"),
+    ("profit factor", "profit_factor", "{:.2f}"),
+    ("expectancy", "expectancy", "{:,.2f}"),
+    ("exposure", "exposure", "{:.1%}"),
+    ("fees", "fees", "{:,.2f}"),
+    ("funding", "funding", "{:,.2f}"),
+    ("PSR", "psr", "{:.3f}"),
+    ("DSR", "dsr", "{:.3f}"),
+)
+
+
+def _print_summary(report: dict[str, Any]) -> None:
+    table = Table(title=f"backtest: {report['settings']['strategy']}", box=box.SIMPLE_HEAVY)
+    table.add_column("metric")
+    table.add_column("strategy", justify="right")
+    table.add_column("buy & hold", justify="right")
+    for label, key, pattern in _ROWS:
+        table.add_row(
+            label,
+            _format(report["metrics"].get(key), pattern),
+            _format(report["benchmark"].get(key), pattern),
+        )
+    console.print(table)
+    costs = "  ".join(
+        f"{factor} costs: {_format(row['total_return'], '{:+.2%}')}"
+        for factor, row in report["cost_sensitivity"].items()
+    )
+    console.print(f"[dim]cost sensitivity (total return)  {costs}[/]")
+
+
+def _format(value: Any, pattern: str) -> str:
+    if value is None:
+        return "n/a"
+    return pattern.format(value)

@@ -1,0 +1,239 @@
+"""The engine: one event loop for backtest, paper and live trading.
+
+``Engine.run(feed)`` hands every event to :meth:`Engine.on_event`, which dispatches it to an
+``on_*`` handler. On each closed candle:
+
+1. the broker matches what can execute during the candle (orders from earlier decisions fill
+   at its open at the earliest; protective stops and targets; see the broker's rules), and the
+   resulting order events are handled (``on_order_filled``, ...);
+2. equity is marked at the close and recorded;
+3. the strategy decides on the closed candle; each intent goes through the risk gate, and what
+   risk approves is submitted to the broker, to execute from the next event on. A denial
+   becomes an :class:`OrderDenied` event with its reason.
+
+Nothing here knows whether the feed is a replay or a live stream.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from tradebrain.engine.events import (
+    CandleClosed,
+    Event,
+    FundingSettled,
+    OrderCancelled,
+    OrderDenied,
+    OrderFilled,
+)
+from tradebrain.engine.feed import CandleArrays
+from tradebrain.engine.ports import Broker, PassThroughRisk, RiskDenial, RiskGate
+from tradebrain.engine.strategy import Strategy, StrategyContext
+from tradebrain.execution.account import ClosedTrade
+from tradebrain.execution.orders import Fill, OrderIntent
+from tradebrain.risk.market import MarketState, MarketType
+
+
+@dataclass
+class EngineResult:
+    """What a run produced, one row per closed candle for the curves.
+
+    Attributes
+    ----------
+    open_time
+        (n,) int64 epoch microseconds: the open time of each candle (the data's timestamp).
+    equity
+        (n,) float64 equity marked at each candle's close, quote currency.
+    exposure
+        (n,) float64 signed position notional / equity at each close.
+    """
+
+    open_time: np.ndarray
+    equity: np.ndarray
+    exposure: np.ndarray
+    trades: list[ClosedTrade]
+    fills: list[Fill]
+    denials: list[OrderDenied]
+    cancellations: list[OrderCancelled]
+    fees: float
+    funding: float  # net funding paid (> 0 costs the account)
+    open_positions: dict[str, float] = field(default_factory=dict)
+    path: str = "events"
+
+
+class Engine:
+    """Runs a strategy against a feed through risk and a broker.
+
+    Parameters
+    ----------
+    strategy
+        Decides on each closed candle (see :class:`~tradebrain.engine.strategy.Strategy`).
+    broker
+        Executes approved intents (simulated or exchange).
+    risk
+        Reviews every intent; :class:`PassThroughRisk` when None.
+    symbol, timeframe
+        The market the strategy trades.
+    history
+        Candles known at the start (a replay's whole series, or a live warm-up tail).
+    market_type, leverage
+        What risk is told about the market.
+    """
+
+    def __init__(
+        self,
+        strategy: Strategy,
+        broker: Broker,
+        risk: RiskGate | None = None,
+        *,
+        symbol: str,
+        timeframe: str,
+        history: CandleArrays | None = None,
+        market_type: MarketType = MarketType.SPOT,
+        leverage: float = 1.0,
+    ) -> None:
+        self.strategy = strategy
+        self.broker = broker
+        self.risk: RiskGate = risk or PassThroughRisk()
+        self.context = StrategyContext(symbol=symbol, timeframe=timeframe, history=history)
+        self.market_type = market_type
+        self.leverage = leverage
+        self._handlers = {
+            CandleClosed: self.on_candle_closed,
+            FundingSettled: self.on_funding_settled,
+            OrderFilled: self.on_order_filled,
+            OrderCancelled: self.on_order_cancelled,
+            OrderDenied: self.on_order_denied,
+        }
+        self._open_times: list[datetime] = []
+        self._equity: list[float] = []
+        self._exposure: list[float] = []
+        self.fills: list[Fill] = []
+        self.denials: list[OrderDenied] = []
+        self.cancellations: list[OrderCancelled] = []
+        self._last: CandleClosed | None = None
+        self._funding_rate = 0.0
+        self._atr = math.nan
+        self._previous_close = math.nan
+        self._day = -1
+
+    def run(self, feed: Iterable[Event]) -> EngineResult:
+        """Initialise the strategy, handle every event of ``feed``, return the result."""
+        self.strategy.init(self.context)
+        on_event = self.on_event
+        for event in feed:
+            on_event(event)
+        return self.result()
+
+    def on_event(self, event: Event) -> None:
+        """Dispatch ``event`` to its ``on_*`` handler (unknown kinds are ignored)."""
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            handler(event)  # type: ignore[operator]
+
+    def on_candle_closed(self, candle: CandleClosed) -> None:
+        """Match orders, mark equity, then let the strategy decide on the closed candle."""
+        for event in self.broker.on_candle(candle):
+            self.on_event(event)
+        self._update_atr(candle)
+        self._last = candle
+        equity = self.broker.equity()
+        context = self.context
+        position = context.position
+        self._open_times.append(candle.open_time)
+        self._equity.append(equity)
+        self._exposure.append(position * candle.close / equity if equity > 0 else 0.0)
+        context.bar += 1
+        intents = self.strategy.on_candle(context, candle)
+        if intents:
+            for intent in intents:
+                self.submit(intent)
+
+    def on_funding_settled(self, event: FundingSettled) -> None:
+        """Settle funding on open perp positions."""
+        self._funding_rate = event.funding_rate
+        for follow_up in self.broker.on_funding(event):
+            self.on_event(follow_up)
+
+    def on_order_filled(self, event: OrderFilled) -> None:
+        """Record the fill and keep the strategy's view of its position current."""
+        fill = event.fill
+        self.fills.append(fill)
+        if fill.symbol == self.context.symbol:
+            self.context.position += fill.side.sign * fill.quantity
+            if abs(self.context.position) < 1e-12 * fill.quantity:
+                self.context.position = 0.0
+
+    def on_order_cancelled(self, event: OrderCancelled) -> None:
+        """Record the cancellation."""
+        self.cancellations.append(event)
+
+    def on_order_denied(self, event: OrderDenied) -> None:
+        """Record the denial with its reason (never a silent drop)."""
+        self.denials.append(event)
+
+    def submit(self, intent: OrderIntent) -> None:
+        """Send ``intent`` through risk; submit what is approved, record what is denied."""
+        timestamp = self._last.close_time if self._last is not None else intent.timestamp
+        verdict = self.risk.review(intent, self.broker.account(timestamp), self.market_state())
+        if isinstance(verdict, OrderIntent):
+            self.broker.submit(verdict)
+        else:
+            self.on_event(_as_denied(verdict, timestamp))
+
+    def market_state(self) -> MarketState:
+        """Return the market as of the last closed candle, for risk and costs."""
+        candle = self._last
+        if candle is None:
+            raise RuntimeError("no candle has closed yet; the market state is unknown")
+        return MarketState(
+            timestamp=candle.close_time,
+            symbol=candle.symbol,
+            price=candle.close,
+            atr=self._atr,
+            volume=candle.volume,
+            funding_rate=self._funding_rate,
+            market_type=self.market_type,
+            leverage=self.leverage,
+        )
+
+    def result(self) -> EngineResult:
+        """Return the curves and records so far."""
+        account = self.broker.account(self._last.close_time if self._last else datetime.min)
+        micros = np.array(
+            [int(t.timestamp()) * 1_000_000 + t.microsecond for t in self._open_times],
+            dtype=np.int64,
+        )
+        return EngineResult(
+            open_time=micros,
+            equity=np.asarray(self._equity, dtype=np.float64),
+            exposure=np.asarray(self._exposure, dtype=np.float64),
+            trades=list(account.closed_trades),
+            fills=list(self.fills),
+            denials=list(self.denials),
+            cancellations=list(self.cancellations),
+            fees=sum(f.fee for f in self.fills),
+            funding=float(getattr(getattr(self.broker, "portfolio", None), "funding_paid", 0.0)),
+            open_positions={s: p.quantity for s, p in account.positions.items()},
+        )
+
+    def _update_atr(self, candle: CandleClosed) -> None:
+        previous = self._previous_close
+        true_range = candle.high - candle.low
+        if previous == previous:
+            true_range = max(true_range, abs(candle.high - previous), abs(candle.low - previous))
+        self._previous_close = candle.close
+        self._atr = (
+            true_range if self._atr != self._atr else self._atr + (true_range - self._atr) / 14
+        )
+
+
+def _as_denied(verdict: RiskDenial, timestamp: datetime) -> OrderDenied:
+    if isinstance(verdict, OrderDenied):
+        return verdict
+    return OrderDenied(timestamp, verdict.intent, verdict.reason, str(getattr(verdict, "rule", "")))

@@ -1,0 +1,87 @@
+"""The engine's ports: one small interface per edge, each with a tiny implementation for tests.
+
+- :class:`RiskGate` reviews every order intent before it reaches a broker (risk has the last
+  word). The risk layer's ``RiskManager`` satisfies it; :class:`PassThroughRisk` approves
+  everything that is well-formed, for tests and the reference strategies.
+- :class:`Broker` executes approved intents and reports fills as events: the simulated broker
+  in backtest and paper modes, the exchange broker in live mode.
+- :class:`Feed` yields market events in time order: a replay of stored data, or a live stream.
+- Costs (fees and slippage) are a port of the simulated broker:
+  :class:`tradebrain.execution.costs.CostModel`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from tradebrain.engine.events import CandleClosed, Event, FundingSettled, MarketEvent, OrderDenied
+from tradebrain.execution.account import AccountSnapshot
+from tradebrain.execution.orders import OrderIntent
+from tradebrain.risk.market import MarketState
+
+
+@runtime_checkable
+class RiskDenial(Protocol):
+    """What a risk gate returns instead of an order: the refused intent and why.
+
+    ``OrderDenied`` and the risk layer's ``Denial`` both satisfy it.
+    """
+
+    @property
+    def intent(self) -> OrderIntent: ...
+
+    @property
+    def reason(self) -> str: ...
+
+    @property
+    def rule(self) -> str: ...
+
+
+class RiskGate(Protocol):
+    """Reviews one order intent against the account and the market.
+
+    Returns the approved intent (possibly resized, with a stop and target set) or a denial
+    with a reason. It must not call a broker; the engine submits what it approves and turns a
+    denial into an :class:`~tradebrain.engine.events.OrderDenied` event.
+    """
+
+    def review(
+        self, intent: OrderIntent, account: AccountSnapshot, market: MarketState
+    ) -> OrderIntent | RiskDenial: ...
+
+
+class PassThroughRisk:
+    """Approves every intent that has a size (or closes a position); for tests and references."""
+
+    def review(
+        self, intent: OrderIntent, account: AccountSnapshot, market: MarketState
+    ) -> OrderIntent | RiskDenial:
+        """Return ``intent`` unchanged, or a denial when an entry carries no size at all."""
+        sized = intent.quantity > 0 or intent.equity_fraction > 0 or intent.reduce_only
+        if not sized:
+            return OrderDenied(market.timestamp, intent, "entry has no size", "size")
+        return intent
+
+
+class Broker(Protocol):
+    """A venue: accepts approved intents, reports fills and cancellations as events."""
+
+    def submit(self, intent: OrderIntent) -> str: ...
+
+    def cancel(self, order_id: str, timestamp: datetime) -> list[Event]: ...
+
+    def on_candle(self, candle: CandleClosed) -> list[Event]: ...
+
+    def on_funding(self, event: FundingSettled) -> list[Event]: ...
+
+    def account(self, timestamp: datetime) -> AccountSnapshot: ...
+
+    def equity(self) -> float: ...
+
+
+class Feed(Protocol):
+    """Yields market events in the order of their event time."""
+
+    def __iter__(self) -> Iterator[MarketEvent]: ...

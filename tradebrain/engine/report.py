@@ -1,0 +1,129 @@
+"""The backtest report: metrics, the buy-and-hold benchmark, cost sensitivity and trades.
+
+Everything in the report comes from one replay of the same data; the benchmark pays the same
+costs, and cost sensitivity reruns the strategy with costs at 0x, 1x and 2x.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from tradebrain.engine.backtest import BacktestConfig, run_backtest
+from tradebrain.engine.engine import EngineResult
+from tradebrain.engine.ports import RiskGate
+from tradebrain.engine.strategies import BuyAndHold
+from tradebrain.engine.strategy import Strategy
+from tradebrain.evaluation.backtest_metrics import backtest_metrics
+
+COST_FACTORS = (0.0, 1.0, 2.0)
+SENSITIVITY_KEYS = ("total_return", "cagr", "sharpe", "max_drawdown", "n_trades", "fees")
+
+
+@dataclass(frozen=True)
+class BacktestReport:
+    """The strategy's run and the report built from it (``report`` is JSON-ready)."""
+
+    result: EngineResult
+    report: dict[str, Any]
+
+
+def backtest_report(
+    candles: pl.DataFrame,
+    make_strategy: Callable[[], Strategy],
+    config: BacktestConfig,
+    *,
+    symbol: str,
+    timeframe: str,
+    funding: pl.DataFrame | None = None,
+    risk: RiskGate | None = None,
+    n_trials: int = 1,
+    trials_variance: float | None = None,
+    settings: dict[str, Any] | None = None,
+) -> BacktestReport:
+    """Run the strategy, the benchmark and the cost sensitivity; return the report.
+
+    ``make_strategy`` returns a fresh strategy for each run (strategies keep state).
+    """
+
+    def run(strategy: Strategy, run_config: BacktestConfig) -> EngineResult:
+        return run_backtest(
+            candles,
+            strategy,
+            run_config,
+            symbol=symbol,
+            timeframe=timeframe,
+            funding=funding,
+            risk=risk,
+        )
+
+    def metrics(result: EngineResult, trials: int = 1) -> dict[str, Any]:
+        return backtest_metrics(
+            result.equity,
+            config.cash,
+            result.trades,
+            timeframe,
+            exposure=result.exposure,
+            fees=result.fees,
+            funding=result.funding,
+            n_trials=trials,
+            trials_variance=trials_variance if trials > 1 else None,
+        )
+
+    result = run(make_strategy(), config)
+    benchmark = run(BuyAndHold(), config)
+    sensitivity = {}
+    for factor in COST_FACTORS:
+        scaled = result if factor == 1.0 else run(make_strategy(), config.with_costs_scaled(factor))
+        values = metrics(scaled)
+        sensitivity[f"{factor:g}x"] = {key: values[key] for key in SENSITIVITY_KEYS}
+    report = {
+        "settings": {"symbol": symbol, "timeframe": timeframe, **(settings or {})},
+        "data": {
+            "candles": candles.height,
+            "start": str(candles["timestamp"][0]),
+            "end": str(candles["timestamp"][-1]),
+            "funding_settlements": 0 if funding is None else funding.height,
+        },
+        "path": result.path,
+        "metrics": metrics(result, n_trials),
+        "benchmark": metrics(benchmark),
+        "cost_sensitivity": sensitivity,
+        "trades": [trade_row(t) for t in result.trades],
+        "open_positions": result.open_positions,
+        "denials": [{"time": d.timestamp.isoformat(), "reason": d.reason} for d in result.denials],
+    }
+    return BacktestReport(result, finite(report))
+
+
+def trade_row(trade: Any) -> dict[str, Any]:
+    """Return one closed trade as a JSON-ready row."""
+    return {
+        "entry_time": trade.entry_time.isoformat(),
+        "exit_time": trade.exit_time.isoformat(),
+        "side": "long" if trade.side > 0 else "short",
+        "entry_price": trade.entry_price,
+        "exit_price": trade.exit_price,
+        "quantity": trade.quantity,
+        "pnl": trade.pnl,
+        "fees": trade.fees,
+        "funding": trade.funding,
+        "r_multiple": trade.r_multiple,
+        "return": trade.pnl / (trade.quantity * trade.entry_price),
+        "exit_reason": trade.exit_reason,
+    }
+
+
+def finite(value: Any) -> Any:
+    """Return ``value`` with every NaN or infinity replaced by None (valid JSON)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(item) for item in value]
+    return value

@@ -1,0 +1,346 @@
+"""The simulated broker: a venue that matches orders against candles, with costs.
+
+Matching rules, on each closed candle, in this order:
+
+1. Market orders submitted before the candle fill at its open (the first price after the
+   decision), through the cost model (taker).
+2. Protective levels of open positions (see :mod:`tradebrain.execution.monitor`) and, on perps,
+   the liquidation price: an adverse level the open gapped through fills at the open; otherwise
+   the stop (or liquidation) triggers when the low (long) or the high (short) touches it. When
+   one candle touches both the stop and the target, the STOP counts first. Targets and partial
+   exits are limit orders: they fill only when the price trades through them.
+3. Resting limit orders fill only when the price trades through the limit (at the open when
+   it gapped through); stop orders trigger on a touch and fill at the stop or the worse open.
+4. Positions opened by step 3 get their protection checked on the same candle; reduce-only
+   orders of a flat symbol are cancelled.
+
+Quantities are in base units, prices and cash in quote currency.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+
+from tradebrain.engine.events import (
+    CandleClosed,
+    Event,
+    FundingSettled,
+    OrderCancelled,
+    OrderDenied,
+    OrderFilled,
+)
+from tradebrain.execution.account import AccountSnapshot
+from tradebrain.execution.costs import CostModel, FlatCosts, fee_rate
+from tradebrain.execution.monitor import PositionMonitor, Protection
+from tradebrain.execution.orders import Fill, Liquidity, OrderIntent, OrderType, Side
+from tradebrain.execution.portfolio import Portfolio
+from tradebrain.risk.market import MarketState, MarketType
+
+MarketSource = Callable[[str], MarketState | None]
+
+
+class SimulatedBroker:
+    """Matches orders against candles and keeps the account, like a venue would.
+
+    Parameters
+    ----------
+    cash
+        Starting balance in quote currency.
+    costs
+        Fees and slippage (:class:`~tradebrain.execution.costs.CostModel`).
+    market
+        Spot (no shorts, no leverage) or perp (leverage, funding, liquidation).
+    leverage
+        Notional / margin on perps; entries sized by ``equity_fraction`` use it.
+    maintenance_margin
+        Maintenance margin rate for the liquidation price (perps).
+    monitor
+        The position monitor; None keeps only the stop and target an entry came with.
+    market_source
+        Returns the market state of a symbol as of the last close (for the cost model).
+    """
+
+    def __init__(
+        self,
+        cash: float = 10_000.0,
+        costs: CostModel | None = None,
+        market: MarketType = MarketType.SPOT,
+        leverage: float = 1.0,
+        maintenance_margin: float = 0.005,
+        monitor: PositionMonitor | None = None,
+        market_source: MarketSource | None = None,
+    ) -> None:
+        self.costs: CostModel = costs or FlatCosts()
+        self.market = MarketType(market)
+        self.leverage = leverage if self.market is MarketType.PERP else 1.0
+        self.maintenance_margin = maintenance_margin
+        self.monitor = monitor or PositionMonitor()
+        self.portfolio = Portfolio(cash=cash, market=self.market)
+        self.prices: dict[str, float] = {}
+        self._market_source = market_source
+        self._pending: list[tuple[str, OrderIntent]] = []
+        self._resting: list[tuple[str, OrderIntent]] = []
+        self._protection: dict[str, Protection] = {}
+        self._ids = itertools.count(1)
+        self._taker_rate = fee_rate(self.costs, Liquidity.TAKER)
+
+    # --- the Broker port ------------------------------------------------------------------
+    def submit(self, intent: OrderIntent) -> str:
+        """Accept an approved order; it executes from the next candle on. Return its id."""
+        order_id = f"sim-{next(self._ids)}"
+        if intent.order_type is OrderType.MARKET:
+            self._pending.append((order_id, intent))
+        else:
+            self._resting.append((order_id, intent))
+        return order_id
+
+    def cancel(self, order_id: str, timestamp: datetime) -> list[Event]:
+        """Cancel a resting or pending order; return the ``OrderCancelled`` event (if any)."""
+        for book in (self._pending, self._resting):
+            for index, (known, intent) in enumerate(book):
+                if known == order_id:
+                    del book[index]
+                    return [OrderCancelled(timestamp, order_id, intent, "cancelled on request")]
+        return []
+
+    def account(self, timestamp: datetime) -> AccountSnapshot:
+        """Return the account marked at the last known prices."""
+        return self.portfolio.snapshot(timestamp, self.prices)
+
+    def equity(self) -> float:
+        """Return the equity marked at the last known prices."""
+        return self.portfolio.equity(self.prices)
+
+    def protection(self, symbol: str) -> Protection | None:
+        """Return the protective levels of the open position in ``symbol``, if any."""
+        return self._protection.get(symbol)
+
+    def on_funding(self, event: FundingSettled) -> list[Event]:
+        """Settle funding on the open position (perps only)."""
+        if self.market is MarketType.PERP:
+            price = (
+                event.mark_price if event.mark_price is not None else self.prices.get(event.symbol)
+            )
+            if price is not None:
+                self.portfolio.apply_funding(event.symbol, event.funding_rate, price)
+        return []
+
+    def on_candle(self, candle: CandleClosed) -> list[Event]:
+        """Match everything that can execute during ``candle``; return the order events."""
+        symbol = candle.symbol
+        events: list[Event] = []
+        self.prices[symbol] = candle.open
+        if self._pending:
+            pending, self._pending = self._pending, []
+            for order_id, intent in pending:
+                if intent.symbol == symbol:
+                    events.append(self._fill_market(order_id, intent, candle))
+                else:
+                    self._pending.append((order_id, intent))
+        if symbol in self._protection:
+            events.extend(self._check_protection(symbol, candle))
+        if self._resting:
+            opened = self._match_resting(candle, events)
+            for opened_symbol in opened:
+                events.extend(self._check_protection(opened_symbol, candle))
+            events.extend(self._cancel_orphans(candle))
+        self.prices[symbol] = candle.close
+        self.monitor.on_candle(symbol, candle.high, candle.low, candle.close)
+        protection = self._protection.get(symbol)
+        if protection is not None:
+            self._protection[symbol] = self.monitor.after_candle(
+                symbol, protection, candle.high, candle.low
+            )
+        return events
+
+    # --- fills ----------------------------------------------------------------------------
+    def _fill_market(self, order_id: str, intent: OrderIntent, candle: CandleClosed) -> Event:
+        return self._execute(order_id, intent, candle.open, Liquidity.TAKER, candle.open_time)
+
+    def _execute(
+        self,
+        order_id: str,
+        intent: OrderIntent,
+        reference: float,
+        liquidity: Liquidity,
+        timestamp: datetime,
+        tag: str | None = None,
+    ) -> Event:
+        symbol = intent.symbol
+        held = self.portfolio.quantity(symbol)
+        market = self._market_source(symbol) if self._market_source else None
+        side = intent.side
+        if intent.reduce_only:
+            if held == 0.0 or held * side.sign > 0:
+                return OrderCancelled(timestamp, order_id, intent, "reduce-only: nothing to reduce")
+            quantity = abs(held) if intent.quantity <= 0 else min(intent.quantity, abs(held))
+        elif intent.quantity > 0:
+            quantity = intent.quantity
+        elif intent.equity_fraction > 0:
+            price = self.costs.fill_price(side, reference, 0.0, market, liquidity)
+            budget = intent.equity_fraction * self.portfolio.equity(self.prices) * self.leverage
+            quantity = budget / (price * (1.0 + self._taker_rate))
+        else:
+            return OrderDenied(
+                timestamp, intent, "entry has no size: set quantity or equity_fraction", "size"
+            )
+        if self.market is MarketType.SPOT and not intent.reduce_only:
+            if side is Side.SELL and quantity > max(held, 0.0) * (1 + 1e-12):
+                return OrderDenied(
+                    timestamp, intent, "spot market: cannot sell short", "spot_short"
+                )
+            if side is Side.BUY:
+                price = self.costs.fill_price(side, reference, quantity, market, liquidity)
+                affordable = self.portfolio.cash / (price * (1.0 + self._taker_rate))
+                quantity = min(quantity, affordable)
+        if quantity <= 0:
+            return OrderDenied(timestamp, intent, "not enough cash for any quantity", "size")
+        price = self.costs.fill_price(side, reference, quantity, market, liquidity)
+        fee = self.costs.fee(quantity * price, liquidity)
+        fill = Fill(
+            timestamp=timestamp,
+            order_id=order_id,
+            symbol=symbol,
+            side=side,
+            quantity=quantity,
+            price=price,
+            fee=fee,
+            liquidity=liquidity,
+            tag=tag or intent.tag,
+            slippage=abs(price - reference) * quantity,
+            reasons=intent.reasons,
+        )
+        was_flat = held == 0.0
+        self.portfolio.apply_fill(
+            fill, stop_price=intent.stop_price, target_price=intent.target_price
+        )
+        now = self.portfolio.quantity(symbol)
+        if now == 0.0:
+            self._protection.pop(symbol, None)
+        elif was_flat or held * now < 0:
+            holding = self.portfolio.holdings[symbol]
+            self._protection[symbol] = self.monitor.open(
+                1 if now > 0 else -1,
+                holding.entry_price,
+                abs(now),
+                intent.stop_price,
+                intent.target_price,
+            )
+        elif symbol in self._protection:
+            self._shrink_partial(symbol, abs(now))
+        return OrderFilled(fill)
+
+    def _exit(
+        self,
+        symbol: str,
+        quantity: float,
+        reference: float,
+        liquidity: Liquidity,
+        tag: str,
+        timestamp: datetime,
+    ) -> Event:
+        held = self.portfolio.quantity(symbol)
+        side = Side.SELL if held > 0 else Side.BUY
+        intent = OrderIntent(timestamp, symbol, side, quantity, reduce_only=True, tag=tag)
+        return self._execute(f"sim-{next(self._ids)}", intent, reference, liquidity, timestamp, tag)
+
+    def _shrink_partial(self, symbol: str, open_quantity: float) -> None:
+        protection = self._protection[symbol]
+        if protection.partial_quantity > open_quantity:
+            self._protection[symbol] = replace(protection, partial_quantity=open_quantity)
+
+    # --- protection -----------------------------------------------------------------------
+    def liquidation_price(self, symbol: str) -> float | None:
+        """Return the price at which the open perp position in ``symbol`` is liquidated."""
+        holding = self.portfolio.holdings.get(symbol)
+        if holding is None or self.market is not MarketType.PERP:
+            return None
+        side = 1 if holding.quantity > 0 else -1
+        return holding.entry_price * (1.0 - side * (1.0 / self.leverage - self.maintenance_margin))
+
+    def _check_protection(self, symbol: str, candle: CandleClosed) -> list[Event]:
+        protection = self._protection.get(symbol)
+        if protection is None:
+            return []
+        side = protection.side
+        adverse, reason, liquidity = protection.stop_price, protection.stop_reason, Liquidity.TAKER
+        liquidation = self.liquidation_price(symbol)
+        if liquidation is not None and (adverse is None or side * (liquidation - adverse) > 0):
+            adverse, reason = liquidation, "liquidation"
+        held = abs(self.portfolio.quantity(symbol))
+        when = candle.open_time
+        worst = candle.low if side > 0 else candle.high
+        best = candle.high if side > 0 else candle.low
+        if adverse is not None and side * (candle.open - adverse) <= 0:
+            return [self._exit(symbol, held, candle.open, liquidity, reason, when)]
+        target = protection.target_price
+        if target is not None and side * (candle.open - target) > 0:
+            return [self._exit(symbol, held, candle.open, Liquidity.MAKER, "target", when)]
+        if adverse is not None and side * (worst - adverse) <= 0:  # stop first
+            return [self._exit(symbol, held, adverse, liquidity, reason, when)]
+        events: list[Event] = []
+        partial = protection.partial_price
+        if partial is not None and protection.partial_quantity > 0 and side * (best - partial) > 0:
+            price = candle.open if side * (candle.open - partial) > 0 else partial
+            quantity = min(protection.partial_quantity, held)
+            events.append(self._exit(symbol, quantity, price, Liquidity.MAKER, "partial", when))
+            if symbol in self._protection:
+                self._protection[symbol] = replace(
+                    self._protection[symbol], partial_price=None, partial_quantity=0.0
+                )
+        if target is not None and side * (best - target) > 0 and symbol in self._protection:
+            rest = abs(self.portfolio.quantity(symbol))
+            events.append(self._exit(symbol, rest, target, Liquidity.MAKER, "target", when))
+        return events
+
+    # --- resting orders -------------------------------------------------------------------
+    def _match_resting(self, candle: CandleClosed, events: list[Event]) -> list[str]:
+        opened: list[str] = []
+        still: list[tuple[str, OrderIntent]] = []
+        for order_id, intent in self._resting:
+            if intent.symbol != candle.symbol:
+                still.append((order_id, intent))
+                continue
+            reference, liquidity = self._touch(intent, candle)
+            if reference is None:
+                still.append((order_id, intent))
+                continue
+            was_flat = self.portfolio.quantity(intent.symbol) == 0.0
+            events.append(self._execute(order_id, intent, reference, liquidity, candle.open_time))
+            if was_flat and self.portfolio.quantity(intent.symbol) != 0.0:
+                opened.append(intent.symbol)
+        self._resting = still
+        return opened
+
+    @staticmethod
+    def _touch(intent: OrderIntent, candle: CandleClosed) -> tuple[float | None, Liquidity]:
+        sign = intent.side.sign
+        if intent.order_type is OrderType.LIMIT and intent.limit_price is not None:
+            limit = intent.limit_price
+            if sign * (limit - candle.open) >= 0:  # the open is already at or past the limit
+                return candle.open, Liquidity.MAKER
+            through = candle.low < limit if sign > 0 else candle.high > limit
+            return (limit if through else None), Liquidity.MAKER
+        if intent.order_type is OrderType.STOP and intent.trigger_price is not None:
+            trigger = intent.trigger_price
+            if sign * (candle.open - trigger) >= 0:  # gapped through the stop
+                return candle.open, Liquidity.TAKER
+            touched = candle.high >= trigger if sign > 0 else candle.low <= trigger
+            return (trigger if touched else None), Liquidity.TAKER
+        return None, Liquidity.TAKER
+
+    def _cancel_orphans(self, candle: CandleClosed) -> list[Event]:
+        events: list[Event] = []
+        still: list[tuple[str, OrderIntent]] = []
+        for order_id, intent in self._resting:
+            if intent.reduce_only and self.portfolio.quantity(intent.symbol) == 0.0:
+                events.append(
+                    OrderCancelled(candle.close_time, order_id, intent, "position closed")
+                )
+            else:
+                still.append((order_id, intent))
+        self._resting = still
+        return events
