@@ -56,7 +56,6 @@ def group_inputs(groups: Iterable[FeatureGroup]) -> list[str]:
     return ["timestamp", *sorted(names - {"timestamp"})]
 
 
-
 def compute_features(
     candles: pl.DataFrame,
     sets: Iterable[str] | None = None,
