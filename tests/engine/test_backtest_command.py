@@ -41,12 +41,15 @@ def test_backtest_writes_metrics_benchmark_costs_and_trades(
     assert (tmp_path / "home" / "trials.jsonl").exists()
 
 
-def test_hybrid_says_it_is_not_available_yet(candle_file: Path, tmp_path: Path) -> None:
+def test_hybrid_says_when_the_history_is_too_short_to_train(
+    candle_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRADEBRAIN_HOME", str(tmp_path / "home"))
     args = ["backtest", "--data", str(candle_file), "--strategy", "hybrid", "--json",
             str(tmp_path / "r.json")]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1
-    assert "not available yet" in result.output and "trained models" in result.output
+    assert "--min-train" in result.output and "longer history" in result.output
 
 
 def test_perp_backtest_without_funding_stops_unless_allowed(

@@ -76,6 +76,15 @@ def test_losing_streaks_move_the_mode(manager: RiskManager, losses: int, mode: s
     assert manager.mode == mode
 
 
+def test_a_losing_streak_expires_a_day_after_the_last_loss(manager: RiskManager) -> None:
+    trades = make_trades([1.0] + [-1.0] * 4)
+    manager.observe(make_account(trades=trades))
+    assert manager.mode == "defensive"
+    later = trades[-1].exit_time + timedelta(hours=25)
+    manager.observe(make_account(trades=trades, timestamp=later))
+    assert manager.mode == "normal"  # otherwise DEFENSIVE would deny every trade that could end it
+
+
 def test_unhealthy_data_stops_new_trades_until_it_heals(manager: RiskManager) -> None:
     account = make_account()
     sick = manager.review(make_entry(), account, make_market(data_healthy=False))

@@ -20,7 +20,7 @@ def backtest_command(
     data: Annotated[str, typer.Option("--data", help="Candle file or stored dataset name.")],
     json_out: Annotated[Path, typer.Option("--json", help="Report file to write (JSON).")],
     strategy: Annotated[
-        str, typer.Option("--strategy", help="sma_cross, buy_and_hold (hybrid: next step).")
+        str, typer.Option("--strategy", help="sma_cross, buy_and_hold or hybrid.")
     ] = "sma_cross",
     funding: Annotated[
         str | None, typer.Option("--funding", help="Funding-rate file (perpetuals).")
@@ -46,6 +46,29 @@ def backtest_command(
         bool,
         typer.Option("--allow-no-funding", help="Run a perp backtest without funding data."),
     ] = False,
+    retrain_every: Annotated[
+        int, typer.Option("--retrain-every", help="hybrid: candles between retrains.")
+    ] = 720,
+    min_train: Annotated[
+        int, typer.Option("--min-train", help="hybrid: candles trained on before trading.")
+    ] = 2000,
+    models: Annotated[
+        str | None, typer.Option("--models", help="hybrid: models (default logistic,lightgbm).")
+    ] = None,
+    sets: Annotated[
+        str | None,
+        typer.Option("--sets", help="hybrid: feature sets (default atomic,indicators,regime)."),
+    ] = None,
+    horizon: Annotated[int, typer.Option("--horizon", help="hybrid: label horizon.")] = 1,
+    trades: Annotated[
+        str | None, typer.Option("--trades", help="hybrid: trades file (order-flow features).")
+    ] = None,
+    book: Annotated[
+        str | None, typer.Option("--book", help="hybrid: book file (order-flow features).")
+    ] = None,
+    html_out: Annotated[
+        Path | None, typer.Option("--html", help="Also write an offline HTML report with charts.")
+    ] = None,
 ) -> None:
     """Backtest a strategy; writes metrics, benchmark, cost sensitivity and trades as JSON."""
     from tradebrain.data.atomic import write_text_atomic
@@ -58,7 +81,8 @@ def backtest_command(
     from tradebrain.risk.market import MarketType
 
     params: dict[str, Any] = {"fast": fast, "slow": slow} if strategy == "sma_cross" else {}
-    make_strategy(strategy, **params)  # fail fast on an unknown or unavailable strategy
+    if strategy != "hybrid":
+        make_strategy(strategy, **params)  # fail fast on an unknown or unavailable strategy
     if fee is not None and venue is not None:
         raise UserInputError("give either --fee or --venue, not both")
     if market not in ("spot", "perp"):
@@ -84,18 +108,42 @@ def backtest_command(
     ledger = TrialLedger(settings.home / "trials.jsonl")
     backtests = [e["metric"] for e in ledger.entries() if str(e["name"]).startswith("backtest:")]
     variance = float(_variance(backtests)) if len(backtests) >= 2 else None
-    with console.status(f"backtesting {strategy} on {loaded.frame.height:,} candles..."):
-        outcome = backtest_report(
-            loaded.frame,
-            lambda: make_strategy(strategy, **params),
-            config,
-            symbol=name,
-            timeframe=loaded.timeframe or "1h",
-            funding=funding_frame,
-            n_trials=max(ledger.n_trials, 1),
-            trials_variance=variance,
-            settings=run_settings,
-        )
+    if strategy == "hybrid":
+        hybrid = _hybrid_config(retrain_every, min_train, models, sets, horizon, funding,
+                                trades, book, settings.models.seed)  # fmt: skip
+        run_settings.update(retrain_every=retrain_every, min_train=min_train, horizon=horizon,
+                            models=list(hybrid.models), sets=list(hybrid.feature_sets))  # fmt: skip
+    with console.status(f"backtesting {strategy} on {loaded.frame.height:,} candles...") as status:
+        if strategy == "hybrid":
+            from tradebrain.engine.walk_forward_backtest import hybrid_backtest_report
+
+            outcome = hybrid_backtest_report(
+                loaded.frame,
+                config,
+                hybrid,
+                symbol=name,
+                timeframe=loaded.timeframe or "1h",
+                feature_input=_orderflow(loaded, store, trades, book, funding_frame),
+                funding=funding_frame,
+                risk_settings=settings.risk,
+                brain_settings=settings.brain,
+                n_trials=max(ledger.n_trials, 1),
+                trials_variance=variance,
+                settings=run_settings,
+                progress=lambda text: status.update(f"hybrid: {text}"),
+            )
+        else:
+            outcome = backtest_report(
+                loaded.frame,
+                lambda: make_strategy(strategy, **params),
+                config,
+                symbol=name,
+                timeframe=loaded.timeframe or "1h",
+                funding=funding_frame,
+                n_trials=max(ledger.n_trials, 1),
+                trials_variance=variance,
+                settings=run_settings,
+            )
     sharpe = outcome.report["metrics"]["sharpe_per_period"]
     if sharpe is not None:
         ledger.record(run_settings, sharpe, name=f"backtest:{strategy}")
@@ -103,6 +151,67 @@ def backtest_command(
     write_text_atomic(text, json_out)
     _print_summary(outcome.report)
     console.print(f"[green]wrote[/] {json_out}")
+    if html_out is not None:
+        from tradebrain.evaluation.html_report import write_html_report
+
+        decisions = getattr(outcome.result, "decisions", None)
+        frame, equity = loaded.frame, outcome.result.equity
+        write_html_report(html_out, outcome.report, frame, equity, decisions=decisions)
+        console.print(f"[green]wrote[/] {html_out}")
+
+
+def _hybrid_config(
+    retrain_every: int,
+    min_train: int,
+    models: str | None,
+    sets: str | None,
+    horizon: int,
+    funding: str | None,
+    trades: str | None,
+    book: str | None,
+    seed: int,
+) -> Any:
+    """Return the hybrid strategy's walk-forward settings from the command line."""
+    from tradebrain.engine.walk_forward_backtest import (
+        DEFAULT_HYBRID_MODELS,
+        DEFAULT_HYBRID_SETS,
+        HybridConfig,
+    )
+
+    chosen_sets = _split(sets) or list(DEFAULT_HYBRID_SETS)
+    if sets is None and (trades or book):
+        chosen_sets.append("orderflow")
+    if sets is None and funding:
+        chosen_sets.append("sentiment")
+    return HybridConfig(
+        retrain_every=retrain_every,
+        min_train=min_train,
+        models=tuple(_split(models) or DEFAULT_HYBRID_MODELS),
+        feature_sets=tuple(chosen_sets),
+        horizon=horizon,
+        seed=seed,
+    )
+
+
+def _orderflow(loaded: Any, store: Any, trades: str | None, book: str | None, funding: Any) -> Any:
+    """Return the candles with order-flow columns when trades, book or funding are given."""
+    if trades is None and book is None and funding is None:
+        return None
+    from tradebrain.data.loading import load_market_data
+    from tradebrain.data.schemas import Kind
+    from tradebrain.features import orderflow_columns
+
+    return orderflow_columns(
+        loaded.frame,
+        loaded.timeframe or "1h",
+        trades=None if trades is None else load_market_data(trades, store, Kind.TRADES).frame,
+        book=None if book is None else load_market_data(book, store, Kind.BOOK).frame,
+        funding=funding,
+    )
+
+
+def _split(text: str | None) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()] if text else []
 
 
 def _variance(values: list[float]) -> float:

@@ -6,8 +6,9 @@
 - ``precomputed``: replays a given target-exposure array, a stand-in for the hybrid strategy
   with predictions computed beforehand.
 
-``hybrid`` is registered as not available until the brain and the trained models are wired;
-:func:`register_strategy` is how it plugs in by name.
+- ``hybrid``: the full AI pipeline (:mod:`tradebrain.engine.hybrid`), imported when asked for.
+
+:func:`register_strategy` is how further strategies plug in by name.
 """
 
 from __future__ import annotations
@@ -26,10 +27,7 @@ from tradebrain.engine.strategy import SignalStrategy, Strategy, StrategyContext
 from tradebrain.exceptions import UserInputError
 from tradebrain.execution.orders import OrderIntent
 
-NOT_AVAILABLE: dict[str, str] = {
-    "hybrid": "strategy 'hybrid' is not available yet: needs trained models — coming in the "
-    "next step; use --strategy sma_cross or buy_and_hold for now",
-}
+NOT_AVAILABLE: dict[str, str] = {}
 
 
 @numba.njit(cache=True)
@@ -151,9 +149,17 @@ class PrecomputedSignals(SignalStrategy):
         return self._given
 
 
+def _hybrid(**params: Any) -> Strategy:
+    """Return a :class:`~tradebrain.engine.hybrid.HybridStrategy` (imported on demand)."""
+    from tradebrain.engine.hybrid import HybridStrategy
+
+    return HybridStrategy(**params)
+
+
 STRATEGIES: dict[str, Callable[..., Strategy]] = {
     "sma_cross": SmaCross,
     "buy_and_hold": BuyAndHold,
+    "hybrid": _hybrid,
 }
 
 

@@ -26,7 +26,7 @@ flatten the book.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from tradebrain.config import RiskSettings
 from tradebrain.exceptions import ConfigError
@@ -58,6 +58,9 @@ class PolicyRules:
     critical_drawdown: float = 0.10
     defensive_losing_streak: int = 3
     critical_losing_streak: int = 6
+    #: A losing streak weighs on the mode for this long after its last loss, then expires:
+    #: otherwise DEFENSIVE/CRITICAL would deny the very trades that could end the streak.
+    losing_streak_cooldown: timedelta = timedelta(hours=24)
     normal_min_confidence: float = 0.0
     defensive_min_confidence: float = 0.65
     defensive_size_factor: float = 0.5
@@ -138,6 +141,11 @@ def assess(
     daily = _drawdown(account.day_start_equity, account.equity)
     total = _drawdown(account.peak_equity, account.equity)
     streak = losing_streak(account.closed_trades)
+    if (
+        streak
+        and account.timestamp - account.closed_trades[-1].exit_time > rules.losing_streak_cooldown
+    ):
+        streak = 0  # the cool-down after the last loss has passed
     found: list[tuple[PolicyMode, str]] = []
     if account.equity <= 0:
         found.append((PolicyMode.CRITICAL, f"equity {account.equity:.2f} is not positive"))

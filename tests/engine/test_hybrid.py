@@ -1,0 +1,199 @@
+"""The hybrid strategy: walk-forward retraining without look-ahead, through one engine, to JSON."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from tradebrain.brain.decision import Action, Decision
+from tradebrain.cli import app
+from tradebrain.data.synthetic import SyntheticConfig, generate_market
+from tradebrain.engine.backtest import BacktestConfig, run_backtest
+from tradebrain.engine.events import CandleClosed
+from tradebrain.engine.hybrid import HybridSignals, HybridStrategy
+from tradebrain.engine.strategies import make_strategy
+from tradebrain.engine.walk_forward_backtest import (
+    HybridConfig,
+    hybrid_backtest_report,
+    plan_segments,
+    walk_forward_votes,
+)
+from tradebrain.exceptions import UserInputError
+from tradebrain.execution.orders import OrderIntent, Side
+from tradebrain.features import compute_features
+from tradebrain.risk.manager import RiskManager
+from tradebrain.risk.market import MarketType
+
+CONFIG = HybridConfig(
+    retrain_every=400,
+    min_train=1200,
+    model_params={"lightgbm": {"n_estimators": 30, "n_jobs": 1}},
+)
+
+
+@pytest.fixture(scope="module")
+def planted() -> pl.DataFrame:
+    return generate_market(SyntheticConfig(bars=2600, signal=0.3, seed=11)).candles
+
+
+@pytest.fixture(scope="module")
+def planted_features(planted: pl.DataFrame) -> pl.DataFrame:
+    return compute_features(planted, list(CONFIG.feature_sets))
+
+
+def test_segments_start_after_min_train_and_cover_the_rest() -> None:
+    assert plan_segments(2600, 400, 1200) == [(1200, 1600), (1600, 2000), (2000, 2400),
+                                              (2400, 2600)]  # fmt: skip
+    with pytest.raises(UserInputError, match="--min-train"):
+        plan_segments(1000, 400, 1200)
+
+
+def test_each_bundle_trains_only_on_candles_before_its_segment(
+    planted: pl.DataFrame, planted_features: pl.DataFrame
+) -> None:
+    plan = walk_forward_votes(planted, planted_features, CONFIG)
+    stamps = planted["timestamp"]
+    for segment in plan.segments:
+        assert segment.train_candles == segment.start - CONFIG.horizon
+        assert datetime.fromisoformat(segment.train_end) < stamps[segment.start]
+        assert str(stamps[segment.start]) == segment.test_start
+    for votes in plan.votes.values():
+        assert np.isnan(votes[: CONFIG.min_train]).all()
+        assert np.isfinite(votes[CONFIG.min_train :]).all()
+
+
+def test_changing_later_candles_does_not_change_earlier_votes(
+    planted: pl.DataFrame, planted_features: pl.DataFrame
+) -> None:
+    start = 1600  # the second segment
+    noise = np.ones(planted.height)
+    noise[start + 1 :] = np.random.default_rng(3).uniform(0.9, 1.1, planted.height - start - 1)
+    altered = planted.with_columns(
+        *(pl.col(c) * noise for c in ("open", "high", "low", "close")),
+        pl.col("volume") * noise**2,
+    )
+    features = compute_features(altered, list(CONFIG.feature_sets))
+    original = walk_forward_votes(planted, planted_features, CONFIG)
+    changed = walk_forward_votes(altered, features, CONFIG)
+    for name, votes in original.votes.items():
+        np.testing.assert_array_equal(votes[: start + 1], changed.votes[name][: start + 1])
+        assert not np.allclose(votes[start + 1 :], changed.votes[name][start + 1 :])
+
+
+class RecordingRisk:
+    """The app's risk manager, remembering every intent it approved."""
+
+    def __init__(self) -> None:
+        self.manager = RiskManager()
+        self.approved: list[OrderIntent] = []
+
+    def review(self, intent, account, market):  # type: ignore[no-untyped-def]
+        verdict = self.manager.review(intent, account, market)
+        if isinstance(verdict, OrderIntent):
+            self.approved.append(verdict)
+        return verdict
+
+
+def test_hybrid_trades_the_planted_signal_with_reasons_stops_and_no_shorts(
+    planted: pl.DataFrame, planted_features: pl.DataFrame
+) -> None:
+    plan = walk_forward_votes(planted, planted_features, CONFIG)
+    strategy = HybridStrategy(HybridSignals.from_tables(planted_features, plan.votes))
+    risk = RecordingRisk()
+    config = BacktestConfig(market=MarketType.SPOT)
+    result = run_backtest(planted, strategy, config, symbol="SYN", timeframe="1h", risk=risk)
+    assert result.trades, "the hybrid strategy never traded on a planted signal"
+    assert all(trade.side > 0 for trade in result.trades)
+    first = planted["timestamp"][CONFIG.min_train]
+    assert all(trade.entry_time > first for trade in result.trades)
+    entries = [i for i in risk.approved if not i.reduce_only]
+    assert entries and all(i.side is Side.BUY for i in entries)
+    for intent in entries:
+        assert intent.stop_price is not None and intent.target_price is not None
+        assert intent.quantity > 0 and intent.reasons
+    decisions = strategy.decisions
+    assert len(decisions) == planted.height - CONFIG.min_train
+    assert all(d.reasons for d in decisions)
+    assert {d.action for d in decisions} & {Action.BUY, Action.SELL}
+    frame = strategy.decisions_frame()
+    assert frame.columns == ["timestamp", "action", "confidence", "regime", "filters",
+                             "reasons", "votes"]  # fmt: skip
+    assert set(json.loads(frame["votes"][0])) == set(CONFIG.models)
+
+
+def _candle() -> CandleClosed:
+    t = datetime(2024, 1, 1, tzinfo=UTC)
+    return CandleClosed("SYN", t, t, 100.0, 101.0, 99.0, 100.0, 5.0)
+
+
+@pytest.mark.parametrize(
+    ("action", "position", "market", "expected"),
+    [
+        (Action.SELL, 0.0, MarketType.SPOT, []),
+        (Action.SELL, 1.0, MarketType.SPOT, [(Side.SELL, True)]),
+        (Action.SELL, 0.0, MarketType.PERP, [(Side.SELL, False)]),
+        (Action.BUY, 0.0, MarketType.SPOT, [(Side.BUY, False)]),
+        (Action.BUY, 1.0, MarketType.SPOT, []),
+        (Action.BUY, -1.0, MarketType.PERP, [(Side.BUY, True)]),
+        (Action.EXIT, 1.0, MarketType.SPOT, [(Side.SELL, True)]),
+        (Action.EXIT, 0.0, MarketType.SPOT, []),
+        (Action.HOLD, 1.0, MarketType.SPOT, []),
+    ],
+)
+def test_decisions_become_intents_and_spot_never_shorts(
+    action: Action, position: float, market: MarketType, expected: list[tuple[Side, bool]]
+) -> None:
+    signals = HybridSignals(("x",), np.zeros((1, 1)), {})
+    strategy = HybridStrategy(signals, market=market)
+    decision = Decision(
+        datetime(2024, 1, 1, tzinfo=UTC), "SYN", action, 0.7, stop=95.0, target=110.0,
+        reasons=("because",),
+    )  # fmt: skip
+    intents = strategy.intents(decision, position, _candle())
+    assert [(i.side, i.reduce_only) for i in intents] == expected
+    for intent in intents:
+        assert intent.quantity == 0 and intent.reasons == ("because",)
+        if not intent.reduce_only:
+            assert (intent.stop_price, intent.target_price) == (95.0, 110.0)
+
+
+def test_hybrid_without_votes_explains_itself() -> None:
+    with pytest.raises(UserInputError, match="needs model votes"):
+        make_strategy("hybrid")
+
+
+def test_report_has_decisions_summary_and_segments(planted: pl.DataFrame) -> None:
+    run = hybrid_backtest_report(planted, BacktestConfig(), CONFIG, symbol="SYN", timeframe="1h")
+    report = run.report
+    summary = report["decisions_summary"]
+    assert sum(summary["actions"].values()) == summary["n_decisions"] > 0
+    assert summary["regimes"] and summary["filters_fired"]
+    assert len(report["segments"]) == 4
+    assert report["metrics"]["n_trades"] == len(report["trades"])
+    assert run.result.decisions is not None and run.result.decisions.height > 0
+
+
+def test_cli_hybrid_writes_every_section(
+    planted: pl.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRADEBRAIN_HOME", str(tmp_path / "home"))
+    data, out = tmp_path / "SYN_USDT-1h.parquet", tmp_path / "report.json"
+    planted.write_parquet(data)
+    args = ["backtest", "--data", str(data), "--strategy", "hybrid", "--retrain-every", "700",
+            "--min-train", "1200", "--models", "logistic", "--json", str(out)]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    for section in ("metrics", "benchmark", "cost_sensitivity", "trades", "decisions_summary",
+                    "segments"):  # fmt: skip
+        assert section in report
+    assert set(report["cost_sensitivity"]) == {"0x", "1x", "2x"}
+    assert [s["test"]["candles"] for s in report["segments"]] == [700, 700]
+    assert report["settings"]["models"] == ["logistic"]
+    assert all(trade["side"] == "long" for trade in report["trades"])

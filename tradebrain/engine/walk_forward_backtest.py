@@ -1,0 +1,263 @@
+"""The hybrid backtest: walk-forward retraining, precomputed votes, one engine run per report row.
+
+The history is cut into segments: the first starts after ``min_train`` candles, each lasts
+``retrain_every`` candles. Segment k's bundle is trained only on candles before its start, with
+the label horizon purged (it sees ``candles[: start - horizon]``, so every training label
+resolved before the segment starts), and votes on the segment's candles. Features are computed
+once over the whole history: they are causal (row ``t`` uses candles ``0..t``), so a prefix of
+the table equals the table of the prefix. No vote, no trade: nothing happens before the first
+segment.
+
+:func:`hybrid_backtest_report` runs the :class:`~tradebrain.engine.hybrid.HybridStrategy`
+through the engine with a fresh :class:`~tradebrain.risk.manager.RiskManager` as the risk gate,
+the buy-and-hold benchmark (no risk gate: it is the market), and the cost sensitivity (the same
+votes: costs do not change them), and adds ``decisions_summary`` and ``segments``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from tradebrain.config import BrainSettings, RiskSettings
+from tradebrain.engine.backtest import BacktestConfig, run_backtest
+from tradebrain.engine.engine import EngineResult
+from tradebrain.engine.hybrid import HybridSignals, HybridStrategy, decisions_summary
+from tradebrain.engine.report import (
+    COST_FACTORS,
+    SENSITIVITY_KEYS,
+    BacktestReport,
+    finite,
+    trade_row,
+)
+from tradebrain.engine.strategies import BuyAndHold
+from tradebrain.engine.strategy import Strategy
+from tradebrain.evaluation.backtest_metrics import backtest_metrics
+from tradebrain.exceptions import UserInputError
+from tradebrain.risk.manager import RiskManager
+
+DEFAULT_HYBRID_MODELS = ("logistic", "lightgbm")
+DEFAULT_HYBRID_SETS = ("atomic", "indicators", "regime")
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class HybridConfig:
+    """How the hybrid strategy retrains: segment length, minimum history, models, features."""
+
+    retrain_every: int = 720
+    min_train: int = 2000
+    models: tuple[str, ...] = DEFAULT_HYBRID_MODELS
+    feature_sets: tuple[str, ...] = DEFAULT_HYBRID_SETS
+    horizon: int = 1
+    label: str = "direction"
+    label_parameters: dict[str, Any] = field(default_factory=lambda: {"dead_zone": 0.0})
+    window: int = 32
+    seed: int = 42
+    model_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def evaluation_settings(self) -> Any:
+        """Return the :class:`EvaluationSettings` each segment's bundle is trained with."""
+        from tradebrain.evaluation.walk_forward import EvaluationSettings
+        from tradebrain.labels import LabelSettings
+
+        return EvaluationSettings(
+            label=LabelSettings(self.label, self.horizon, dict(self.label_parameters)),
+            models=self.models,
+            window=self.window,
+            seed=self.seed,
+            model_params=self.model_params,
+        )
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One retrain: candles ``[start, end)`` voted on by a bundle trained before ``start``."""
+
+    index: int
+    start: int
+    end: int
+    train_candles: int
+    train_start: str
+    train_end: str
+    test_start: str
+    test_end: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the segment as a JSON-ready dict."""
+        return {
+            "index": self.index,
+            "train": {"start": self.train_start, "end": self.train_end,
+                      "candles": self.train_candles},
+            "test": {"start": self.test_start, "end": self.test_end,
+                     "candles": self.end - self.start},
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class WalkForwardVotes:
+    """Votes of every model for every candle (NaN before the first segment), and the segments."""
+
+    votes: dict[str, np.ndarray]
+    segments: list[Segment]
+
+
+def plan_segments(n: int, retrain_every: int, min_train: int) -> list[tuple[int, int]]:
+    """Return ``[(start, end), ...]`` covering candles ``min_train .. n`` in steps."""
+    if retrain_every < 1 or min_train < 1:
+        raise UserInputError("--retrain-every and --min-train must be at least 1")
+    if n <= min_train:
+        raise UserInputError(
+            f"the hybrid strategy trains on the first {min_train:,} candles before it trades; "
+            f"the data has only {n:,} — give a longer history or a smaller --min-train"
+        )
+    starts = range(min_train, n, retrain_every)
+    return [(start, min(start + retrain_every, n)) for start in starts]
+
+
+def walk_forward_votes(
+    candles: pl.DataFrame,
+    features: pl.DataFrame,
+    config: HybridConfig,
+    *,
+    source: str = "backtest",
+    progress: Progress | None = None,
+) -> WalkForwardVotes:
+    """Train one bundle per segment on earlier candles only; return every segment's votes."""
+    from tradebrain.models.bundle import train_bundle
+
+    n = candles.height
+    settings = config.evaluation_settings()
+    votes: dict[str, np.ndarray] = {m: np.full((n, 3), np.nan) for m in config.models}
+    segments: list[Segment] = []
+    stamps = candles["timestamp"]
+    plan = plan_segments(n, config.retrain_every, config.min_train)
+    for index, (start, end) in enumerate(plan):
+        if progress is not None:
+            progress(f"segment {index + 1}/{len(plan)}: training on {start:,} candles")
+        cut = start - config.horizon
+        bundle = train_bundle(
+            candles.head(cut),
+            features.head(cut),
+            settings,
+            feature_sets=list(config.feature_sets),
+            source=source,
+        )
+        first = max(0, start - config.window + 1)
+        proba = bundle.predict_proba(features.slice(first, end - first))
+        for name, values in proba.items():
+            votes[name][start:end] = values[start - first :]
+        segments.append(
+            Segment(
+                index=index,
+                start=start,
+                end=end,
+                train_candles=cut,
+                train_start=bundle.manifest["data_start"],
+                train_end=bundle.manifest["data_end"],
+                test_start=str(stamps[start]),
+                test_end=str(stamps[end - 1]),
+            )
+        )
+    return WalkForwardVotes(votes, segments)
+
+
+@dataclass
+class HybridResult(EngineResult):
+    """The engine result of a hybrid run, with its decisions (see ``decisions_frame``)."""
+
+    decisions: pl.DataFrame | None = None
+
+
+@dataclass(frozen=True)
+class HybridRun(BacktestReport):
+    """A hybrid backtest: the engine result, the report, the strategy (decisions) and votes."""
+
+    strategy: HybridStrategy
+    plan: WalkForwardVotes
+
+
+def hybrid_backtest_report(
+    candles: pl.DataFrame,
+    config: BacktestConfig,
+    hybrid: HybridConfig,
+    *,
+    symbol: str,
+    timeframe: str,
+    feature_input: pl.DataFrame | None = None,
+    funding: pl.DataFrame | None = None,
+    risk_settings: RiskSettings | None = None,
+    brain_settings: BrainSettings | None = None,
+    n_trials: int = 1,
+    trials_variance: float | None = None,
+    settings: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+) -> HybridRun:
+    """Retrain walk-forward, run the hybrid strategy, the benchmark and the cost sensitivity.
+
+    ``feature_input`` is the candle table with order-flow columns (see
+    :func:`~tradebrain.features.orderflow_columns`) when the feature sets need them.
+    """
+    from tradebrain.features import compute_features
+
+    if progress is not None:
+        progress(f"computing features for {candles.height:,} candles")
+    base = candles if feature_input is None else feature_input
+    features = compute_features(base, list(hybrid.feature_sets))
+    plan = walk_forward_votes(candles, features, hybrid, progress=progress)
+    signals = HybridSignals.from_tables(features, plan.votes)
+
+    def make() -> HybridStrategy:
+        return HybridStrategy(signals, brain_settings=brain_settings, market=config.market)
+
+    def run(strategy: Strategy, run_config: BacktestConfig, gated: bool) -> EngineResult:
+        risk = RiskManager(risk_settings) if gated else None
+        return run_backtest(
+            candles, strategy, run_config, symbol=symbol, timeframe=timeframe,
+            funding=funding, risk=risk,
+        )  # fmt: skip
+
+    def metrics(result: EngineResult, trials: int = 1) -> dict[str, Any]:
+        return backtest_metrics(
+            result.equity, config.cash, result.trades, timeframe, exposure=result.exposure,
+            fees=result.fees, funding=result.funding, n_trials=trials,
+            trials_variance=trials_variance if trials > 1 else None,
+        )  # fmt: skip
+
+    if progress is not None:
+        progress("running the hybrid strategy through the engine")
+    strategy = make()
+    result = run(strategy, config, gated=True)
+    benchmark = run(BuyAndHold(), config, gated=False)
+    sensitivity = {}
+    for factor in COST_FACTORS:
+        scaled = result
+        if factor != 1.0:
+            scaled = run(make(), config.with_costs_scaled(factor), gated=True)
+        values = metrics(scaled)
+        sensitivity[f"{factor:g}x"] = {key: values[key] for key in SENSITIVITY_KEYS}
+    report = {
+        "settings": {"symbol": symbol, "timeframe": timeframe, **(settings or {})},
+        "data": {
+            "candles": candles.height,
+            "start": str(candles["timestamp"][0]),
+            "end": str(candles["timestamp"][-1]),
+            "funding_settlements": 0 if funding is None else funding.height,
+        },
+        "path": result.path,
+        "metrics": metrics(result, n_trials),
+        "benchmark": metrics(benchmark),
+        "cost_sensitivity": sensitivity,
+        "trades": [trade_row(t) for t in result.trades],
+        "open_positions": result.open_positions,
+        "denials": [{"time": d.timestamp.isoformat(), "reason": d.reason} for d in result.denials],
+        "decisions_summary": decisions_summary(strategy.decisions),
+        "segments": [segment.to_dict() for segment in plan.segments],
+    }
+    with_decisions = HybridResult(**vars(result), decisions=strategy.decisions_frame())
+    return HybridRun(with_decisions, finite(report), strategy, plan)
