@@ -130,7 +130,7 @@ def test_synth_with_the_same_seed_writes_the_same_bytes(tmp_path: Path) -> None:
 
 
 def test_demo_generates_validates_and_stores_the_synthetic_market(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["demo", "--bars", "600"])
+    result = runner.invoke(app, ["demo", "--bars", "2400"])
     assert result.exit_code == 0, result.output
     names = {key.name for key in _store(tmp_path).datasets()}
     assert {
@@ -140,6 +140,9 @@ def test_demo_generates_validates_and_stores_the_synthetic_market(tmp_path: Path
         "synthetic/perp/SYN_USDT/tick/trades",
     } <= names
     assert "excess kurtosis" in result.output
+    assert "planted world" in result.output and "null world" in result.output
+    assert (tmp_path / "home" / "reports" / "demo_planted.html").exists()
+    assert (tmp_path / "home" / "reports" / "demo_null.html").exists()
 
 
 def test_a_user_error_is_one_red_line_not_a_traceback(tmp_path: Path) -> None:

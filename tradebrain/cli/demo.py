@@ -1,8 +1,10 @@
 """``tradebrain demo``: the main job on the embedded synthetic market.
 
-For now it generates a synthetic perpetual market (candles, trades, book snapshots, funding),
-validates it, stores it under ``TRADEBRAIN_HOME``, resamples it to higher timeframes, and prints
-what the data looks like. It grows as capabilities land.
+It generates a synthetic perpetual market (candles, trades, book snapshots, funding), validates
+it, stores it under ``TRADEBRAIN_HOME``, resamples it, prints what the data looks like and
+computes every feature on it. Then it runs the whole pipeline — walk-forward model evaluation
+and the hybrid strategy backtested after costs — on a planted-signal world and a null world side
+by side, and writes an HTML report for each (see :mod:`tradebrain.cli.demo_worlds`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from tradebrain.exceptions import DataValidationError
 if TYPE_CHECKING:
     from tradebrain.data.synthetic import SyntheticMarket
 
+MIN_PIPELINE_BARS = 2_000
 SYMBOL = "SYN/USDT"
 EXCHANGE = "synthetic"
 
@@ -80,6 +83,16 @@ def demo(
     _print_datasets(store)
     _print_stylized_facts(market.candles, market.regimes)
     _print_features(market)
+    if config.bars < MIN_PIPELINE_BARS:
+        console.print(
+            f"[yellow]skipping the model and backtest part: it needs --bars >= "
+            f"{MIN_PIPELINE_BARS:,} for walk-forward training[/]"
+        )
+    else:
+        from tradebrain.cli.demo_worlds import print_worlds, run_worlds
+
+        console.rule("[bold]the whole pipeline: a planted world and a null world")
+        print_worlds(run_worlds(settings, config.bars, config.seed))
     console.print(
         "[dim]Next: `tradebrain data list`, `tradebrain features list`, "
         "`tradebrain data import FILE --symbol BTC/USDT --timeframe 1h`.[/]"
