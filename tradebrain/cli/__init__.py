@@ -19,6 +19,7 @@ from tradebrain.cli.backtest import backtest_command
 from tradebrain.cli.config import config_app
 from tradebrain.cli.data import data_app
 from tradebrain.cli.demo import demo
+from tradebrain.cli.experiments import ablation_command, stress_command
 from tradebrain.cli.features import features_app
 from tradebrain.cli.models import evaluate_command, train_command
 
@@ -38,6 +39,8 @@ app.command(help="Run the whole pipeline on the embedded synthetic market and su
 app.command("backtest", help="Backtest a strategy with costs, next to buy-and-hold.")(
     backtest_command
 )
+app.command("ablation", help="Switch layers off in turn; deltas out of sample.")(ablation_command)
+app.command("stress", help="Flash-crash and data-gap stress scenarios.")(stress_command)
 
 
 def _version(value: bool) -> None:
