@@ -65,6 +65,7 @@ def run_worlds(settings: Settings, bars: int, seed: int) -> list[WorldResult]:
             run = hybrid_backtest_report(
                 market.candles, BacktestConfig(costs=costs), hybrid, symbol=f"SYN-{name}",
                 timeframe="1h", risk_settings=settings.risk, brain_settings=settings.brain,
+                settings={"strategy": "hybrid", "costs": repr(costs), "market": "spot"},
             )  # fmt: skip
             html = write_html_report(
                 reports / f"demo_{name}.html", run.report, market.candles, run.result.equity,
