@@ -41,6 +41,26 @@ def test_backtest_writes_metrics_benchmark_costs_and_trades(
     assert (tmp_path / "home" / "trials.jsonl").exists()
 
 
+def test_a_venue_charges_its_fees_plus_square_root_impact(
+    candle_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRADEBRAIN_HOME", str(tmp_path / "home"))
+    reports = {}
+    for name, costs in (("flat", ["--fee", "0.001", "--slippage-bps", "0"]),
+                        ("venue", ["--venue", "binance-spot"])):  # fmt: skip
+        out = tmp_path / f"{name}.json"
+        args = ["backtest", "--data", str(candle_file), "--strategy", "sma_cross", "--fast", "5",
+                "--slow", "20", *costs, "--json", str(out)]  # fmt: skip
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        reports[name] = json.loads(out.read_text())
+    assert "VenueCosts" in reports["venue"]["settings"]["costs"]
+    flat, venue = reports["flat"]["trades"], reports["venue"]["trades"]
+    assert [t["entry_time"] for t in flat] == [t["entry_time"] for t in venue]
+    # Same fee rate (0.1 %), but the venue's buys fill higher: impact moves the price against us.
+    assert venue[0]["entry_price"] > flat[0]["entry_price"]
+
+
 def test_hybrid_says_when_the_history_is_too_short_to_train(
     candle_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -31,7 +31,12 @@ def backtest_command(
         float | None, typer.Option("--fee", help="Fee rate per side, e.g. 0.001 = 0.1 %.")
     ] = None,
     venue: Annotated[
-        str | None, typer.Option("--venue", help="Fees of a venue, e.g. binance-spot.")
+        str | None,
+        typer.Option(
+            "--venue",
+            help="Fees of a venue (binance-spot, binance-usdm, okx-spot, okx-swap...) with "
+            "square-root market-impact slippage; add --slippage-bps for a flat slippage instead.",
+        ),
     ] = None,
     slippage_bps: Annotated[
         float | None, typer.Option("--slippage-bps", help="Taker slippage in basis points.")
@@ -97,7 +102,13 @@ def backtest_command(
     loaded = load_market_data(data, store)
     funding_frame = None if funding is None else load_market_data(funding, store, "funding").frame
     slippage = settings.execution.slippage_bps if slippage_bps is None else slippage_bps
-    if venue is not None:
+    costs: Any
+    if venue is not None and slippage_bps is None:
+        # A venue's maker/taker fees plus slippage that grows with √(order size / candle volume).
+        from tradebrain.risk.costs import VenueCosts
+
+        costs = VenueCosts.preset(venue)
+    elif venue is not None:
         costs = FlatCosts.for_venue(venue, slippage)
     else:
         costs = FlatCosts(settings.execution.taker_fee if fee is None else fee, slippage)
