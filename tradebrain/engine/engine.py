@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
@@ -64,6 +64,10 @@ class EngineResult:
     funding: float  # net funding paid (> 0 costs the account)
     open_positions: dict[str, float] = field(default_factory=dict)
     path: str = "events"
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 class Engine:
@@ -117,6 +121,7 @@ class Engine:
         self.denials: list[OrderDenied] = []
         self.cancellations: list[OrderCancelled] = []
         self._last: CandleClosed | None = None
+        self._market: MarketState | None = None
         self._funding_rate = 0.0
         self._atr = math.nan
         self._previous_close = math.nan
@@ -126,8 +131,12 @@ class Engine:
         """Initialise the strategy, handle every event of ``feed``, return the result."""
         self.strategy.init(self.context)
         on_event = self.on_event
+        on_candle_closed = self.on_candle_closed
         for event in feed:
-            on_event(event)
+            if type(event) is CandleClosed:
+                on_candle_closed(event)
+            else:
+                on_event(event)
         return self.result()
 
     def on_event(self, event: Event) -> None:
@@ -138,11 +147,16 @@ class Engine:
 
     def on_candle_closed(self, candle: CandleClosed) -> None:
         """Match orders, mark equity, then let the strategy decide on the closed candle."""
-        for event in self.broker.on_candle(candle):
-            self.on_event(event)
+        broker = self.broker
+        events = broker.on_candle(candle)
+        if events:
+            on_event = self.on_event
+            for event in events:
+                on_event(event)
         self._update_atr(candle)
         self._last = candle
-        equity = self.broker.equity()
+        self._market = None
+        equity = broker.equity()
         context = self.context
         position = context.position
         self._open_times.append(candle.open_time)
@@ -157,6 +171,7 @@ class Engine:
     def on_funding_settled(self, event: FundingSettled) -> None:
         """Settle funding on open perp positions."""
         self._funding_rate = event.funding_rate
+        self._market = None
         for follow_up in self.broker.on_funding(event):
             self.on_event(follow_up)
 
@@ -187,11 +202,18 @@ class Engine:
             self.on_event(_as_denied(verdict, timestamp))
 
     def market_state(self) -> MarketState:
-        """Return the market as of the last closed candle, for risk and costs."""
+        """Return the market as of the last closed candle, for risk and costs.
+
+        The state is built once per candle (and again after a funding settlement) and shared
+        by risk and the broker's cost model until the next candle closes.
+        """
+        market = self._market
+        if market is not None:
+            return market
         candle = self._last
         if candle is None:
             raise RuntimeError("no candle has closed yet; the market state is unknown")
-        return MarketState(
+        market = self._market = MarketState(
             timestamp=candle.close_time,
             symbol=candle.symbol,
             price=candle.close,
@@ -201,14 +223,12 @@ class Engine:
             market_type=self.market_type,
             leverage=self.leverage,
         )
+        return market
 
     def result(self) -> EngineResult:
         """Return the curves and records so far."""
         account = self.broker.account(self._last.close_time if self._last else datetime.min)
-        micros = np.array(
-            [int(t.timestamp()) * 1_000_000 + t.microsecond for t in self._open_times],
-            dtype=np.int64,
-        )
+        micros = np.array(_epoch_micros(self._open_times), dtype=np.int64)
         return EngineResult(
             open_time=micros,
             equity=np.asarray(self._equity, dtype=np.float64),
@@ -224,13 +244,27 @@ class Engine:
 
     def _update_atr(self, candle: CandleClosed) -> None:
         previous = self._previous_close
-        true_range = candle.high - candle.low
+        high = candle.high
+        low = candle.low
+        true_range = high - low
         if previous == previous:
-            true_range = max(true_range, abs(candle.high - previous), abs(candle.low - previous))
+            up = abs(high - previous)
+            down = abs(low - previous)
+            if up > true_range:
+                true_range = up
+            if down > true_range:
+                true_range = down
         self._previous_close = candle.close
-        self._atr = (
-            true_range if self._atr != self._atr else self._atr + (true_range - self._atr) / 14
-        )
+        atr = self._atr
+        self._atr = true_range if atr != atr else atr + (true_range - atr) / 14
+
+
+def _epoch_micros(times: list[datetime]) -> list[int]:
+    """Return epoch microseconds of ``times`` (aware: exact; naive: as local time)."""
+    try:
+        return [(t - _EPOCH) // _MICROSECOND for t in times]
+    except TypeError:
+        return [int(t.timestamp()) * 1_000_000 + t.microsecond for t in times]
 
 
 def _as_denied(verdict: RiskDenial, timestamp: datetime) -> OrderDenied:

@@ -10,8 +10,8 @@ engine's array fast path.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -69,6 +69,48 @@ def _columns(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     o, h, low, c, v = (frame[name].to_numpy().astype(np.float64) for name in names)
     return o, h, low, c, v
+
+
+def _slot_constructor() -> Callable[
+    [str, datetime, datetime, float, float, float, float, float], CandleClosed
+]:
+    """Return a positional constructor of :class:`CandleClosed` for the replay's hot loop.
+
+    A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``; writing
+    the slots through their member descriptors builds the same (equal, still frozen) event
+    about twice as fast. CandleClosed has no defaults and no ``__post_init__`` to skip.
+    """
+    names = [f.name for f in fields(CandleClosed)]
+    if names != ["symbol", "open_time", "close_time", "open", "high", "low", "close", "volume"]:
+        raise RuntimeError(f"CandleClosed fields changed to {names}; update the feed")
+    new = object.__new__
+    s0, s1, s2, s3, s4, s5, s6, s7 = (getattr(CandleClosed, name).__set__ for name in names)
+
+    def candle(
+        symbol: str,
+        open_time: datetime,
+        close_time: datetime,
+        open_: float,
+        high: float,
+        low: float,
+        close: float,
+        volume: float,
+    ) -> CandleClosed:
+        event = new(CandleClosed)
+        s0(event, symbol)
+        s1(event, open_time)
+        s2(event, close_time)
+        s3(event, open_)
+        s4(event, high)
+        s5(event, low)
+        s6(event, close)
+        s7(event, volume)
+        return event
+
+    return candle
+
+
+make_candle = _slot_constructor()
 
 
 def to_datetime(microseconds: int) -> datetime:
@@ -129,24 +171,26 @@ class ReplayFeed:
         symbol = self.symbol
         step_us = arrays.step_us
         step = timedelta(microseconds=step_us)
-        first = to_datetime(arrays.open_time[0])
         rows = zip(
             arrays.open.tolist(),
             arrays.high.tolist(),
             arrays.low.tolist(),
             arrays.close.tolist(),
             arrays.volume.tolist(),
-            (arrays.open_time - arrays.open_time[0]).tolist(),
+            arrays.open_time.tolist(),
             strict=True,
         )
         funding = zip(self._funding_times.tolist(), self._funding_rates.tolist(), strict=True)
         next_funding = next(funding, None)
-        start_us = int(arrays.open_time[0])
-        for open_, high, low, close, volume, offset in rows:
-            open_time = first + timedelta(microseconds=offset)
+        candle = make_candle
+        previous_close_us = None
+        close_time = _EPOCH
+        for open_, high, low, close, volume, open_us in rows:
+            # A candle that opens when the previous one closed shares its datetime object.
+            open_time = close_time if open_us == previous_close_us else to_datetime(open_us)
             close_time = open_time + step
-            close_us = start_us + offset + step_us
-            while next_funding is not None and next_funding[0] < close_us:
+            previous_close_us = open_us + step_us
+            while next_funding is not None and next_funding[0] < previous_close_us:
                 yield FundingSettled(symbol, to_datetime(next_funding[0]), next_funding[1])
                 next_funding = next(funding, None)
-            yield CandleClosed(symbol, open_time, close_time, open_, high, low, close, volume)
+            yield candle(symbol, open_time, close_time, open_, high, low, close, volume)

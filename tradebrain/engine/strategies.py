@@ -16,6 +16,9 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable
+from functools import reduce
+from itertools import islice
+from operator import add
 from typing import Any
 
 import numba
@@ -104,11 +107,8 @@ class SmaCross(SignalStrategy):
 
 
 def _left_sum(values: deque[float], start: int) -> float:
-    total = 0.0
-    for index, value in enumerate(values):
-        if index >= start:
-            total += value
-    return total
+    """Return the sum of ``values[start:]`` added left to right from 0.0 (no compensation)."""
+    return reduce(add, islice(values, start, None), 0.0)
 
 
 class BuyAndHold(SignalStrategy):

@@ -71,6 +71,8 @@ class SignalStrategy:
 
     def __init__(self) -> None:
         self._targets: np.ndarray | None = None
+        self._target_list: list[float] = []
+        self._plain_orders = False
         self._current = 0.0
 
     def targets(self, candles: CandleArrays) -> np.ndarray:
@@ -81,13 +83,21 @@ class SignalStrategy:
         """Precompute the targets over the history the engine hands over."""
         self._current = 0.0
         self._targets = None if context.history is None else self.targets(context.history)
+        self._target_list = (
+            [] if self._targets is None else np.asarray(self._targets, dtype=np.float64).tolist()
+        )
+        self._plain_orders = type(self).orders_for_target is SignalStrategy.orders_for_target
 
     def on_candle(self, context: StrategyContext, candle: CandleClosed) -> list[OrderIntent]:
         """Return the orders that move the exposure to this candle's target."""
-        targets = self._targets
-        if targets is None or context.bar >= targets.shape[0]:
+        targets = self._target_list
+        bar = context.bar
+        if bar >= len(targets):
             return []
-        return self.orders_for_target(candle, float(targets[context.bar]))
+        target = targets[bar]
+        if self._plain_orders and (target == self._current or target != target):
+            return []  # what orders_for_target returns for an unchanged or NaN target
+        return self.orders_for_target(candle, target)
 
     def orders_for_target(self, candle: CandleClosed, target: float) -> list[OrderIntent]:
         """Return exit-then-entry intents when ``target`` differs from the current one."""

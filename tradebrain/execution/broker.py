@@ -132,7 +132,8 @@ class SimulatedBroker:
         """Match everything that can execute during ``candle``; return the order events."""
         symbol = candle.symbol
         events: list[Event] = []
-        self.prices[symbol] = candle.open
+        prices = self.prices
+        prices[symbol] = candle.open
         if self._pending:
             pending, self._pending = self._pending, []
             for order_id, intent in pending:
@@ -147,13 +148,14 @@ class SimulatedBroker:
             for opened_symbol in opened:
                 events.extend(self._check_protection(opened_symbol, candle))
             events.extend(self._cancel_orphans(candle))
-        self.prices[symbol] = candle.close
-        self.monitor.on_candle(symbol, candle.high, candle.low, candle.close)
+        prices[symbol] = candle.close
+        high = candle.high
+        low = candle.low
+        monitor = self.monitor
+        monitor.on_candle(symbol, high, low, candle.close)
         protection = self._protection.get(symbol)
         if protection is not None:
-            self._protection[symbol] = self.monitor.after_candle(
-                symbol, protection, candle.high, candle.low
-            )
+            self._protection[symbol] = monitor.after_candle(symbol, protection, high, low)
         return events
 
     # --- fills ----------------------------------------------------------------------------

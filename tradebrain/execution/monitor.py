@@ -63,14 +63,22 @@ class Protection:
     trailing: bool = False
 
 
+@dataclass(slots=True)
+class _AtrState:
+    """One symbol's running ATR inputs: the last close, the candle count and the ATR."""
+
+    previous_close: float
+    count: int
+    atr: float
+
+
 class PositionMonitor:
     """Sets and moves the protective levels of open positions, one symbol at a time."""
 
     def __init__(self, rules: MonitorRules | None = None) -> None:
         self.rules = rules or MonitorRules()
         self._atr: dict[str, float] = {}
-        self._previous_close: dict[str, float] = {}
-        self._seen: dict[str, int] = {}
+        self._state: dict[str, _AtrState] = {}
 
     def atr(self, symbol: str) -> float:
         """Return the Wilder ATR of ``symbol`` so far (NaN before its first candle)."""
@@ -104,16 +112,30 @@ class PositionMonitor:
 
     def on_candle(self, symbol: str, high: float, low: float, close: float) -> None:
         """Update the ATR of ``symbol`` with a closed candle."""
-        previous = self._previous_close.get(symbol)
         true_range = high - low
-        if previous is not None:
-            true_range = max(true_range, abs(high - previous), abs(low - previous))
-        count = self._seen.get(symbol, 0) + 1
-        self._seen[symbol] = count
-        period = min(count, self.rules.atr_period)
-        atr = self._atr.get(symbol, true_range)
-        self._atr[symbol] = atr + (true_range - atr) / period
-        self._previous_close[symbol] = close
+        state = self._state.get(symbol)
+        if state is None:
+            state = self._state[symbol] = _AtrState(close, 1, true_range)
+            atr = true_range
+            period = 1
+        else:
+            previous = state.previous_close
+            up = abs(high - previous)
+            down = abs(low - previous)
+            if up > true_range:
+                true_range = up
+            if down > true_range:
+                true_range = down
+            count = state.count + 1
+            state.count = count
+            period = self.rules.atr_period
+            if count < period:
+                period = count
+            atr = state.atr
+            state.previous_close = close
+        atr = atr + (true_range - atr) / period
+        state.atr = atr
+        self._atr[symbol] = atr
 
     def after_candle(
         self, symbol: str, protection: Protection, high: float, low: float

@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from tradebrain.execution.account import AccountSnapshot, ClosedTrade, Position
+from tradebrain.execution.account import AccountSnapshot, ClosedTrade, ClosedTradesView, Position
 from tradebrain.execution.orders import Fill
 from tradebrain.risk.market import MarketType
 
@@ -49,7 +49,7 @@ class Portfolio:
     funding_paid: float = 0.0  # net funding paid (> 0 costs the account)
     peak_equity: float = 0.0
     day_start_equity: float = 0.0
-    _closed_view: tuple[ClosedTrade, ...] = ()
+    _closed_view: ClosedTradesView | None = None
 
     def __post_init__(self) -> None:
         self.peak_equity = self.day_start_equity = self.cash
@@ -63,8 +63,12 @@ class Portfolio:
     def equity(self, prices: dict[str, float]) -> float:
         """Return cash plus every position marked at ``prices`` (symbol -> price)."""
         total = self.cash
-        for symbol, holding in self.holdings.items():
-            total += self.marked_value(holding, prices[symbol])
+        holdings = self.holdings
+        if not holdings:
+            return total
+        marked_value = self.marked_value
+        for symbol, holding in holdings.items():
+            total += marked_value(holding, prices[symbol])
         return total
 
     def quantity(self, symbol: str) -> float:
@@ -149,10 +153,12 @@ class Portfolio:
             closed_trades=self._closed_tuple(),
         )
 
-    def _closed_tuple(self) -> tuple[ClosedTrade, ...]:
-        if len(self._closed_view) != len(self.closed_trades):
-            self._closed_view = tuple(self.closed_trades)
-        return self._closed_view
+    def _closed_tuple(self) -> ClosedTradesView:
+        view = self._closed_view
+        trades = self.closed_trades
+        if view is None or len(view) != len(trades) or not view.covers(trades):
+            view = self._closed_view = ClosedTradesView(trades, len(trades))
+        return view
 
     def _open_part(
         self,
