@@ -79,7 +79,7 @@ def backtest_command(
     from tradebrain.data.atomic import write_text_atomic
     from tradebrain.data.loading import load_market_data
     from tradebrain.engine.backtest import BacktestConfig
-    from tradebrain.engine.report import backtest_report
+    from tradebrain.engine.report import BacktestReport, backtest_report
     from tradebrain.engine.strategies import make_strategy
     from tradebrain.evaluation.statistics import TrialLedger
     from tradebrain.execution.costs import FlatCosts
@@ -124,6 +124,7 @@ def backtest_command(
                                 trades, book, settings.models.seed)  # fmt: skip
         run_settings.update(retrain_every=retrain_every, min_train=min_train, horizon=horizon,
                             models=list(hybrid.models), sets=list(hybrid.feature_sets))  # fmt: skip
+    outcome: BacktestReport
     with console.status(f"backtesting {strategy} on {loaded.frame.height:,} candles...") as status:
         if strategy == "hybrid":
             from tradebrain.engine.walk_forward_backtest import hybrid_backtest_report

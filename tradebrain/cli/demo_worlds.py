@@ -69,7 +69,8 @@ def run_worlds(settings: Settings, bars: int, seed: int) -> list[WorldResult]:
             )  # fmt: skip
             html = write_html_report(
                 reports / f"demo_{name}.html", run.report, market.candles, run.result.equity,
-                decisions=run.result.decisions, title=f"tradebrain demo: {name} world",
+                decisions=getattr(run.result, "decisions", None),
+                title=f"tradebrain demo: {name} world",
             )  # fmt: skip
         results.append(
             WorldResult(name, float(market.oracle["accuracy"]), evaluation, run.report, html)

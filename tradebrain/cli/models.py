@@ -15,8 +15,9 @@ from rich.table import Table
 
 from tradebrain.cli._shared import console, errors, friendly_errors, settings_of, store_of
 from tradebrain.exceptions import UserInputError
+from tradebrain.labels import LabelKind
 
-LABELS = {"direction": "direction", "triple-barrier": "triple_barrier"}
+LABELS: dict[str, LabelKind] = {"direction": "direction", "triple-barrier": "triple_barrier"}
 
 Data = Annotated[str, typer.Option("--data", help="Candle file or stored dataset name.")]
 Timeframe = Annotated[

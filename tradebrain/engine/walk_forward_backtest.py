@@ -38,6 +38,7 @@ from tradebrain.engine.strategies import BuyAndHold
 from tradebrain.engine.strategy import Strategy
 from tradebrain.evaluation.backtest_metrics import backtest_metrics
 from tradebrain.exceptions import UserInputError
+from tradebrain.labels import LabelKind
 from tradebrain.risk.manager import RiskManager
 
 DEFAULT_HYBRID_MODELS = ("logistic", "lightgbm")
@@ -55,7 +56,7 @@ class HybridConfig:
     models: tuple[str, ...] = DEFAULT_HYBRID_MODELS
     feature_sets: tuple[str, ...] = DEFAULT_HYBRID_SETS
     horizon: int = 1
-    label: str = "direction"
+    label: LabelKind = "direction"
     label_parameters: dict[str, Any] = field(default_factory=lambda: {"dead_zone": 0.0})
     window: int = 32
     seed: int = 42

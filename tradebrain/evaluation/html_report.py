@@ -214,7 +214,10 @@ def _drawdown_figure(
 
 
 def _price_figure(
-    x: np.ndarray, close: np.ndarray, trades: Sequence[Mapping[str, Any]], rows: list[dict]
+    x: np.ndarray,
+    close: np.ndarray,
+    trades: Sequence[Mapping[str, Any]],
+    rows: list[dict[str, Any]],
 ) -> go.Figure:
     fig = go.Figure([_line(x, close, "close", line={"color": "#444", "width": 1})])
     for side, symbol, color in (
@@ -286,7 +289,9 @@ def _color(regime: str) -> str:
     return REGIME_COLORS.get(regime, palette[sum(map(ord, regime)) % len(palette)])
 
 
-def _decision_rows(decisions: pl.DataFrame | Sequence[Mapping[str, Any]] | None) -> list[dict]:
+def _decision_rows(
+    decisions: pl.DataFrame | Sequence[Mapping[str, Any]] | None,
+) -> list[dict[str, Any]]:
     """Return the decisions as dicts with a naive ``datetime64`` ``time``, sorted by time."""
     if decisions is None:
         return []
@@ -301,7 +306,7 @@ def _decision_rows(decisions: pl.DataFrame | Sequence[Mapping[str, Any]] | None)
     return sorted(rows, key=lambda row: row["time"])
 
 
-def _regime_bands(rows: list[dict]) -> list[tuple[Any, Any, str]]:
+def _regime_bands(rows: list[dict[str, Any]]) -> list[tuple[Any, Any, str]]:
     """Return (start, end, regime) runs, sampled so there are at most ``MAX_BANDS`` of them."""
     rows = [row for row in rows if str(row.get("regime")) not in ("None", "unknown", "")]
     if not rows:
@@ -337,7 +342,7 @@ def _direction(action: Any) -> int:
     return 1 if text in ("long", "buy") else -1 if text in ("short", "sell") else 0
 
 
-def _votes_frame(rows: list[dict]) -> pl.DataFrame:
+def _votes_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
     """Return one row per (decision, model): ``month``, ``model``, ``vote``, ``agrees``."""
     records = []
     for row in rows:
@@ -355,7 +360,7 @@ def _votes_frame(rows: list[dict]) -> pl.DataFrame:
     return pl.DataFrame(records, schema=schema)
 
 
-def _vote_figure(rows: list[dict]) -> go.Figure | None:
+def _vote_figure(rows: list[dict[str, Any]]) -> go.Figure | None:
     votes = _votes_frame(rows)
     if votes.is_empty():
         return None
@@ -410,7 +415,7 @@ def _table(head: Sequence[str], body: list[list[str]], caption: str) -> str:
     return f"<h2>{caption}</h2><table><tr>{cells}</tr>{lines}</table>"
 
 
-def _tables(report: Mapping[str, Any], rows: list[dict]) -> str:
+def _tables(report: Mapping[str, Any], rows: list[dict[str, Any]]) -> str:
     metrics, bench = report.get("metrics", {}), report.get("benchmark", {})
     body = [
         [label, _fmt(metrics.get(key), pat), _fmt(bench.get(key), pat)]

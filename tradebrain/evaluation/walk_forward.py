@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
@@ -55,7 +55,7 @@ class EvaluationSettings:
     label: LabelSettings = field(default_factory=lambda: LabelSettings("direction", horizon=1))
     models: tuple[str, ...] = DEFAULT_MODELS
     folds: int = 5
-    mode: str = "expanding"
+    mode: Literal["expanding", "rolling"] = "expanding"
     window: int = 32
     validation_fraction: float = 0.15
     calibrate: bool = True

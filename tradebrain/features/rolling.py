@@ -313,7 +313,7 @@ def _quantile_of_sorted(ordered: np.ndarray, q: float) -> float:
     lo = math.floor(pos)
     hi = min(lo + 1, ordered.shape[0] - 1)
     frac = pos - lo
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * frac
+    return float(ordered[lo] + (ordered[hi] - ordered[lo]) * frac)
 
 
 @njit(cache=True, nogil=True)
