@@ -73,7 +73,9 @@ def evaluate_command(
         config = {"model": name, "source": source, **result.report["settings"]}
         ledger.record(config, result.report["models"][name]["log_loss"], name=name)
     result.report["trials_in_ledger"] = ledger.n_trials
-    text = json.dumps(_finite(result.report), indent=2, default=str, allow_nan=False)
+    from tradebrain.engine.report import finite
+
+    text = json.dumps(finite(result.report), indent=2, default=str, allow_nan=False)
     write_text_atomic(text, out / "report.json")
     write_parquet_atomic(result.predictions, out / "predictions.parquet")
     _print_report(result.report)
@@ -178,14 +180,3 @@ def _split(text: str | None) -> list[str] | None:
 
 def _f(value: float, digits: int = 4) -> str:
     return "nan" if value is None or value != value else f"{value:.{digits}f}"
-
-
-def _finite(value: Any) -> Any:
-    """Replace NaN and infinities by None, so report.json is strict JSON (null)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
