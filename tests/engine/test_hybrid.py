@@ -18,6 +18,7 @@ from tradebrain.engine.backtest import BacktestConfig, run_backtest
 from tradebrain.engine.events import CandleClosed
 from tradebrain.engine.hybrid import HybridSignals, HybridStrategy
 from tradebrain.engine.strategies import make_strategy
+from tradebrain.engine.strategy import StrategyContext
 from tradebrain.engine.walk_forward_backtest import (
     HybridConfig,
     hybrid_backtest_report,
@@ -161,6 +162,23 @@ def test_decisions_become_intents_and_spot_never_shorts(
         assert intent.quantity == 0 and intent.reasons == ("because",)
         if not intent.reduce_only:
             assert (intent.stop_price, intent.target_price) == (95.0, 110.0)
+
+
+def test_a_perp_long_near_its_liquidation_price_is_closed_by_the_brain() -> None:
+    signals = HybridSignals(
+        ("atr_pct_14",), np.array([[0.01]]), {"lightgbm": np.array([[0.1, 0.2, 0.7]])}
+    )
+    strategy = HybridStrategy(signals, market=MarketType.PERP)
+    far = StrategyContext("SYN", "1h", bar=0, position=1.0, liquidation_price=60.0)
+    strategy.on_candle(far, _candle())
+    assert "liquidation_guard" not in strategy.decisions[-1].filters
+    near = StrategyContext("SYN", "1h", bar=0, position=1.0, liquidation_price=99.0)
+    intents = strategy.on_candle(near, _candle())
+    decision = strategy.decisions[-1]
+    assert decision.action is Action.EXIT
+    assert "liquidation_guard" in decision.filters
+    assert any("liquidation" in reason for reason in decision.reasons)
+    assert [(i.side, i.reduce_only) for i in intents] == [(Side.SELL, True)]
 
 
 def test_hybrid_without_votes_explains_itself() -> None:

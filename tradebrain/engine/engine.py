@@ -163,6 +163,7 @@ class Engine:
         self._equity.append(equity)
         self._exposure.append(position * candle.close / equity if equity > 0 else 0.0)
         context.bar += 1
+        context.liquidation_price = broker.liquidation_price(context.symbol) if position else None
         intents = self.strategy.on_candle(context, candle)
         if intents:
             for intent in intents:

@@ -136,7 +136,11 @@ class HybridStrategy:
         if not votes:
             return []
         features = dict(zip(signals.feature_names, signals.features[bar].tolist(), strict=True))
-        market = PositionContext(price=candle.close, position=context.position)
+        liquidation = context.liquidation_price
+        distance = abs(candle.close - liquidation) / candle.close if liquidation else None
+        market = PositionContext(
+            price=candle.close, position=context.position, liquidation_distance=distance
+        )
         decision = self.brain.decide(candle.open_time, candle.symbol, features, votes, market)
         self.decisions.append(decision)
         return self.intents(decision, context.position, candle)

@@ -80,6 +80,8 @@ class Broker(Protocol):
 
     def equity(self) -> float: ...
 
+    def liquidation_price(self, symbol: str) -> float | None: ...
+
 
 class Feed(Protocol):
     """Yields market events in the order of their event time."""

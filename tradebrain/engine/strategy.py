@@ -38,6 +38,8 @@ class StrategyContext:
         Index of the candle being decided on, counted from the first candle of ``history``.
     position
         Signed open quantity in ``symbol`` (base units), kept current by the engine.
+    liquidation_price
+        Where the open leveraged position would be liquidated (perps), or None.
     """
 
     symbol: str
@@ -46,6 +48,7 @@ class StrategyContext:
     bar: int = -1
     position: float = 0.0
     params: dict[str, Any] = field(default_factory=dict)
+    liquidation_price: float | None = None
 
 
 class Strategy(Protocol):
