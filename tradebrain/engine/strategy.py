@@ -14,6 +14,7 @@ both give the same trades (a test proves it).
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -61,7 +62,7 @@ class Strategy(Protocol):
     def on_candle(self, context: StrategyContext, candle: CandleClosed) -> list[OrderIntent]: ...
 
 
-class SignalStrategy:
+class SignalStrategy(ABC):
     """A strategy whose decisions are a target exposure per candle.
 
     Subclasses implement :meth:`targets`: a (n,) float64 array where ``target[t]`` in
@@ -78,9 +79,9 @@ class SignalStrategy:
         self._plain_orders = False
         self._current = 0.0
 
+    @abstractmethod
     def targets(self, candles: CandleArrays) -> np.ndarray:
         """Return the (n,) target exposure decided at each candle's close."""
-        raise NotImplementedError
 
     def init(self, context: StrategyContext) -> None:
         """Precompute the targets over the history the engine hands over."""

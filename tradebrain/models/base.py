@@ -92,14 +92,26 @@ class Model(ABC):
     record_: TrainingRecord
 
     def get_params(self) -> dict[str, Any]:
-        """Return the hyper-parameters given to ``__init__`` (by the signature's names)."""
+        """Return the hyper-parameters given to ``__init__`` (by the signatures' names).
+
+        A constructor that takes ``**kwargs`` forwards them to its parent's, so the parent's
+        named parameters count too (the nets share their training settings this way).
+        """
         import inspect
 
-        names = [
-            p.name
-            for p in inspect.signature(type(self).__init__).parameters.values()
-            if p.name != "self" and p.kind is not inspect.Parameter.VAR_KEYWORD
-        ]
+        names: list[str] = []
+        for klass in type(self).__mro__:
+            init = klass.__dict__.get("__init__")
+            if init is None:
+                continue
+            forwards = False
+            for parameter in inspect.signature(init).parameters.values():
+                if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+                    forwards = True
+                elif parameter.name != "self" and parameter.name not in names:
+                    names.append(parameter.name)
+            if not forwards:
+                break
         return {name: getattr(self, name) for name in names}
 
     def clone(self) -> Self:

@@ -8,6 +8,8 @@ summarised.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -61,28 +63,13 @@ class LSTMModel(NetModel):
         layers: int = 2,
         dropout: float = 0.1,
         bidirectional: bool = False,
-        learning_rate: float = 1e-3,
-        weight_decay: float = 1e-2,
-        batch_size: int = 256,
-        max_epochs: int = 30,
-        patience: int = 5,
-        validation_fraction: float = 0.2,
-        purge: int = 0,
-        class_weighting: bool = True,
-        max_grad_norm: float | None = 1.0,
-        threads: int = 2,
-        seed: int = 0,
+        **training: Any,
     ) -> None:
         self.hidden = hidden
         self.layers = layers
         self.dropout = dropout
         self.bidirectional = bidirectional
-        super().__init__(
-            learning_rate=learning_rate, weight_decay=weight_decay, batch_size=batch_size,
-            max_epochs=max_epochs, patience=patience, validation_fraction=validation_fraction,
-            purge=purge, class_weighting=class_weighting, max_grad_norm=max_grad_norm,
-            threads=threads, seed=seed,
-        )  # fmt: skip
+        super().__init__(**training)
 
     def build_network(self, window: int, n_features: int) -> nn.Module:
         return RecurrentNet(n_features, self.hidden, self.layers, self.dropout, self.bidirectional)

@@ -7,6 +7,8 @@ hold across features; only the head sees all channels together and mixes them.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -87,17 +89,7 @@ class PatchTSTModel(NetModel):
         layers: int = 2,
         channel_dim: int = 16,
         dropout: float = 0.1,
-        learning_rate: float = 1e-3,
-        weight_decay: float = 1e-2,
-        batch_size: int = 256,
-        max_epochs: int = 30,
-        patience: int = 5,
-        validation_fraction: float = 0.2,
-        purge: int = 0,
-        class_weighting: bool = True,
-        max_grad_norm: float | None = 1.0,
-        threads: int = 2,
-        seed: int = 0,
+        **training: Any,
     ) -> None:
         self.patch_len = patch_len
         self.stride = stride
@@ -106,12 +98,7 @@ class PatchTSTModel(NetModel):
         self.layers = layers
         self.channel_dim = channel_dim
         self.dropout = dropout
-        super().__init__(
-            learning_rate=learning_rate, weight_decay=weight_decay, batch_size=batch_size,
-            max_epochs=max_epochs, patience=patience, validation_fraction=validation_fraction,
-            purge=purge, class_weighting=class_weighting, max_grad_norm=max_grad_norm,
-            threads=threads, seed=seed,
-        )  # fmt: skip
+        super().__init__(**training)
 
     def build_network(self, window: int, n_features: int) -> nn.Module:
         return PatchNet(

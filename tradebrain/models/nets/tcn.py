@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -96,28 +98,13 @@ class TCNModel(NetModel):
         levels: int = 5,
         kernel_size: int = 3,
         dropout: float = 0.1,
-        learning_rate: float = 1e-3,
-        weight_decay: float = 1e-2,
-        batch_size: int = 256,
-        max_epochs: int = 30,
-        patience: int = 5,
-        validation_fraction: float = 0.2,
-        purge: int = 0,
-        class_weighting: bool = True,
-        max_grad_norm: float | None = 1.0,
-        threads: int = 2,
-        seed: int = 0,
+        **training: Any,
     ) -> None:
         self.channels = channels
         self.levels = levels
         self.kernel_size = kernel_size
         self.dropout = dropout
-        super().__init__(
-            learning_rate=learning_rate, weight_decay=weight_decay, batch_size=batch_size,
-            max_epochs=max_epochs, patience=patience, validation_fraction=validation_fraction,
-            purge=purge, class_weighting=class_weighting, max_grad_norm=max_grad_norm,
-            threads=threads, seed=seed,
-        )  # fmt: skip
+        super().__init__(**training)
 
     def build_network(self, window: int, n_features: int) -> nn.Module:
         return TemporalConvNet(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -84,17 +84,7 @@ class TransformerModel(NetModel):
         feedforward: int = 128,
         dropout: float = 0.1,
         positions: Positions = "learned",
-        learning_rate: float = 1e-3,
-        weight_decay: float = 1e-2,
-        batch_size: int = 256,
-        max_epochs: int = 30,
-        patience: int = 5,
-        validation_fraction: float = 0.2,
-        purge: int = 0,
-        class_weighting: bool = True,
-        max_grad_norm: float | None = 1.0,
-        threads: int = 2,
-        seed: int = 0,
+        **training: Any,
     ) -> None:
         self.d_model = d_model
         self.heads = heads
@@ -102,12 +92,7 @@ class TransformerModel(NetModel):
         self.feedforward = feedforward
         self.dropout = dropout
         self.positions = positions
-        super().__init__(
-            learning_rate=learning_rate, weight_decay=weight_decay, batch_size=batch_size,
-            max_epochs=max_epochs, patience=patience, validation_fraction=validation_fraction,
-            purge=purge, class_weighting=class_weighting, max_grad_norm=max_grad_norm,
-            threads=threads, seed=seed,
-        )  # fmt: skip
+        super().__init__(**training)
 
     def build_network(self, window: int, n_features: int) -> nn.Module:
         return TransformerNet(
