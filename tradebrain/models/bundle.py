@@ -138,9 +138,7 @@ def train_bundle(
     medians = np.where(np.isnan(medians), 0.0, medians)
     median_map = dict(zip(data.feature_names, medians.tolist(), strict=True))
     X_tab = np.where(np.isnan(data.X), medians, data.X)
-    seq_medians = np.array([median_map.get(n_, 0.0) for n_ in data.sequence_names])
-    X_seq_rows = np.where(np.isnan(data.X_sequence), seq_medians, data.X_sequence)
-    windows = make_windows(X_seq_rows, data.window).astype(np.float32)
+    windows: np.ndarray | None = None  # built once, and only when a sequence model needs it
 
     models: dict[str, Model] = {}
     temperatures: dict[str, float] = {}
@@ -149,7 +147,11 @@ def train_bundle(
             raise UserInputError(f"unknown model {name!r}; available: {sorted(MODEL_CLASSES)}")
         model = MODEL_CLASSES[name](**settings.params_for(name))
         sequence = model.input_kind == "sequence"
-        X = windows if sequence else X_tab
+        if sequence and windows is None:
+            seq_medians = np.array([median_map.get(n_, 0.0) for n_ in data.sequence_names])
+            rows = np.where(np.isnan(data.X_sequence), seq_medians, data.X_sequence)
+            windows = make_windows(rows, data.window).astype(np.float32)
+        X = windows if sequence and windows is not None else X_tab
         names = data.sequence_names if sequence else data.feature_names
         info: dict[str, Any] = {
             "label": settings.label.to_dict(),
