@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import polars as pl
@@ -36,6 +36,16 @@ from tradebrain.engine.strategy import StrategyContext
 from tradebrain.exceptions import UserInputError
 from tradebrain.execution.orders import OrderIntent, Side
 from tradebrain.risk.market import MarketType
+
+
+class LiveInputs(Protocol):
+    """Features and votes of each new candle, computed incrementally (the live path)."""
+
+    def update(
+        self, candle: CandleClosed
+    ) -> tuple[dict[str, float], dict[str, tuple[float, float, float]]] | None:
+        """Fold ``candle`` in; return its feature row and the models' votes (None: warming up)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -78,6 +88,9 @@ class HybridStrategy:
     bundle, feature_sets
         Alternatively a trained :class:`~tradebrain.models.bundle.ModelBundle`: features and
         votes are then computed in ``init`` from the history the engine hands over.
+    live
+        Alternatively (paper and live trading) an incremental source of features and votes,
+        asked on every candle the precomputed signals do not cover.
     brain_settings, disabled
         Passed to the :class:`~tradebrain.brain.brain.Brain` (``disabled`` for ablations).
     market
@@ -95,8 +108,9 @@ class HybridStrategy:
         brain_settings: BrainSettings | None = None,
         disabled: tuple[str, ...] = (),
         market: MarketType = MarketType.SPOT,
+        live: LiveInputs | None = None,
     ) -> None:
-        if signals is None and bundle is None:
+        if signals is None and bundle is None and live is None:
             raise UserInputError(
                 "strategy 'hybrid' needs model votes: run it with `tradebrain backtest "
                 "--strategy hybrid` (it retrains walk-forward) or give it a trained bundle"
@@ -104,6 +118,7 @@ class HybridStrategy:
         self._given = signals
         self._bundle = bundle
         self._feature_sets = feature_sets
+        self.live = live
         self.brain = Brain(brain_settings, disabled=disabled)
         self.market = market
         self.signals: HybridSignals | None = signals
@@ -113,7 +128,7 @@ class HybridStrategy:
         """Reset the brain; compute features and votes from a bundle when one was given."""
         self.brain.reset()
         self.decisions = []
-        if self._given is None:
+        if self._given is None and self._bundle is not None:
             self.signals = self._signals_from_bundle(context)
         signals = self.signals
         history = context.history
@@ -126,16 +141,24 @@ class HybridStrategy:
         """Decide on the closed candle and return the intents that carry the decision out."""
         signals = self.signals
         bar = context.bar
-        if signals is None or bar >= len(signals):
+        if signals is not None and bar < len(signals):
+            votes = {
+                name: (float(row[0]), float(row[1]), float(row[2]))
+                for name, proba in signals.votes.items()
+                if not np.isnan((row := proba[bar])[0])
+            }
+            features = dict(
+                zip(signals.feature_names, signals.features[bar].tolist(), strict=True)
+            )
+        elif self.live is not None:
+            inputs = self.live.update(candle)
+            if inputs is None:
+                return []
+            features, votes = inputs
+        else:
             return []
-        votes = {
-            name: (float(row[0]), float(row[1]), float(row[2]))
-            for name, proba in signals.votes.items()
-            if not np.isnan((row := proba[bar])[0])
-        }
         if not votes:
             return []
-        features = dict(zip(signals.feature_names, signals.features[bar].tolist(), strict=True))
         liquidation = context.liquidation_price
         distance = abs(candle.close - liquidation) / candle.close if liquidation else None
         market = PositionContext(

@@ -1,0 +1,1 @@
+"""The trading service: the live runner, its state and the object the API talks to."""
