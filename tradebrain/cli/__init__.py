@@ -22,6 +22,7 @@ from tradebrain.cli.demo import demo
 from tradebrain.cli.experiments import ablation_command, stress_command
 from tradebrain.cli.features import features_app
 from tradebrain.cli.models import evaluate_command, train_command
+from tradebrain.cli.serve import serve_command
 
 app = typer.Typer(
     name="tradebrain",
@@ -41,6 +42,9 @@ app.command("backtest", help="Backtest a strategy with costs, next to buy-and-ho
 )
 app.command("ablation", help="Switch layers off in turn; deltas out of sample.")(ablation_command)
 app.command("stress", help="Flash-crash and data-gap stress scenarios.")(stress_command)
+app.command("serve", help="Paper or live trading service with its API and dashboard.")(
+    serve_command
+)
 
 
 def _version(value: bool) -> None:

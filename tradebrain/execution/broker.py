@@ -19,7 +19,6 @@ Quantities are in base units, prices and cash in quote currency.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
@@ -84,13 +83,20 @@ class SimulatedBroker:
         self._pending: list[tuple[str, OrderIntent]] = []
         self._resting: list[tuple[str, OrderIntent]] = []
         self._protection: dict[str, Protection] = {}
-        self._ids = itertools.count(1)
+        self.id_prefix = "sim"
+        self.next_order_number = 1
         self._taker_rate = fee_rate(self.costs, Liquidity.TAKER)
+
+    def _new_id(self) -> str:
+        """Return the next order id (``sim-1``, ``sim-2``, ...; restored after a restart)."""
+        number = self.next_order_number
+        self.next_order_number = number + 1
+        return f"{self.id_prefix}-{number}"
 
     # --- the Broker port ------------------------------------------------------------------
     def submit(self, intent: OrderIntent) -> str:
         """Accept an approved order; it executes from the next candle on. Return its id."""
-        order_id = f"sim-{next(self._ids)}"
+        order_id = self._new_id()
         if intent.order_type is OrderType.MARKET:
             self._pending.append((order_id, intent))
         else:
@@ -113,6 +119,10 @@ class SimulatedBroker:
     def equity(self) -> float:
         """Return the equity marked at the last known prices."""
         return self.portfolio.equity(self.prices)
+
+    def open_orders(self) -> list[tuple[str, OrderIntent]]:
+        """Return the orders not yet executed: (order id, intent), pending first."""
+        return [*self._pending, *self._resting]
 
     def protection(self, symbol: str) -> Protection | None:
         """Return the protective levels of the open position in ``symbol``, if any."""
@@ -247,7 +257,7 @@ class SimulatedBroker:
         held = self.portfolio.quantity(symbol)
         side = Side.SELL if held > 0 else Side.BUY
         intent = OrderIntent(timestamp, symbol, side, quantity, reduce_only=True, tag=tag)
-        return self._execute(f"sim-{next(self._ids)}", intent, reference, liquidity, timestamp, tag)
+        return self._execute(self._new_id(), intent, reference, liquidity, timestamp, tag)
 
     def _shrink_partial(self, symbol: str, open_quantity: float) -> None:
         protection = self._protection[symbol]

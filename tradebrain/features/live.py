@@ -67,6 +67,17 @@ class LiveFeatureEngine:
         self._begin = 0
         self._end = 0
         self.bars_seen = 0
+        columns = {name: index for index, name in enumerate(self.feature_names)}
+        # Per group, what ``update_row`` needs on every candle, looked up once here.
+        self._plan = [
+            (
+                group.compute,
+                lookback,
+                [(f.name, f.warmup, columns[f.name]) for f in group.features],
+            )
+            for group, lookback in zip(self.groups, self._lookbacks, strict=True)
+        ]
+        self._row = np.full(len(self.feature_names), np.nan)
 
     def warm_up(self, history: pl.DataFrame) -> None:
         """Load the tail of ``history`` (candles, oldest first) without computing features."""
@@ -110,15 +121,35 @@ class LiveFeatureEngine:
             Feature name -> value, in output-column order; ``None`` before warm-up or where
             the value is undefined.
         """
+        row = self.update_row(candle).tolist()
+        return {
+            name: None if value != value else value
+            for name, value in zip(self.feature_names, row, strict=True)
+        }
+
+    def update_row(self, candle: Mapping[str, object]) -> np.ndarray:
+        """Add one closed candle and return its feature row as an array (the fast path).
+
+        Parameters
+        ----------
+        candle
+            As for :meth:`update`.
+
+        Returns
+        -------
+        np.ndarray
+            (features,) float64 in :attr:`feature_names` order; NaN before warm-up or where the
+            value is undefined. The engine reuses this array on the next call: copy it to keep.
+        """
         self._append(candle)
         row_index = self.bars_seen - 1
-        row: dict[str, float | None] = {}
-        for group, lookback in zip(self.groups, self._lookbacks, strict=True):
+        row = self._row
+        end, oldest = self._end, self._begin
+        buffers = self._buffers.items()
+        for compute, lookback, outputs in self._plan:
             # A group's warm-up is, by definition, all the history its newest row depends on.
-            begin = max(self._begin, self._end - lookback)
-            bars = {name: buf[begin : self._end] for name, buf in self._buffers.items()}
-            values = group.compute(bars, self._end - begin - 1)
-            for feature in group.features:
-                value = float(values[feature.name][0])
-                row[feature.name] = None if row_index < feature.warmup or value != value else value
+            begin = max(oldest, end - lookback)
+            values = compute({name: buf[begin:end] for name, buf in buffers}, end - begin - 1)
+            for name, warmup, column in outputs:
+                row[column] = values[name][0] if row_index >= warmup else np.nan
         return row

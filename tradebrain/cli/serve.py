@@ -1,0 +1,113 @@
+"""``tradebrain serve``: the paper or live trading service with its API and dashboard."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tradebrain.cli._shared import console, friendly_errors, settings_of
+from tradebrain.exceptions import UserInputError
+
+GO_LIVE = "TRADEBRAIN_GO_LIVE"
+KEY_VARIABLES = ("TRADEBRAIN_EXCHANGE_API_KEY", "TRADEBRAIN_EXCHANGE_SECRET")
+
+
+def live_gate(environ: dict[str, str] | os._Environ[str], token: str | None) -> None:
+    """Refuse live trading unless it was switched on, keys are given and the API is locked."""
+    if environ.get(GO_LIVE, "").strip().lower() != "true":
+        raise UserInputError(
+            f"live mode places real orders with real money, so it is off unless {GO_LIVE}=true "
+            "is set in the environment; use --mode paper to trade on paper"
+        )
+    missing = [name for name in KEY_VARIABLES if not environ.get(name)]
+    if missing:
+        raise UserInputError(
+            f"live mode needs the exchange API key and secret in {', '.join(missing)} "
+            "(environment only; they are never read from files or printed)"
+        )
+    if not token:
+        raise UserInputError(
+            "live mode needs an API token so nobody else can steer it: set "
+            "TRADEBRAIN_API__TOKEN or api.token in the config file"
+        )
+
+
+@friendly_errors
+def serve_command(
+    ctx: typer.Context,
+    mode: Annotated[str, typer.Option(help="paper (simulated fills) or live (real orders).")] = (
+        "paper"
+    ),
+    feed: Annotated[
+        str, typer.Option(help="synthetic | replay:PATH | exchange:NAME (e.g. exchange:binance).")
+    ] = "synthetic",
+    symbols: Annotated[str, typer.Option(help="Comma-separated, e.g. BTC/USDT,ETH/USDT.")] = (
+        "BTC/USDT"
+    ),
+    timeframe: Annotated[str, typer.Option(help="Candle timeframe the models work on.")] = "1h",
+    models: Annotated[
+        Path | None,
+        typer.Option(help="Model folder from `tradebrain train` (default: train on warm-up)."),
+    ] = None,
+    port: Annotated[int, typer.Option(help="API and dashboard port.")] = 8080,
+    host: Annotated[
+        str | None, typer.Option(help="Address to bind (default: api.host, 127.0.0.1).")
+    ] = None,
+    state: Annotated[
+        str | None,
+        typer.Option(help="State database: a file or SQLAlchemy URL (default HOME/serve/MODE.db)."),
+    ] = None,
+    speed: Annotated[
+        float, typer.Option(help="Candles per second for synthetic and replay feeds.")
+    ] = 1.0,
+    warmup: Annotated[int, typer.Option(help="Candles of history to start from.")] = 1500,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic market.")] = 7,
+    cash: Annotated[float, typer.Option(help="Starting paper balance (quote currency).")] = (
+        10_000.0
+    ),
+    leverage: Annotated[float, typer.Option(help="Leverage on perpetuals.")] = 1.0,
+    api_url: Annotated[
+        str | None, typer.Option("--api-url", help="Exchange API base URL (testnet, proxy).")
+    ] = None,
+) -> None:
+    """Run the trading service: the engine fed live, the REST API and the dashboard."""
+    import uvicorn
+
+    from tradebrain.api.app import create_app
+    from tradebrain.service.options import ServeOptions
+    from tradebrain.service.service import TradingService
+
+    settings = settings_of(ctx)
+    token = settings.api.token.get_secret_value() if settings.api.token else None
+    if mode == "live":
+        live_gate(os.environ, token)
+    options = ServeOptions(
+        mode=mode, feed=feed, symbols=tuple(s.strip() for s in symbols.split(",") if s.strip()),
+        timeframe=timeframe, models=models, state=state, speed=speed, warmup=warmup, seed=seed,
+        cash=cash, leverage=leverage, api_url=api_url,
+    )  # fmt: skip
+    generated = token is None
+    if token is None:
+        token = secrets.token_urlsafe(24)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    service = TradingService(options, settings)
+    app = create_app(service, token=token)
+    bind = host or settings.api.host
+    service.start()
+    where = f"http://{bind}:{port}/"
+    served = ", ".join(options.symbols)
+    console.print(f"[green]tradebrain {mode}[/] on {feed} for {served}: {where}")
+    if generated:
+        console.print(
+            f"[yellow]no API token configured; this run's token:[/] {token}\n"
+            f"dashboard: {where}#token={token}"
+        )
+    try:
+        uvicorn.run(app, host=bind, port=port, log_level="warning")
+    finally:
+        service.stop()

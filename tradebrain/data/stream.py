@@ -1,0 +1,464 @@
+"""Live closed candles from an exchange, polled through ccxt's REST API, for ``serve``.
+
+:class:`ExchangeCandleStream` wakes shortly after each candle closes, asks the venue for every
+candle since the last one it delivered, and yields them as
+:class:`~tradebrain.engine.events.CandleClosed` events: every closed candle of every symbol
+exactly once, in time order (symbols in the given order at equal times), never an open one.
+
+When the venue fails (network error, HTTP 429 or 5xx) the stream backs off with its
+:class:`~tradebrain.data.exchanges.RetryPolicy` (capped exponential, for as long as it takes),
+rebuilds the ccxt client when it was given a factory, and then fetches everything that closed
+in the meantime, so an outage delays candles but never drops or repeats one. Starting with
+``since`` (the open time of the last candle a runner processed) backfills the candles missed
+while it was down.
+
+Only REST polling is implemented. Websocket streaming (ccxt.pro ``watch_ohlcv``) is not: it
+could not be tested honestly here without a loopback websocket server that speaks a venue's
+protocol, and a live feed that has never run against a server is not shipped.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, TypeVar
+
+import ccxt
+import polars as pl
+
+from tradebrain.data.exchanges import ExchangeLink, RetryPolicy, listed_ms, page_limit
+from tradebrain.data.schemas import TIMESTAMP, Kind
+from tradebrain.data.timeframes import timeframe_seconds
+from tradebrain.data.validation import ROW, validate
+from tradebrain.engine.events import CandleClosed
+from tradebrain.engine.feed import make_candle, to_datetime
+from tradebrain.exceptions import DataValidationError, ExchangeUnavailableError, UserInputError
+
+ExchangeFactory = Callable[[], ccxt.Exchange]
+"""Makes a fresh ccxt client, for example ``lambda: make_exchange("binance")``."""
+
+MODES = ("rest",)
+PUBLISH_GRACE_S = 60.0
+"""A candle the venue has not served this long after its close, nor anything newer, is missing."""
+
+_SLEEP_SLICE_S = 1.0  # the longest single sleep, so an injected sleep still sees `stop` soon
+_MAX_BACKOFF_EXPONENT = 32
+_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
+_T = TypeVar("_T")
+_Row = list[Any]  # ccxt OHLCV: [open_ms, open, high, low, close, volume]
+
+
+class ExchangeCandleStream:
+    """Closed candles of ``symbols`` from a ccxt exchange, as they close, by REST polling.
+
+    Parameters
+    ----------
+    exchange
+        A ccxt exchange, or a factory that makes one (preferred: after a broken connection the
+        stream then rebuilds the client). Its markets are loaded on first use.
+    symbols
+        Symbols as ccxt names them (``"BTC/USDT"``); events for equal times follow this order.
+    timeframe
+        Candle timeframe the venue offers (``"1m"``, ``"1h"``...).
+    retry
+        Backoff between attempts after temporary errors. At start-up and in :meth:`history`
+        the call fails after ``retry.retries`` retries; while streaming, the stream keeps
+        trying with the capped delay until the venue answers or ``stop`` is set.
+    poll_interval
+        Seconds after a candle's close before it is asked for, and between asks while the
+        venue has not served it yet.
+    clock
+        Returns the current time in epoch seconds; decides which candles have closed.
+    sleep
+        Waits a number of seconds; by default waits on ``stop``, so setting it wakes the
+        stream at once. An injected sleep is called in slices of at most one second.
+    stop
+        Set it to end the iteration; by default an event of the stream's own (:meth:`close`).
+    since
+        Per symbol, the open time of the last candle already processed (naive means UTC):
+        iteration starts with the candle after it, backfilling the gap. A symbol not named
+        here starts with the candle open now, yielded when it closes.
+    mode
+        ``"rest"``, the only mode implemented.
+    """
+
+    def __init__(
+        self,
+        exchange: ccxt.Exchange | ExchangeFactory,
+        symbols: Sequence[str],
+        timeframe: str,
+        *,
+        retry: RetryPolicy,
+        poll_interval: float = 1.0,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], object] | None = None,
+        stop: threading.Event | None = None,
+        since: dict[str, datetime] | None = None,
+        mode: str = "rest",
+    ) -> None:
+        if mode not in MODES:
+            raise UserInputError(
+                f"stream mode {mode!r} is not available; websocket streaming is not "
+                "implemented, use mode='rest' (REST polling)"
+            )
+        if not symbols:
+            raise UserInputError("name at least one symbol to stream, for example BTC/USDT")
+        strangers = sorted(set(since or {}) - set(symbols))
+        if strangers:
+            raise UserInputError(
+                f"since names {', '.join(strangers)}, which the stream does not carry; "
+                f"it streams {', '.join(symbols)}"
+            )
+        if poll_interval <= 0:
+            raise UserInputError(f"poll_interval must be positive seconds, got {poll_interval}")
+        self.symbols = list(symbols)
+        self.timeframe = timeframe
+        self.retry = retry
+        self.poll_interval = float(poll_interval)
+        self._poll_ms = round(poll_interval * 1000)
+        self._step_ms = timeframe_seconds(timeframe) * 1000
+        is_client = isinstance(exchange, ccxt.Exchange)
+        self._exchange: ccxt.Exchange | None = exchange if is_client else None
+        self._factory: ExchangeFactory | None = None if is_client else exchange
+        self._clock = clock
+        self._stop = stop if stop is not None else threading.Event()
+        self._sleep: Callable[[float], object] = sleep if sleep is not None else self._stop.wait
+        self._resume_ms = {symbol: _ms(moment) for symbol, moment in (since or {}).items()}
+        self._next_open_ms: dict[str, int] = {}
+        self._ready = False
+        self._lock = threading.Lock()
+        self._connected = False
+        self._reconnects = 0
+        self._last_error: str | None = None
+        self._last_open_ms: dict[str, int] = {}
+
+    def connect(self) -> None:
+        """Load the venue's markets and check the symbols and timeframe; once only.
+
+        :meth:`history` and iteration call it; call it yourself to fail before warm-up.
+
+        Raises
+        ------
+        ExchangeUnavailableError
+            The venue cannot be reached, or kept failing after every retry.
+        UserInputError
+            The venue lists no such symbol or offers no such timeframe.
+        """
+        if self._ready:
+            return
+        exchange = self._client()
+        ExchangeLink(exchange, self.retry).call(
+            "load markets", exchange.load_markets, first_contact=True
+        )
+        _check_listing(exchange, self.symbols, self.timeframe)
+        self._ready = True
+        with self._lock:
+            self._connected = True
+
+    def close(self) -> None:
+        """Ask the iteration to end; it returns at its next check, within about a second."""
+        self._stop.set()
+
+    def history(self, symbol: str, bars: int) -> pl.DataFrame:
+        """Return the last ``bars`` closed candles of ``symbol``, oldest first, through REST.
+
+        Returns
+        -------
+        A frame in the candle schema: ``timestamp`` (open time, UTC) and ``open``, ``high``,
+        ``low``, ``close``, ``volume`` (Float64); fewer than ``bars`` rows only where the venue
+        has no more (a young listing, gaps).
+        """
+        if bars < 1:
+            raise UserInputError(f"ask for at least one bar of history, not {bars}")
+        self.connect()
+        exchange = self._client()
+        _check_listing(exchange, [symbol], self.timeframe)
+        now_ms = self._now_ms()
+        last_open_ms = self._last_closed_open_ms(now_ms)
+        start_ms = last_open_ms - (bars - 1) * self._step_ms
+        action = f"fetch {symbol} {self.timeframe} history"
+        rows, _ = self._with_retries(
+            action, partial(self._span, symbol, start_ms, last_open_ms, now_ms)
+        )
+        first_ms = listed_ms(exchange, symbol)
+        while len(rows) < bars and start_ms > first_ms:  # gaps: reach further back
+            stop_ms = start_ms
+            start_ms = max(first_ms, start_ms - (bars - len(rows)) * self._step_ms)
+            earlier, _ = self._with_retries(
+                action, partial(self._span, symbol, start_ms, stop_ms - self._step_ms, now_ms)
+            )
+            if not earlier:
+                break
+            rows = earlier + rows
+        return self._checked_frame(symbol, rows[-bars:])
+
+    def __iter__(self) -> Iterator[CandleClosed]:
+        """Yield closed candles as they close, blocking between them, until ``stop`` is set.
+
+        Raises
+        ------
+        ExchangeUnavailableError, UserInputError
+            At start, as :meth:`connect`; later, UserInputError where the venue refuses a
+            request outright (a delisted symbol).
+        DataValidationError
+            The venue served broken candles (high below low...); none of them is yielded.
+        """
+        self.connect()
+        if not self._next_open_ms:
+            open_now_ms = self._last_closed_open_ms(self._now_ms()) + self._step_ms
+            self._next_open_ms = {
+                symbol: self._resume_ms[symbol] + self._step_ms
+                if symbol in self._resume_ms
+                else open_now_ms
+                for symbol in self.symbols
+            }
+        failures = 0
+        while not self._stop.is_set():
+            now_ms = self._now_ms()
+            try:
+                if failures:
+                    self._reconnect()
+                events, through_ms = self._collect(now_ms)
+            except ccxt.OperationFailed as error:
+                failures += 1
+                self._lost(error)
+                self._pause(self.retry.delay_s(min(failures - 1, _MAX_BACKOFF_EXPONENT)))
+                continue
+            except ccxt.BaseError as error:
+                raise UserInputError(
+                    f"{self._client().id} refused to serve {self.timeframe} candles: "
+                    f"{_describe(error)}; check the symbols and timeframe"
+                ) from error
+            with self._lock:
+                self._connected = True
+                if failures:
+                    self._reconnects += 1
+            failures = 0
+            for event in events:
+                if self._stop.is_set():
+                    return
+                self._delivered(event)
+                yield event
+            for symbol in self.symbols:
+                self._next_open_ms[symbol] = max(
+                    self._next_open_ms[symbol], through_ms + self._step_ms
+                )
+            if through_ms >= self._last_closed_open_ms(now_ms):
+                # Everything closed is out: sleep until the open candle has closed.
+                self._pause_until_ms(through_ms + 2 * self._step_ms + self._poll_ms)
+            else:
+                self._pause(self.poll_interval)
+
+    def status(self) -> dict[str, Any]:
+        """Return the stream's health for an operator.
+
+        Returns
+        -------
+        ``connected`` (bool), ``mode`` (``"rest"``), ``reconnects`` (outages recovered from),
+        ``last_error`` (text without URL query strings, or None), ``last_candle`` (per symbol,
+        the ISO open time of the last candle yielded, or None) and ``lag_s`` (seconds from the
+        close of the newest candle yielded to now, or None).
+        """
+        now_s = self._clock()
+        with self._lock:
+            last = dict(self._last_open_ms)
+            newest_close_ms = max(last.values()) + self._step_ms if last else None
+            return {
+                "connected": self._connected,
+                "mode": "rest",
+                "reconnects": self._reconnects,
+                "last_error": self._last_error,
+                "last_candle": {
+                    symbol: _iso(last[symbol]) if symbol in last else None
+                    for symbol in self.symbols
+                },
+                "lag_s": None if newest_close_ms is None else now_s - newest_close_ms / 1000,
+            }
+
+    def _collect(self, now_ms: int) -> tuple[list[CandleClosed], int]:
+        """Fetch what closed since each symbol's last candle; return it and the bound.
+
+        The bound is the open time through which every symbol is complete: a symbol whose
+        newest candle the venue has not served yet holds the others back, so that events stay
+        in time order. Candles after the bound are dropped and fetched again next time.
+        """
+        last_open_ms = self._last_closed_open_ms(now_ms)
+        through_ms = last_open_ms
+        fetched: dict[str, list[_Row]] = {}
+        for symbol in self.symbols:
+            start_ms = self._next_open_ms[symbol]
+            if start_ms > last_open_ms:
+                continue
+            rows, complete_ms = self._span(symbol, start_ms, last_open_ms, now_ms)
+            fetched[symbol] = rows
+            through_ms = min(through_ms, complete_ms)
+        keyed: list[tuple[int, int, CandleClosed]] = []
+        for index, symbol in enumerate(self.symbols):
+            rows = [row for row in fetched.get(symbol, []) if row[0] <= through_ms]
+            self._checked_frame(symbol, rows)
+            keyed.extend((row[0], index, self._event(symbol, row)) for row in rows)
+        keyed.sort(key=lambda item: (item[0], item[1]))
+        return [event for _, _, event in keyed], through_ms
+
+    def _span(
+        self, symbol: str, start_ms: int, last_open_ms: int, now_ms: int
+    ) -> tuple[list[_Row], int]:
+        """Return closed candles opening in ``[start_ms, last_open_ms]`` and how far they are final.
+
+        The span is final through ``last_open_ms`` once the venue served a newer candle (the
+        open one), or once ``PUBLISH_GRACE_S`` passed since the close; otherwise it is final
+        only through the newest candle served.
+        """
+        exchange = self._client()
+        limit = page_limit(exchange, symbol)
+        rows: list[_Row] = []
+        cursor_ms, newer = start_ms, False
+        while cursor_ms <= last_open_ms:
+            page = exchange.fetch_ohlcv(symbol, self.timeframe, since=cursor_ms, limit=limit)
+            fresh = sorted((row for row in page if row[0] >= cursor_ms), key=lambda row: row[0])
+            closed = [row for row in fresh if row[0] <= last_open_ms]
+            newer = len(closed) < len(fresh)
+            rows.extend(closed)
+            if not closed or newer:
+                break
+            cursor_ms = closed[-1][0] + self._step_ms
+        overdue = now_ms >= last_open_ms + self._step_ms + PUBLISH_GRACE_S * 1000
+        if newer or overdue or cursor_ms > last_open_ms:
+            return rows, last_open_ms
+        return rows, cursor_ms - self._step_ms
+
+    def _with_retries(self, action: str, fetch: Callable[[], _T]) -> _T:
+        """Return ``fetch()``, retrying temporary errors ``retry.retries`` times."""
+        last_error: ccxt.BaseError | None = None
+        for attempt in range(self.retry.retries + 1):
+            if attempt:
+                self._pause(self.retry.delay_s(attempt - 1))
+            if self._stop.is_set():
+                raise ExchangeUnavailableError(f"stopped before managing to {action}")
+            try:
+                return fetch()
+            except ccxt.OperationFailed as error:
+                last_error = error
+                self._lost(error)
+            except ccxt.BaseError as error:
+                raise UserInputError(
+                    f"{self._client().id} refused to {action}: {_describe(error)}; "
+                    "check the symbol and timeframe"
+                ) from error
+        raise ExchangeUnavailableError(
+            f"{self._client().id} kept failing to {action}; last error: "
+            f"{_describe(last_error)}; the exchange is down or limits requests, so wait a few "
+            "minutes and start again"
+        ) from last_error
+
+    def _client(self) -> ccxt.Exchange:
+        if self._exchange is None:
+            assert self._factory is not None
+            self._exchange = self._factory()
+        return self._exchange
+
+    def _reconnect(self) -> None:
+        """Replace the client by a fresh one from the factory and load its markets."""
+        if self._factory is None:
+            return
+        fresh = self._factory()
+        fresh.load_markets()
+        old, self._exchange = self._exchange, fresh
+        session = getattr(old, "session", None)
+        if session is not None:
+            session.close()
+
+    def _lost(self, error: BaseException) -> None:
+        with self._lock:
+            self._connected = False
+            self._last_error = _describe(error)
+
+    def _delivered(self, event: CandleClosed) -> None:
+        open_ms = int(event.open_time.timestamp() * 1000)
+        self._next_open_ms[event.symbol] = open_ms + self._step_ms
+        with self._lock:
+            self._last_open_ms[event.symbol] = open_ms
+
+    def _event(self, symbol: str, row: _Row) -> CandleClosed:
+        open_time = to_datetime(int(row[0]) * 1000)
+        close_time = to_datetime((int(row[0]) + self._step_ms) * 1000)
+        prices = (float(value) for value in row[1:6])
+        return make_candle(symbol, open_time, close_time, *prices)
+
+    def _checked_frame(self, symbol: str, rows: list[_Row]) -> pl.DataFrame:
+        """Return ``rows`` as a candle frame, or raise if the venue sent broken candles."""
+        frame = pl.DataFrame(
+            [row[:6] for row in rows], schema=list(_COLUMNS), orient="row", strict=False
+        ).with_columns(
+            pl.col("timestamp").cast(pl.Int64).cast(pl.Datetime("ms", "UTC")).cast(TIMESTAMP),
+            pl.exclude("timestamp").cast(pl.Float64),
+        )
+        source = f"{self._client().id} {symbol} {self.timeframe} candles"
+        checked, report = validate(
+            frame, Kind.CANDLES, self.timeframe, allow_gaps=True, source=source
+        )
+        if not report.ok:
+            raise DataValidationError(
+                f"{source}: the exchange sent candles that break {len(report.errors)} rule(s); "
+                f"none of them was streamed\n{report.summary()}",
+                report,
+            )
+        return checked.drop(ROW)
+
+    def _pause(self, seconds: float) -> None:
+        self._pause_until_ms(self._now_ms() + round(seconds * 1000))
+
+    def _pause_until_ms(self, wake_ms: int) -> None:
+        """Sleep until the clock reaches ``wake_ms`` (epoch ms), or until ``stop`` is set."""
+        deadline_s = wake_ms / 1000
+        while not self._stop.is_set():
+            left_s = deadline_s - self._clock()
+            if left_s <= 0:
+                return
+            self._sleep(min(left_s, _SLEEP_SLICE_S))
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    def _last_closed_open_ms(self, now_ms: int) -> int:
+        """Return the open time of the newest candle closed at ``now_ms``."""
+        return (now_ms // self._step_ms - 1) * self._step_ms
+
+
+def _check_listing(exchange: ccxt.Exchange, symbols: Sequence[str], timeframe: str) -> None:
+    """Raise :class:`UserInputError` for symbols or a timeframe the venue does not list."""
+    for symbol in symbols:
+        if symbol not in exchange.markets:
+            close = difflib.get_close_matches(symbol, list(exchange.markets), n=3)
+            hint = f"did you mean {', '.join(close)}? " if close else ""
+            raise UserInputError(
+                f"{exchange.id} lists no market {symbol}; {hint}"
+                "write symbols as BASE/QUOTE as ccxt names them, for example BTC/USDT"
+            )
+    offered = exchange.timeframes or {}
+    if offered and timeframe not in offered:
+        raise UserInputError(
+            f"{exchange.id} offers no {timeframe} candles; pick one of {', '.join(offered)}"
+        )
+
+
+def _describe(error: BaseException | None) -> str:
+    """Return ``error`` as one line without URL query strings (they may carry signatures)."""
+    if error is None:
+        return "none"
+    text = re.sub(r"(https?://[^\s?]+)\?\S*", r"\1", f"{type(error).__name__}: {error}")
+    return " ".join(text.split())[:300]
+
+
+def _ms(moment: datetime) -> int:
+    aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return int(aware.timestamp() * 1000)
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat()

@@ -1,0 +1,95 @@
+"""What ``tradebrain serve`` was asked to run, checked before anything starts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tradebrain.exceptions import UserInputError
+from tradebrain.risk.market import MarketType
+
+MODES = ("paper", "live")
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """The service's run: mode, feed, markets, models, state and pacing.
+
+    Attributes
+    ----------
+    feed
+        ``"synthetic"``, ``"replay:PATH"`` or ``"exchange:NAME"``.
+    state
+        SQLAlchemy URL or a file path for the state database; None: ``HOME/serve/MODE.db``.
+    models
+        A model folder from ``tradebrain train``; None: the service trains the configured
+        models on its warm-up history once and keeps them beside the state.
+    speed
+        Candles per second for the synthetic and replay feeds (0 = as fast as possible).
+    warmup
+        Candles of history the features and models start from.
+    """
+
+    mode: str = "paper"
+    feed: str = "synthetic"
+    symbols: tuple[str, ...] = ("BTC/USDT",)
+    timeframe: str = "1h"
+    models: Path | None = None
+    state: str | None = None
+    speed: float = 1.0
+    warmup: int = 1500
+    seed: int = 7
+    cash: float = 10_000.0
+    leverage: float = 1.0
+    api_url: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise UserInputError(f"--mode must be paper or live, not {self.mode!r}")
+        kind = self.feed.split(":", 1)[0]
+        if kind not in ("synthetic", "replay", "exchange") or (
+            kind != "synthetic" and ":" not in self.feed
+        ):
+            raise UserInputError(
+                f"--feed {self.feed!r} is not one of: synthetic, replay:PATH, exchange:NAME"
+            )
+        if self.mode == "live" and kind != "exchange":
+            raise UserInputError(
+                "live mode trades real money on an exchange, so it needs --feed exchange:NAME"
+            )
+        if not self.symbols or any(not s or "/" not in s for s in self.symbols):
+            raise UserInputError(
+                f"--symbols must be like BTC/USDT or BTC/USDT:USDT (perp), got {self.symbols}"
+            )
+        markets = {self.market_of(s) for s in self.symbols}
+        if len(markets) > 1:
+            raise UserInputError("--symbols mixes spot and perpetual markets; run one service each")
+        if self.warmup < 300:
+            raise UserInputError(f"--warmup must be at least 300 candles, got {self.warmup}")
+        if not self.cash > 0:
+            raise UserInputError(f"--cash must be > 0, got {self.cash}")
+
+    @property
+    def feed_kind(self) -> str:
+        """``"synthetic"``, ``"replay"`` or ``"exchange"``."""
+        return self.feed.split(":", 1)[0]
+
+    @property
+    def feed_target(self) -> str:
+        """What follows ``replay:`` or ``exchange:`` (empty for synthetic)."""
+        return self.feed.split(":", 1)[1] if ":" in self.feed else ""
+
+    @property
+    def market(self) -> MarketType:
+        """Spot, or perp when the symbols name a settle currency (``BTC/USDT:USDT``)."""
+        return self.market_of(self.symbols[0])
+
+    @staticmethod
+    def market_of(symbol: str) -> MarketType:
+        """Return the market type a ccxt symbol names."""
+        return MarketType.PERP if ":" in symbol else MarketType.SPOT
+
+    @property
+    def run(self) -> str:
+        """The run's name in the state database (one paper and one live run per database)."""
+        return self.mode

@@ -1,0 +1,64 @@
+"""A decision on candles a caller sends (``POST /predict/single``), apart from the live run.
+
+The candles are validated like an imported file, their features computed, the service's models
+vote on every row, and a fresh brain (so the live run's memory is never touched) walks through
+the rows; the decision on the last candle is returned.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from tradebrain.brain.brain import Brain
+from tradebrain.brain.tuning import PositionContext
+from tradebrain.config import Settings
+from tradebrain.data.validation import ROW, validate
+from tradebrain.exceptions import UserInputError
+
+MIN_CANDLES = 300
+MAX_CANDLES = 5000
+
+
+def decide_on_candles(
+    bundle: Any, candles: pl.DataFrame, symbol: str, timeframe: str, settings: Settings
+) -> dict[str, Any]:
+    """Return the decision dict for the last of ``candles`` (candle schema, oldest first)."""
+    from tradebrain.features import compute_features
+
+    if not MIN_CANDLES <= candles.height <= MAX_CANDLES:
+        raise UserInputError(
+            f"send between {MIN_CANDLES} and {MAX_CANDLES} candles (the features need "
+            f"{MIN_CANDLES} to warm up); got {candles.height}"
+        )
+    frame, report = validate(candles, "candles", timeframe, source="request body")
+    if not report.ok:
+        raise UserInputError("the candles are not clean:\n" + report.summary())
+    frame = frame.drop(ROW)
+    features = compute_features(frame, bundle.manifest.get("feature_sets"))
+    votes = bundle.predict_proba(features)
+    names = [c for c in features.columns if c != "timestamp"]
+    matrix = features.select(names).to_numpy().astype(np.float64)
+    closes = frame["close"].to_numpy()
+    times = frame["timestamp"].to_list()
+    brain = Brain(settings.brain)
+    decision = None
+    for row in range(frame.height):
+        row_votes = {
+            name: (float(p[row, 0]), float(p[row, 1]), float(p[row, 2]))
+            for name, p in votes.items()
+            if not np.isnan(p[row, 0])
+        }
+        if not row_votes:
+            continue
+        market = PositionContext(price=float(closes[row]), position=0.0)
+        features_row = dict(zip(names, matrix[row].tolist(), strict=True))
+        decision = brain.decide(times[row], symbol, features_row, row_votes, market)
+    if decision is None or decision.timestamp != times[-1]:
+        raise UserInputError(
+            "the models could not vote on the last candle: send more history "
+            f"(sequence models need {bundle.window} rows after the features' warm-up)"
+        )
+    return {**decision.to_dict(), "price": float(closes[-1]), "timeframe": timeframe}

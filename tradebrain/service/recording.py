@@ -1,0 +1,153 @@
+"""Turn what one candle did inside the engine into the state store's records.
+
+The runner counts the engine's lists (decisions, fills, denials, cancellations, closed trades)
+before a candle and hands the new tails here after it; :class:`OrderBook` keeps every order's
+latest status so a changed order is written again (the store upserts by client id).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from tradebrain.engine.events import OrderCancelled, OrderDenied
+from tradebrain.execution.account import ClosedTrade, Position
+from tradebrain.execution.orders import Fill, OrderIntent
+from tradebrain.state import FillRecord, OrderRecord, PositionRecord, TradeRecord
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def micros(moment: datetime) -> int:
+    """Return epoch microseconds of an aware datetime."""
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+_MICROSECOND = datetime(1970, 1, 1, 0, 0, 0, 1, tzinfo=UTC) - _EPOCH
+
+
+def order_record(client_id: str, intent: OrderIntent, status: str, at: datetime) -> OrderRecord:
+    """Return the record of an order the broker accepted (or risk denied)."""
+    return OrderRecord(
+        client_id=client_id,
+        symbol=intent.symbol,
+        side=intent.side.value,
+        order_type=intent.order_type.value,
+        quantity=intent.quantity,
+        status=status,
+        created_at=at,
+        updated_at=at,
+        limit_price=intent.limit_price,
+        stop_price=intent.stop_price,
+        target_price=intent.target_price,
+        trigger_price=intent.trigger_price,
+        reduce_only=intent.reduce_only,
+        tag=intent.tag,
+        confidence=intent.confidence,
+    )
+
+
+class OrderBook:
+    """Every order's latest record; collects the ones that changed during a candle."""
+
+    def __init__(self, known: list[OrderRecord] | None = None) -> None:
+        self.orders: dict[str, OrderRecord] = {o.client_id: o for o in known or []}
+        self._changed: dict[str, OrderRecord] = {}
+
+    def submitted(self, client_id: str, intent: OrderIntent, at: datetime) -> None:
+        """Record an order the broker accepted."""
+        self._put(order_record(client_id, intent, "open", at))
+
+    def filled(self, fill: Fill) -> None:
+        """Record a fill: the order's filled quantity grows; it is filled (or made by the broker:
+        protective exits have no earlier record)."""
+        order = self.orders.get(fill.order_id)
+        if order is None:
+            intent = OrderIntent(
+                fill.timestamp, fill.symbol, fill.side, fill.quantity, reduce_only=True,
+                tag=fill.tag,
+            )  # fmt: skip
+            order = order_record(fill.order_id, intent, "open", fill.timestamp)
+        self._put(
+            replace(
+                order,
+                status="filled",
+                filled_quantity=order.filled_quantity + fill.quantity,
+                updated_at=fill.timestamp,
+            )
+        )
+
+    def cancelled(self, event: OrderCancelled) -> None:
+        """Record a cancellation with its reason."""
+        order = self.orders.get(event.order_id) or order_record(
+            event.order_id, event.intent, "open", event.timestamp
+        )
+        when = event.timestamp
+        self._put(replace(order, status="cancelled", reason=event.reason, updated_at=when))
+
+    def denied(self, event: OrderDenied, client_id: str) -> None:
+        """Record an intent risk (or the operator's pause) refused, with the rule and reason."""
+        record = order_record(client_id, event.intent, "denied", event.timestamp)
+        reason = f"{event.rule}: {event.reason}" if event.rule else event.reason
+        self._put(replace(record, reason=reason))
+
+    def open_orders(self) -> list[OrderRecord]:
+        """Return the orders still open."""
+        return [o for o in self.orders.values() if o.status == "open"]
+
+    def drain(self) -> list[OrderRecord]:
+        """Return the orders changed since the last call."""
+        changed, self._changed = list(self._changed.values()), {}
+        return changed
+
+    def _put(self, record: OrderRecord) -> None:
+        self.orders[record.client_id] = record
+        self._changed[record.client_id] = record
+
+
+def fill_record(fill: Fill, sequence: int) -> FillRecord:
+    """Return the record of ``fill``; ``sequence`` tells apart fills of one order at one time."""
+    return FillRecord(
+        fill_id=f"{fill.order_id}|{micros(fill.timestamp)}|{sequence}",
+        client_id=fill.order_id,
+        symbol=fill.symbol,
+        side=fill.side.value,
+        quantity=fill.quantity,
+        price=fill.price,
+        fee=fill.fee,
+        liquidity=fill.liquidity.value,
+        tag=fill.tag,
+        timestamp=fill.timestamp,
+        slippage=fill.slippage,
+    )
+
+
+def trade_record(trade: ClosedTrade, number: int) -> TradeRecord:
+    """Return the record of the ``number``-th closed trade of the run."""
+    return TradeRecord(
+        trade_id=f"{trade.symbol}|{micros(trade.entry_time)}|{micros(trade.exit_time)}|{number}",
+        symbol=trade.symbol,
+        side="long" if trade.side > 0 else "short",
+        entry_time=trade.entry_time,
+        exit_time=trade.exit_time,
+        entry_price=trade.entry_price,
+        exit_price=trade.exit_price,
+        quantity=trade.quantity,
+        pnl=trade.pnl,
+        fees=trade.fees,
+        funding=trade.funding,
+        exit_reason=trade.exit_reason,
+        r_multiple=trade.r_multiple,
+    )
+
+
+def position_record(position: Position) -> PositionRecord:
+    """Return the record of an open position."""
+    return PositionRecord(
+        symbol=position.symbol,
+        quantity=position.quantity,
+        entry_price=position.entry_price,
+        opened_at=position.opened_at,
+        stop_price=position.stop_price,
+        target_price=position.target_price,
+    )

@@ -1,0 +1,411 @@
+"""The runner: the backtest engine, fed live, with every candle's effects saved atomically.
+
+:meth:`Runner.prepare` opens the state, reads each symbol's warm-up history, loads (or trains
+once) the models, builds one :class:`~tradebrain.engine.engine.Engine` per symbol around ONE
+shared broker and risk gate, and restores the paper account of an earlier run.
+:meth:`Runner.step` hands one closed candle to its symbol's engine (broker matching, equity,
+hybrid decision, risk, orders: exactly the backtest's path) and records everything the candle
+caused — candle, decision, orders, fills, trades, equity, positions, broker state — in one
+transaction. A crash before the commit loses the whole candle, and the restarted runner,
+restored to the state before it, handles it again with the same order ids: nothing is lost or
+duplicated.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from tradebrain.brain.decision import Decision
+from tradebrain.config import Settings
+from tradebrain.engine.engine import Engine
+from tradebrain.engine.events import CandleClosed, Event, FundingSettled, OrderDenied
+from tradebrain.engine.hybrid import HybridStrategy
+from tradebrain.engine.ports import RiskDenial
+from tradebrain.exceptions import UserInputError
+from tradebrain.execution.account import AccountSnapshot
+from tradebrain.execution.broker import SimulatedBroker
+from tradebrain.execution.orders import OrderIntent
+from tradebrain.execution.snapshot import broker_state, restore_broker
+from tradebrain.risk.costs import VenueCosts
+from tradebrain.risk.manager import RiskManager
+from tradebrain.risk.market import MarketState
+from tradebrain.service.feeds import LiveFeed
+from tradebrain.service.metrics import ServiceMetrics
+from tradebrain.service.options import ServeOptions
+from tradebrain.service.recording import (
+    OrderBook,
+    fill_record,
+    micros,
+    position_record,
+    trade_record,
+)
+from tradebrain.state import CandleRecord, EquityPoint, StateStore, Step
+
+log = logging.getLogger(__name__)
+
+RUNNING, PAUSED, EMERGENCY = "running", "paused", "emergency_stop"
+
+
+class ControlGate:
+    """Risk, behind the operator's switch: while paused or stopped, no new position opens.
+
+    Exits (reduce-only orders, stops, targets) always pass to risk: a pause never traps a
+    position.
+    """
+
+    def __init__(self, risk: RiskManager) -> None:
+        self.risk = risk
+        self.state = RUNNING
+
+    def review(
+        self, intent: OrderIntent, account: AccountSnapshot, market: MarketState
+    ) -> OrderIntent | RiskDenial:
+        """Deny entries while not running; otherwise let risk decide."""
+        if self.state != RUNNING and not intent.reduce_only:
+            why = "paused" if self.state == PAUSED else "emergency-stopped"
+            return OrderDenied(
+                market.timestamp, intent, f"trading is {why} by the operator", "control"
+            )
+        return self.risk.review(intent, account, market)
+
+
+@dataclass
+class SymbolRun:
+    """One symbol's engine, strategy and live inputs."""
+
+    engine: Engine
+    strategy: HybridStrategy
+    signals: Any  # LiveSignals
+    candles_loaded: int = 0
+
+
+@dataclass
+class RunnerState:
+    """What the runner keeps between candles and across restarts (``runner_state`` in the store)."""
+
+    trades_total: int = 0
+    benchmark_symbol: str = ""
+    benchmark_price: float = 0.0
+    started_at: str = ""
+    candles_since_training: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "trades_total": self.trades_total,
+            "benchmark_symbol": self.benchmark_symbol,
+            "benchmark_price": self.benchmark_price,
+            "started_at": self.started_at,
+            "candles_since_training": self.candles_since_training,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> RunnerState:
+        data = data or {}
+        return cls(
+            trades_total=int(data.get("trades_total", 0)),
+            benchmark_symbol=str(data.get("benchmark_symbol", "")),
+            benchmark_price=float(data.get("benchmark_price", 0.0)),
+            started_at=str(data.get("started_at", "")),
+            candles_since_training=int(data.get("candles_since_training", 0)),
+        )
+
+
+class Runner:
+    """Builds the engines and steps them candle by candle, recording each step."""
+
+    def __init__(
+        self,
+        options: ServeOptions,
+        settings: Settings,
+        feed: LiveFeed,
+        store: StateStore,
+        metrics: ServiceMetrics,
+        *,
+        model_dir: Path,
+        progress: Callable[[str], None] = lambda _: None,
+    ) -> None:
+        self.options = options
+        self.settings = settings
+        self.feed = feed
+        self.store = store
+        self.metrics = metrics
+        self.model_dir = model_dir
+        self.progress = progress
+        self.run = options.run
+        self.runs: dict[str, SymbolRun] = {}
+        self.bundle: Any = None
+        self.broker: SimulatedBroker | None = None
+        self.venue: RecordingBroker | None = None
+        self.risk = RiskManager(settings.risk)
+        self.gate = ControlGate(self.risk)
+        self.orders = OrderBook()
+        self.state = RunnerState()
+        self.after: dict[str, datetime | None] = {}
+        self.latest: dict[str, dict[str, Any]] = {}
+        self.trained_at: str | None = None
+        self.restored = False
+
+    # --- start-up -------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Read history, load or train the models, build the engines, restore the account."""
+        options = self.options
+        self.state = RunnerState.from_dict(self.store.runner_state(self.run))
+        if not self.state.started_at:
+            self.state.started_at = datetime.now(UTC).isoformat()
+        histories: dict[str, pl.DataFrame] = {}
+        for symbol in options.symbols:
+            last = self.store.last_candle(self.run, symbol, self.feed.timeframe)
+            self.after[symbol] = last.open_time if last is not None else None
+            self.progress(f"reading {options.warmup} candles of {symbol} history")
+            histories[symbol] = self.feed.history(symbol, options.warmup, self.after[symbol])
+            if histories[symbol].height < 300:
+                raise UserInputError(
+                    f"the feed gave only {histories[symbol].height} candles of {symbol} history; "
+                    "the features need at least 300"
+                )
+        self.bundle = self._models(histories[options.symbols[0]])
+        self.broker = self._broker()
+        self.venue = RecordingBroker(self.broker)
+        from tradebrain.engine.live_signals import LiveSignals
+
+        for symbol in options.symbols:
+            signals = LiveSignals(self.bundle, self.feed.timeframe)
+            signals.warm_up(histories[symbol])
+            strategy = HybridStrategy(
+                live=signals, brain_settings=self.settings.brain, market=options.market
+            )
+            engine = Engine(
+                strategy, self.venue, self.gate, symbol=symbol, timeframe=self.feed.timeframe,
+                market_type=options.market, leverage=options.leverage,
+            )  # fmt: skip
+            strategy.init(engine.context)
+            held = self.broker.portfolio.quantity(symbol)
+            engine.context.position = held
+            self.runs[symbol] = SymbolRun(engine, strategy, signals, histories[symbol].height)
+        self.broker._market_source = lambda s: self.runs[s].engine.market_state()
+        control = self.store.control(self.run)
+        if control is not None:
+            self.gate.state = control["state"]
+            if control["state"] == EMERGENCY:
+                self.risk.emergency_stop(control.get("reason") or "emergency stop (restored)")
+
+    def _models(self, history: pl.DataFrame) -> Any:
+        from tradebrain.models.bundle import ModelBundle
+
+        if self.options.models is not None:
+            self.progress(f"loading models from {self.options.models}")
+            bundle = ModelBundle.load(self.options.models)
+            self.trained_at = str(bundle.manifest.get("data_end"))
+            return bundle
+        if (self.model_dir / "manifest.json").exists():
+            self.progress(f"loading the service's models from {self.model_dir}")
+            bundle = ModelBundle.load(self.model_dir)
+            self.trained_at = str(bundle.manifest.get("data_end"))
+            return bundle
+        return self._train(history)
+
+    def _train(self, history: pl.DataFrame) -> Any:
+        from tradebrain.engine.walk_forward_backtest import DEFAULT_HYBRID_SETS, HybridConfig
+        from tradebrain.features import compute_features
+        from tradebrain.models.bundle import train_bundle
+
+        models = tuple(self.settings.models.enabled)
+        self.progress(f"training {', '.join(models)} on {history.height} warm-up candles")
+        config = HybridConfig(
+            models=models, feature_sets=DEFAULT_HYBRID_SETS, seed=self.settings.models.seed
+        )
+        features = compute_features(history, list(config.feature_sets))
+        bundle = train_bundle(
+            history, features, config.evaluation_settings(),
+            feature_sets=list(config.feature_sets), source=f"{self.feed.name} warm-up",
+        )  # fmt: skip
+        bundle.save(self.model_dir)
+        self.trained_at = str(bundle.manifest.get("data_end"))
+        return bundle
+
+    def _broker(self) -> SimulatedBroker:
+        options = self.options
+        broker = SimulatedBroker(
+            cash=options.cash,
+            costs=VenueCosts.from_settings(self.settings.execution),
+            market=options.market,
+            leverage=options.leverage,
+        )
+        saved = self.store.broker_state(self.run)
+        if saved is not None:
+            restore_broker(broker, saved)
+            self.restored = True
+            self.orders = OrderBook(self.store.open_orders(self.run))
+            self._reconcile(broker)
+        return broker
+
+    def _reconcile(self, broker: SimulatedBroker) -> None:
+        """Check the restored paper account against the recorded positions and open orders."""
+        recorded = {p.symbol: p.quantity for p in self.store.positions(self.run)}
+        held = {s: h.quantity for s, h in broker.portfolio.holdings.items()}
+        live_ids = {order_id for order_id, _ in broker.open_orders()}
+        stale = [o for o in self.orders.open_orders() if o.client_id not in live_ids]
+        now = datetime.now(UTC)
+        for order in stale:  # recorded as open, but the account no longer has it
+            self.orders.orders[order.client_id] = order
+        message = (
+            f"restored {len(held)} position(s) and {len(live_ids)} open order(s); "
+            f"recorded positions {'match' if recorded == held else 'DIFFER: ' + repr(recorded)}"
+        )
+        self.store.record_event(self.run, "reconcile", message, now)
+        log.info(message)
+
+    # --- one candle -----------------------------------------------------------------------
+    def step(self, candle: CandleClosed) -> Decision | None:
+        """Run ``candle`` through its engine and record everything it caused."""
+        run = self.runs.get(candle.symbol)
+        broker, venue = self.broker, self.venue
+        if run is None or broker is None or venue is None:
+            return None
+        engine, strategy = run.engine, run.strategy
+        counts = (
+            len(strategy.decisions), len(engine.fills), len(engine.denials),
+            len(engine.cancellations), len(broker.portfolio.closed_trades),
+        )  # fmt: skip
+        started = time.perf_counter()
+        engine.on_candle_closed(candle)
+        latency = time.perf_counter() - started
+        run.candles_loaded += 1
+        self.state.candles_since_training += 1
+        decision = strategy.decisions[-1] if len(strategy.decisions) > counts[0] else None
+        for order_id, intent in venue.drain():
+            self.orders.submitted(order_id, intent, candle.close_time)
+        fills = engine.fills[counts[1]:]
+        for fill in fills:
+            self.orders.filled(fill)
+        stamp = micros(candle.close_time)
+        for number, denial in enumerate(engine.denials[counts[2]:]):
+            self.orders.denied(denial, f"denied|{candle.symbol}|{stamp}|{number}")
+        for cancellation in engine.cancellations[counts[3]:]:
+            self.orders.cancelled(cancellation)
+        trades = []
+        for trade in broker.portfolio.closed_trades[counts[4]:]:
+            self.state.trades_total += 1
+            trades.append(trade_record(trade, self.state.trades_total))
+        self._record(candle, decision, fills, trades)
+        if decision is not None:
+            self.metrics.observe_decision(candle.symbol, decision.action.value, latency)
+            self.latest[candle.symbol] = {
+                **decision.to_dict(), "price": candle.close, "timeframe": self.feed.timeframe,
+            }  # fmt: skip
+        return decision
+
+    def _record(
+        self,
+        candle: CandleClosed,
+        decision: Decision | None,
+        fills: list[Any],
+        trades: list[Any],
+    ) -> None:
+        broker = self.broker
+        assert broker is not None
+        account = broker.account(candle.close_time)
+        if not self.state.benchmark_symbol:
+            self.state.benchmark_symbol = candle.symbol
+            self.state.benchmark_price = candle.close
+        benchmark = self.runs[self.state.benchmark_symbol].engine
+        bench_price = benchmark._last.close if benchmark._last is not None else candle.close
+        buy_and_hold = self.options.cash * bench_price / self.state.benchmark_price
+        step = Step(
+            run=self.run,
+            symbol=candle.symbol,
+            timeframe=self.feed.timeframe,
+            candle=CandleRecord(
+                candle.symbol, self.feed.timeframe, candle.open_time,
+                candle.open, candle.high, candle.low, candle.close, candle.volume,
+            ),
+            decision=None if decision is None else self.latest_shape(decision, candle),
+            orders=self.orders.drain(),
+            fills=[fill_record(f, n) for n, f in enumerate(fills)],
+            trades=trades,
+            equity=EquityPoint(candle.close_time, account.equity, account.cash, buy_and_hold),
+            positions=[position_record(p) for p in account.positions.values()],
+            broker_state=broker_state(broker),
+            runner_state=self.state.to_dict(),
+        )
+        self.store.record_step(step)
+        self.metrics.equity.set(account.equity)
+        self.metrics.open_positions.set(len(account.positions))
+
+    def latest_shape(self, decision: Decision, candle: CandleClosed) -> dict[str, Any]:
+        """Return the decision as the API shows it."""
+        return {**decision.to_dict(), "price": candle.close, "timeframe": self.feed.timeframe}
+
+    # --- operator commands (called on the runner's thread) ----------------------------------
+    def set_control(self, state: str, reason: str) -> None:
+        """Switch to running, paused or emergency-stopped, and record it."""
+        now = datetime.now(UTC)
+        self.gate.state = state
+        if state == EMERGENCY:
+            self.risk.emergency_stop(reason, now)
+            self._close_everything(now)
+        elif self.risk.emergency:
+            self.risk.release_emergency_stop(reason, now)
+        self.store.set_control(self.run, state, reason, now)
+        self.store.record_event(self.run, "control", f"{state}: {reason}", now)
+
+    def _close_everything(self, now: datetime) -> None:
+        """Cancel open entry orders and send reduce-only exits for every position."""
+        broker, venue = self.broker, self.venue
+        if broker is None or venue is None:
+            return
+        for order_id, intent in broker.open_orders():
+            if not intent.reduce_only:
+                for event in broker.cancel(order_id, now):
+                    if hasattr(event, "order_id"):
+                        self.orders.cancelled(event)  # type: ignore[arg-type]
+        account = broker.account(now)
+        for intent in self.risk.close_all_intents(account):
+            run = self.runs.get(intent.symbol)
+            if run is not None:
+                venue.submit(intent)
+
+
+class RecordingBroker:
+    """The broker port, passed through, remembering the id of every order it accepted."""
+
+    def __init__(self, inner: SimulatedBroker) -> None:
+        self.inner = inner
+        self.submitted: list[tuple[str, OrderIntent]] = []
+
+    def submit(self, intent: OrderIntent) -> str:
+        order_id = self.inner.submit(intent)
+        self.submitted.append((order_id, intent))
+        return order_id
+
+    def drain(self) -> list[tuple[str, OrderIntent]]:
+        """Return the orders accepted since the last call."""
+        submitted, self.submitted = self.submitted, []
+        return submitted
+
+    def cancel(self, order_id: str, timestamp: datetime) -> list[Event]:
+        return self.inner.cancel(order_id, timestamp)
+
+    def on_candle(self, candle: CandleClosed) -> list[Event]:
+        return self.inner.on_candle(candle)
+
+    def on_funding(self, event: FundingSettled) -> list[Event]:
+        return self.inner.on_funding(event)
+
+    def account(self, timestamp: datetime) -> AccountSnapshot:
+        return self.inner.account(timestamp)
+
+    def equity(self) -> float:
+        return self.inner.equity()
+
+    def liquidation_price(self, symbol: str) -> float | None:
+        return self.inner.liquidation_price(symbol)

@@ -1,0 +1,398 @@
+"""The trading service: one object that runs the runner in its own thread and answers the API.
+
+:class:`TradingService` implements :class:`~tradebrain.service.view.ServiceView`. The runner
+thread takes candles from the feed and steps the engines; API threads read the state store
+(positions, trades, equity and decisions survive restarts because they are read from it) and
+the runner's in-memory view, under one lock so a read never sees half a candle.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from tradebrain.config import Settings
+from tradebrain.exceptions import UserInputError
+from tradebrain.service.feeds import LiveFeed, replay_feed, synthetic_feed
+from tradebrain.service.metrics import ServiceMetrics
+from tradebrain.service.options import ServeOptions
+from tradebrain.service.runner import EMERGENCY, PAUSED, RUNNING, Runner
+from tradebrain.state import StateStore
+
+log = logging.getLogger(__name__)
+
+PHASES = ("starting", "warming_up", "running", "finished", "failed", "stopped")
+
+
+def state_location(options: ServeOptions, home: Path) -> tuple[str, Path]:
+    """Return the state database URL and the folder of the service's own models."""
+    if options.state is not None and "://" in options.state:
+        return options.state, home / "serve" / f"{options.run}-models"
+    path = Path(options.state) if options.state else home / "serve" / f"{options.run}.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}", path.with_name(f"{path.stem}-models")
+
+
+def make_feed(options: ServeOptions, settings: Settings) -> LiveFeed:
+    """Return the feed ``options.feed`` names."""
+    kind = options.feed_kind
+    if kind == "synthetic":
+        return synthetic_feed(
+            list(options.symbols), options.timeframe, seed=options.seed,
+            warmup=options.warmup, speed=options.speed,
+        )  # fmt: skip
+    if kind == "replay":
+        from tradebrain.data.store import ParquetStore
+
+        store = ParquetStore(settings.home / "store")
+        feed, _ = replay_feed(
+            Path(options.feed_target), list(options.symbols), options.timeframe,
+            warmup=options.warmup, speed=options.speed, store=store,
+        )  # fmt: skip
+        return feed
+    from tradebrain.service.exchange_feed import exchange_feed
+
+    return exchange_feed(options)
+
+
+class TradingService:
+    """The running service (see the module notes).
+
+    Parameters
+    ----------
+    options
+        What to run (``tradebrain serve``'s options).
+    settings
+        The application settings (risk, brain, models, execution, api).
+    feed, store
+        Built from ``options`` when None (tests pass their own).
+    """
+
+    def __init__(
+        self,
+        options: ServeOptions,
+        settings: Settings,
+        *,
+        feed: LiveFeed | None = None,
+        store: StateStore | None = None,
+    ) -> None:
+        self.options = options
+        self.settings = settings
+        self.metrics = ServiceMetrics()
+        url, model_dir = state_location(options, settings.home)
+        self.store = store or StateStore(url)
+        self.feed = feed or make_feed(options, settings)
+        self.runner = Runner(
+            options, settings, self.feed, self.store, self.metrics,
+            model_dir=model_dir, progress=self._progress,
+        )  # fmt: skip
+        self.phase = "starting"
+        self.detail = ""
+        self.error: str | None = None
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._started = time.monotonic()
+        self._feed_lag: float | None = None
+
+    # --- life cycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the runner thread (returns at once; the phase says how far it got)."""
+        self._thread = threading.Thread(target=self._main, name="tradebrain-runner", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask the runner to stop after the candle in hand, and wait for it."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        with self._lock:
+            if self.phase in ("running", "warming_up", "starting"):
+                self.phase = "stopped"
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait until the runner trades (or failed); return whether it is running."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.phase in ("running", "finished", "failed", "stopped"):
+                return self.phase in ("running", "finished")
+            time.sleep(0.05)
+        return False
+
+    def _progress(self, text: str) -> None:
+        self.detail = text
+        log.info(text)
+
+    def _main(self) -> None:
+        try:
+            with self._lock:
+                self.phase = "warming_up"
+            self.runner.prepare()
+            with self._lock:
+                self.phase = "running"
+                self.detail = ""
+            step_seconds = None
+            for candle in self.feed.events(self.runner.after, self._stop):
+                with self._lock:
+                    self.runner.step(candle)
+                lag = (datetime.now(UTC) - candle.close_time).total_seconds()
+                if self.options.feed_kind == "exchange":
+                    self._feed_lag = lag
+                    self.metrics.feed_lag.set(lag)
+                else:  # a tape's clock is simulated: its lag is the feed's own pacing
+                    self._feed_lag = 0.0 if step_seconds is None else step_seconds
+            with self._lock:
+                if self.phase == "running":
+                    self.phase = "stopped" if self._stop.is_set() else "finished"
+        except Exception as error:  # the service stays up to say what went wrong
+            log.exception("the runner stopped")
+            self.metrics.count_error("runner")
+            with self._lock:
+                self.phase = "failed"
+                self.error = f"{type(error).__name__}: {error}"
+
+    # --- ServiceView ----------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        """Say the service is up, its mode and phase."""
+        return {
+            "status": "ok" if self.phase != "failed" else "degraded",
+            "mode": self.options.mode,
+            "phase": self.phase,
+            "uptime_s": round(time.monotonic() - self._started, 3),
+            "version": version("tradebrain"),
+            "error": self.error,
+        }
+
+    def live_decision(self, symbol: str | None = None) -> dict[str, Any] | None:
+        """Return the latest decision (of ``symbol``), or None while warming up."""
+        with self._lock:
+            latest = dict(self.runner.latest)
+        if symbol is not None:
+            self._check_symbol(symbol)
+            found = latest.get(symbol)
+        else:
+            found = max(latest.values(), key=lambda d: d["timestamp"], default=None)
+        if found is None and self.phase != "warming_up":
+            stored = self.store.latest_decision(self.options.run, symbol)
+            return _finite(stored) if stored else None
+        return _finite(found) if found else None
+
+    def ai_status(self) -> dict[str, Any]:
+        """Say how much data and which models the service has."""
+        with self._lock:
+            runs = self.runner.runs
+            loaded = {s: r.candles_loaded for s, r in runs.items()}
+            bundle = self.runner.bundle
+        counts = self.store.counts(self.options.run)
+        return {
+            "mode": self.options.mode,
+            "feed": self.feed.name,
+            "symbols": list(self.options.symbols),
+            "timeframe": self.feed.timeframe,
+            "phase": self.phase,
+            "detail": self.detail,
+            "warming_up": self.phase in ("starting", "warming_up"),
+            "candles_loaded": loaded,
+            "sequence_length": None if bundle is None else int(bundle.window),
+            "trades_processed": counts.get("trades", 0),
+            "fills": counts.get("fills", 0),
+            "decisions": counts.get("decisions", 0),
+            "models": {
+                m["id"]: {"ready": m["ready"], "kind": m["kind"]} for m in self.models()
+            },
+            "feed_lag_s": self._feed_lag,
+            "feed_status": self.feed.status(),
+            "control": self.control(),
+            "error": self.error,
+        }
+
+    def learning_status(self) -> dict[str, Any]:
+        """Say what the learning loop knows (it is not built yet: models stay fixed)."""
+        learning = self.settings.learning
+        bundle = self.runner.bundle
+        return {
+            "enabled": False,
+            "shadow_mode": learning.shadow_mode,
+            "retrain_every_bars": learning.retrain_every_bars,
+            "candles_since_training": self.runner.state.candles_since_training,
+            "trained_at": self.runner.trained_at,
+            "trained_on": None if bundle is None else int(bundle.manifest.get("rows", 0)),
+            "next_retrain_in": None,
+            "note": "scheduled retraining is not built yet; the models stay as loaded",
+        }
+
+    def models(self) -> list[dict[str, Any]]:
+        """Describe every model of the bundle."""
+        from tradebrain.brain.fusion import family_of
+
+        bundle = self.runner.bundle
+        if bundle is None:
+            return []
+        return [
+            {
+                "id": name,
+                "kind": type(model).__name__,
+                "family": family_of(name),
+                "input_kind": model.input_kind,
+                "ready": True,
+                "trained_at": self.runner.trained_at,
+                "n_features": len(
+                    bundle.sequence_names if model.input_kind == "sequence"
+                    else bundle.feature_names
+                ),
+                "temperature": bundle.temperatures.get(name, 1.0),
+            }
+            for name, model in bundle.models.items()
+        ]
+
+    def model_status(self, model_id: str) -> dict[str, Any] | None:
+        """Describe one model and its training record; None when unknown."""
+        for entry in self.models():
+            if entry["id"] == model_id:
+                record = getattr(self.runner.bundle.models[model_id], "record_", None)
+                return {**entry, "record": _finite(_plain(record)) if record else {}}
+        return None
+
+    def predict(
+        self, symbol: str, timeframe: str, candles: pl.DataFrame | None = None
+    ) -> dict[str, Any]:
+        """Return the latest decision of a served symbol, or a decision on given candles."""
+        if timeframe != self.feed.timeframe:
+            raise UserInputError(
+                f"the service's models work on {self.feed.timeframe} candles, not {timeframe}"
+            )
+        bundle = self.runner.bundle
+        if bundle is None:
+            raise UserInputError("the service is still warming up; try again in a moment")
+        if candles is None:
+            self._check_symbol(symbol)
+            decision = self.live_decision(symbol)
+            if decision is None:
+                raise UserInputError(f"no decision for {symbol} yet; the service is warming up")
+            return decision
+        from tradebrain.service.prediction import decide_on_candles
+
+        return _finite(decide_on_candles(bundle, candles, symbol, timeframe, self.settings))
+
+    def top_predictions(self, limit: int) -> list[dict[str, Any]]:
+        """Return the latest decision of each symbol, most confident first."""
+        with self._lock:
+            latest = list(self.runner.latest.values())
+        latest.sort(key=lambda d: d["confidence"], reverse=True)
+        return [_finite(d) for d in latest[:limit]]
+
+    def positions(self) -> list[dict[str, Any]]:
+        """Return the open positions, marked at the last price."""
+        with self._lock:
+            broker = self.runner.broker
+            prices = dict(broker.prices) if broker is not None else {}
+        out = []
+        for p in self.store.positions(self.options.run):
+            mark = prices.get(p.symbol)
+            if self.options.market.value == "spot" or mark is None:
+                unrealized = None if mark is None else p.quantity * (mark - p.entry_price)
+            else:
+                unrealized = p.quantity * (mark - p.entry_price)
+            out.append(
+                _finite({
+                    "symbol": p.symbol, "side": "long" if p.quantity > 0 else "short",
+                    "quantity": abs(p.quantity), "entry_price": p.entry_price,
+                    "stop_price": p.stop_price, "target_price": p.target_price,
+                    "opened_at": p.opened_at.isoformat(), "mark_price": mark,
+                    "unrealized_pnl": unrealized,
+                })
+            )
+        return out
+
+    def trades(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Return closed trades, newest first."""
+        return [
+            _finite({
+                "symbol": t.symbol, "side": t.side, "entry_time": t.entry_time.isoformat(),
+                "exit_time": t.exit_time.isoformat(), "entry_price": t.entry_price,
+                "exit_price": t.exit_price, "quantity": t.quantity, "pnl": t.pnl,
+                "fees": t.fees, "funding": t.funding, "exit_reason": t.exit_reason,
+                "r_multiple": t.r_multiple,
+            })
+            for t in self.store.trades(self.options.run, limit)
+        ]
+
+    def equity(self, limit: int = 1000) -> dict[str, Any]:
+        """Return the equity curve and buy-and-hold, oldest first."""
+        points = self.store.equity(self.options.run, limit)
+        return _finite({
+            "timestamps": [p.timestamp.isoformat() for p in points],
+            "equity": [p.equity for p in points],
+            "buy_and_hold": [p.buy_and_hold for p in points],
+        })  # fmt: skip
+
+    def control(self) -> dict[str, Any]:
+        """Return the control state."""
+        stored = self.store.control(self.options.run)
+        if stored is None:
+            return {"state": RUNNING, "since": None, "reason": ""}
+        since = stored.get("since")
+        return {
+            "state": stored["state"],
+            "since": since.isoformat() if isinstance(since, datetime) else since,
+            "reason": stored.get("reason", ""),
+        }
+
+    def pause(self) -> dict[str, Any]:
+        """Stop opening positions; exits still work."""
+        return self._switch(PAUSED, "paused by the operator")
+
+    def resume(self) -> dict[str, Any]:
+        """Trade again."""
+        return self._switch(RUNNING, "resumed by the operator")
+
+    def emergency_stop(self) -> dict[str, Any]:
+        """Close everything at the next price and stop opening positions."""
+        return self._switch(EMERGENCY, "emergency stop pulled by the operator")
+
+    def _switch(self, state: str, reason: str) -> dict[str, Any]:
+        with self._lock:
+            self.runner.set_control(state, reason)
+        return self.control()
+
+    def _check_symbol(self, symbol: str) -> None:
+        if symbol not in self.options.symbols:
+            raise UserInputError(
+                f"{symbol!r} is not served; this service trades {', '.join(self.options.symbols)}"
+            )
+
+
+def _plain(value: Any) -> Any:
+    """Return ``value`` as JSON-ready data (dataclasses and numpy scalars included)."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: _plain(v) for k, v in dataclasses.asdict(value).items()}
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
+
+
+def _finite(value: Any) -> Any:
+    """Return ``value`` with every NaN or infinity replaced by None (JSON has neither)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
