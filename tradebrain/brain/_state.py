@@ -12,6 +12,9 @@ from tradebrain.brain.panic import PanicExitModel
 from tradebrain.brain.regime import RegimeReading
 from tradebrain.brain.tuning import BrainTuning
 
+GAP_STEP_RATIO = 1.5
+"""A step between candles longer than this many times the shortest step seen is a gap."""
+
 
 @dataclass
 class SymbolMemory:
@@ -47,7 +50,7 @@ class SymbolMemory:
         if self.last_timestamp is not None:
             step = timestamp - self.last_timestamp
             usual = self.usual_step
-            if usual is not None and step > 1.5 * usual:
+            if usual is not None and step > GAP_STEP_RATIO * usual:
                 seen = round(step / usual) - 1
             if step > timedelta(0) and (usual is None or step < usual):
                 self.usual_step = step
