@@ -163,8 +163,9 @@ def test_stream_survives_a_failing_exchange_and_backfills_every_candle_exactly_o
     assert before + after == expected(fake_binance, minute_of(NOW), 20)
     assert stream.status()["reconnects"] == 1
     assert stream.status()["connected"] is True
-    assert "ExchangeNotAvailable" in stream.status()["last_error"]
-    assert "?" not in stream.status()["last_error"]  # no query strings in the status
+    last_error = stream.status()["last_error"]
+    assert last_error.startswith(("OperationFailed: binance", "ExchangeNotAvailable: binance"))
+    assert "?" not in last_error  # URLs lose their query strings, which may carry signatures
     outage_s = sum(SLOW_RETRY.delay_s(retry) for retry in range(len(statuses)))
     backfilled = [e for e in after if clock.now - e.close_time.timestamp() >= outage_s - 60]
     assert backfilled, "the candles that closed during the outage came late, by backfill"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable
+from typing import Annotated
 
-from fastapi import HTTPException, Request, status
+from fastapi import Depends, HTTPException, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from tradebrain.exceptions import UserInputError
@@ -16,7 +17,7 @@ TOKEN_HELP = (
     "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
 )
 
-BearerCheck = Callable[[Request], Awaitable[None]]
+BearerCheck = Callable[[HTTPAuthorizationCredentials | None], Awaitable[None]]
 
 
 def check_token(token: str | None, *, require_token: bool) -> str | None:
@@ -44,8 +45,9 @@ def bearer_check(token: str) -> BearerCheck:
         description="The service's API token (TRADEBRAIN_API__TOKEN or api.token).",
     )
 
-    async def require_bearer(request: Request) -> None:
-        credentials: HTTPAuthorizationCredentials | None = await scheme(request)
+    async def require_bearer(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(scheme)],
+    ) -> None:
         given = b"" if credentials is None else credentials.credentials.encode()
         # compare_digest on bytes: constant time, and no TypeError on non-ASCII input.
         if not secrets.compare_digest(given, expected):
@@ -56,27 +58,4 @@ def bearer_check(token: str) -> BearerCheck:
                 headers={"WWW-Authenticate": "Bearer"},
             )
 
-    # Expose the scheme to FastAPI so the OpenAPI schema declares bearer auth.
-    require_bearer.__signature__ = _signature_with(scheme)  # type: ignore[attr-defined]
     return require_bearer
-
-
-def _signature_with(scheme: HTTPBearer) -> object:
-    import inspect
-
-    from fastapi import Depends
-
-    return inspect.Signature(
-        [
-            inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request),
-        ]
-    ) if scheme is None else inspect.Signature(
-        [
-            inspect.Parameter(
-                "credentials",
-                inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                default=Depends(scheme),
-                annotation=HTTPAuthorizationCredentials | None,
-            )
-        ]
-    )

@@ -1,0 +1,89 @@
+"""How failures become HTTP answers.
+
+- :class:`~tradebrain.exceptions.UserInputError` from the service: 422 with its message, or 404
+  when it is also a :class:`LookupError` (an unknown symbol or model).
+- A malformed request: FastAPI's 422 with the list of problems, each naming its field.
+- Anything else: a 500 with a generic message; the traceback goes to the log and
+  ``tradebrain_errors{kind="api"}`` counts it. A response the service shaped wrongly is such a
+  failure too (FastAPI checks every response against its model).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import HTTPException, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tradebrain.api.schemas import ErrorBody, Problem
+from tradebrain.exceptions import UserInputError
+
+log = logging.getLogger("tradebrain.api")
+
+INTERNAL_ERROR = "internal error; the service log has the details"
+
+Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+
+
+def status_of(error: UserInputError) -> int:
+    """Return 404 for an unknown name (a UserInputError that is a LookupError), else 422."""
+    if isinstance(error, LookupError):
+        return status.HTTP_404_NOT_FOUND
+    return status.HTTP_422_UNPROCESSABLE_CONTENT
+
+
+def as_http(error: UserInputError, prefix: str = "") -> HTTPException:
+    """Return the HTTPException that says ``error`` to the caller."""
+    return HTTPException(status_code=status_of(error), detail=f"{prefix}{error}")
+
+
+async def user_input_error(request: Request, error: Exception) -> Response:
+    """Answer a UserInputError the service raised with 422 (or 404) and its message."""
+    assert isinstance(error, UserInputError)
+    log.info("%s %s rejected: %s", request.method, request.url.path, error)
+    return JSONResponse({"detail": str(error)}, status_code=status_of(error))
+
+
+class GuardedRoute(APIRoute):
+    """A route whose unexpected failures become a logged, counted 500 with a generic body."""
+
+    def get_route_handler(self) -> Handler:
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except (StarletteHTTPException, RequestValidationError, UserInputError):
+                raise
+            except Exception:
+                log.exception("%s %s failed", request.method, request.url.path)
+                try:
+                    request.app.state.service.metrics.count_error("api")
+                except Exception:  # counting must never turn a 500 into a crash
+                    log.exception("could not count an API error")
+                return JSONResponse({"detail": INTERNAL_ERROR}, status_code=500)
+
+        return guarded
+
+
+def _doc(model: type, description: str) -> dict[str, Any]:
+    return {"model": model, "description": description}
+
+
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: _doc(ErrorBody, "Missing or wrong bearer token (with `WWW-Authenticate: Bearer`)."),
+}
+SERVER_ERROR: dict[int | str, dict[str, Any]] = {
+    500: _doc(ErrorBody, "Unexpected failure; details are in the service log, not here."),
+}
+INVALID: dict[int | str, dict[str, Any]] = {
+    422: _doc(Problem, "The request breaks a rule; `detail` names the field and the rule."),
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: _doc(ErrorBody, "No such model or symbol; `detail` says which exist."),
+}
