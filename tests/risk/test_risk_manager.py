@@ -145,3 +145,22 @@ def test_settings_set_the_limits() -> None:
     approved = strict.review(make_entry(), make_account(), make_market(100.0, 20.0))
     assert isinstance(approved, OrderIntent)
     assert approved.quantity * 30.0 == pytest.approx(50.0)
+
+
+def test_a_smaller_risk_suggested_by_the_strategy_shrinks_the_size_and_says_so(
+    manager: RiskManager,
+) -> None:
+    intent = make_entry(risk_fraction=0.01)
+    approved = manager.review(intent, make_account(), make_market(100.0, 20.0))
+    assert isinstance(approved, OrderIntent)
+    assert approved.quantity == pytest.approx(100.0 / 30.0)  # 1 % of 10 000 over a 30 stop
+    assert any("suggests risking 1.00%" in r for r in approved.reasons)
+
+
+def test_a_larger_risk_suggested_by_the_strategy_never_raises_the_limit(
+    manager: RiskManager,
+) -> None:
+    intent = make_entry(risk_fraction=0.09)
+    approved = manager.review(intent, make_account(), make_market(100.0, 20.0))
+    assert isinstance(approved, OrderIntent)
+    assert approved.quantity == pytest.approx(200.0 / 30.0)

@@ -12,7 +12,8 @@ Matching rules, on each closed candle, in this order:
 3. Resting limit orders fill only when the price trades through the limit (at the open when
    it gapped through); stop orders trigger on a touch and fill at the stop or the worse open.
 4. Positions opened by step 3 get their protection checked on the same candle; reduce-only
-   orders of a flat symbol are cancelled.
+   orders of a flat symbol are cancelled, and so are resting orders whose ``expires_at`` has
+   come by the candle's close ("expired unfilled").
 
 Quantities are in base units, prices and cash in quote currency.
 """
@@ -351,6 +352,14 @@ class SimulatedBroker:
             if intent.reduce_only and self.portfolio.quantity(intent.symbol) == 0.0:
                 events.append(
                     OrderCancelled(candle.close_time, order_id, intent, "position closed")
+                )
+            elif (
+                intent.expires_at is not None
+                and intent.symbol == candle.symbol
+                and intent.expires_at <= candle.close_time
+            ):
+                events.append(
+                    OrderCancelled(candle.close_time, order_id, intent, "expired unfilled")
                 )
             else:
                 still.append((order_id, intent))

@@ -53,6 +53,12 @@ class OrderIntent:
     equity_fraction
         When ``quantity`` is 0: size the entry at fill time as this fraction of equity
         (times leverage), net of the fee; 1.0 is "all in". Ignored when ``quantity`` > 0.
+    risk_fraction
+        The fraction of equity the strategy suggests risking on this entry (0: no
+        suggestion). Risk sizes with the smaller of this and its own limit, never more.
+    expires_at
+        A resting (limit or stop) order not filled by this time is cancelled ("expired");
+        None keeps it until it fills or is cancelled.
     """
 
     timestamp: datetime
@@ -69,6 +75,8 @@ class OrderIntent:
     reasons: tuple[str, ...] = ()
     equity_fraction: float = 0.0
     trigger_price: float | None = None
+    risk_fraction: float = 0.0
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -210,6 +210,12 @@ class RiskManager:
                 return deny(intent, RiskRule.KELLY, f"{kelly.describe()}: no edge, no trade")
             risk_fraction = kelly.risk_fraction
             reasons.append(kelly.describe())
+        if 0 < intent.risk_fraction < risk_fraction:
+            reasons.append(
+                f"the strategy suggests risking {intent.risk_fraction:.2%} "
+                f"(below the limit {risk_fraction:.2%})"
+            )
+            risk_fraction = intent.risk_fraction
         factor = self.policy.rules.size_factor(mode) * verdict.size_factor
         if mode is PolicyMode.DEFENSIVE:
             reasons.append(
