@@ -32,7 +32,7 @@ from tradebrain.engine.events import (
     OrderDenied,
     OrderFilled,
 )
-from tradebrain.execution.account import AccountSnapshot
+from tradebrain.execution.account import AccountSnapshot, Position
 from tradebrain.execution.costs import CostModel, FlatCosts, fee_rate
 from tradebrain.execution.monitor import PositionMonitor, Protection
 from tradebrain.execution.orders import Fill, Liquidity, OrderIntent, OrderType, Side
@@ -130,13 +130,18 @@ class SimulatedBroker:
         return self._protection.get(symbol)
 
     def on_funding(self, event: FundingSettled) -> list[Event]:
-        """Settle funding on the open position (perps only)."""
+        """Settle funding on the open position (perps only), as the cost model computes it."""
         if self.market is MarketType.PERP:
             price = (
                 event.mark_price if event.mark_price is not None else self.prices.get(event.symbol)
             )
-            if price is not None:
-                self.portfolio.apply_funding(event.symbol, event.funding_rate, price)
+            holding = self.portfolio.holdings.get(event.symbol)
+            if price is not None and holding is not None:
+                position = Position(
+                    event.symbol, holding.quantity, holding.entry_price, holding.opened_at
+                )
+                paid = self.costs.funding(position, event.funding_rate, price)
+                self.portfolio.apply_funding(event.symbol, paid)
         return []
 
     def on_candle(self, candle: CandleClosed) -> list[Event]:

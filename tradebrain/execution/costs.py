@@ -33,7 +33,8 @@ class CostModel(Protocol):
     at ``reference_price`` (the candle open for market orders, the stop price for triggered
     stops): never better than the reference for a taker, so a buy pays at least and a sell
     receives at most the reference. ``fee`` returns the fee in quote currency (>= 0) for a
-    fill of ``notional`` quote currency.
+    fill of ``notional`` quote currency. ``funding`` returns what a perpetual position pays
+    at one settlement (> 0 paid, < 0 received).
     """
 
     def fill_price(
@@ -46,6 +47,10 @@ class CostModel(Protocol):
     ) -> float: ...
 
     def fee(self, notional: float, liquidity: Liquidity) -> float: ...
+
+    def funding(
+        self, position: Position, rate: float, mark_price: float | None = None
+    ) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +141,11 @@ class ScaledCosts:
     def fee(self, notional: float, liquidity: Liquidity) -> float:
         """Return ``factor`` times the base model's fee."""
         return self.factor * self.base.fee(notional, liquidity)
+
+    def funding(self, position: Position, rate: float, mark_price: float | None = None) -> float:
+        """Return the base model's funding, unscaled: funding is a cash flow set by the venue,
+        not a trading cost that a cost-sensitivity run may multiply."""
+        return self.base.funding(position, rate, mark_price)
 
 
 def fee_rate(costs: CostModel, liquidity: Liquidity = Liquidity.TAKER) -> float:

@@ -104,15 +104,16 @@ class Portfolio:
         self.closed_trades.extend(closed)
         return closed
 
-    def apply_funding(self, symbol: str, funding_rate: float, mark_price: float) -> float:
-        """Settle funding on ``symbol``: longs pay ``rate x notional`` when the rate is > 0.
+    def apply_funding(self, symbol: str, paid: float) -> float:
+        """Settle funding on ``symbol``: ``paid`` quote currency leaves the account (< 0 arrives).
 
-        Returns the payment received (negative when paid).
+        The amount comes from the broker's cost model (longs pay ``rate x notional`` when the
+        rate is > 0). Returns the payment received (negative when paid).
         """
         holding = self.holdings.get(symbol)
         if holding is None:
             return 0.0
-        payment = -holding.quantity * mark_price * funding_rate
+        payment = -paid
         self.cash += payment
         holding.funding += payment
         self.funding_paid -= payment
