@@ -28,7 +28,16 @@ ENV_PREFIX = "TRADEBRAIN_"
 CONFIG_ENV = "TRADEBRAIN_CONFIG"
 DEFAULT_CONFIG_FILE = Path("tradebrain.yaml")
 # Environment variables with our prefix that are not settings.
-_NOT_SETTINGS = {CONFIG_ENV}
+_NOT_SETTINGS = {
+    CONFIG_ENV,
+    # Read by `tradebrain serve --mode live` straight from the environment, never stored in
+    # the settings (so they can never be shown by `config show` or a settings dump).
+    "TRADEBRAIN_GO_LIVE",
+    "TRADEBRAIN_EXCHANGE_API_KEY",
+    "TRADEBRAIN_EXCHANGE_SECRET",
+    "TRADEBRAIN_EXCHANGE_PASSWORD",
+    "TRADEBRAIN_SCREENSHOT_DIR",
+}
 
 
 class _Section(BaseModel):
