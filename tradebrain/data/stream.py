@@ -23,7 +23,7 @@ import difflib
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
@@ -48,6 +48,7 @@ PUBLISH_GRACE_S = 60.0
 
 _SLEEP_SLICE_S = 1.0  # the longest single sleep, so an injected sleep still sees `stop` soon
 _MAX_BACKOFF_EXPONENT = 32
+_MAX_EMPTY_REACHES = 8  # history: give up reaching back after this many empty spans
 _COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 _T = TypeVar("_T")
 _Row = list[Any]  # ccxt OHLCV: [open_ms, open, high, low, close, volume]
@@ -82,7 +83,7 @@ class ExchangeCandleStream:
     since
         Per symbol, the open time of the last candle already processed (naive means UTC):
         iteration starts with the candle after it, backfilling the gap. A symbol not named
-        here starts with the candle open now, yielded when it closes.
+        here (or named with None) starts with the candle open now, yielded when it closes.
     mode
         ``"rest"``, the only mode implemented.
     """
@@ -98,7 +99,7 @@ class ExchangeCandleStream:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], object] | None = None,
         stop: threading.Event | None = None,
-        since: dict[str, datetime] | None = None,
+        since: Mapping[str, datetime | None] | None = None,
         mode: str = "rest",
     ) -> None:
         if mode not in MODES:
@@ -128,7 +129,9 @@ class ExchangeCandleStream:
         self._clock = clock
         self._stop = stop if stop is not None else threading.Event()
         self._sleep: Callable[[float], object] = sleep if sleep is not None else self._stop.wait
-        self._resume_ms = {symbol: _ms(moment) for symbol, moment in (since or {}).items()}
+        self._resume_ms = {
+            symbol: _ms(moment) for symbol, moment in (since or {}).items() if moment is not None
+        }
         self._next_open_ms: dict[str, int] = {}
         self._ready = False
         self._lock = threading.Lock()
@@ -164,14 +167,26 @@ class ExchangeCandleStream:
         """Ask the iteration to end; it returns at its next check, within about a second."""
         self._stop.set()
 
-    def history(self, symbol: str, bars: int) -> pl.DataFrame:
+    def history(self, symbol: str, bars: int, until: datetime | None = None) -> pl.DataFrame:
         """Return the last ``bars`` closed candles of ``symbol``, oldest first, through REST.
+
+        Parameters
+        ----------
+        symbol
+            A symbol the venue lists (not necessarily one of the streamed ones).
+        bars
+            How many candles to return.
+        until
+            The open time of the newest candle wanted (naive means UTC); None: the newest
+            closed candle.
 
         Returns
         -------
         A frame in the candle schema: ``timestamp`` (open time, UTC) and ``open``, ``high``,
         ``low``, ``close``, ``volume`` (Float64); fewer than ``bars`` rows only where the venue
-        has no more (a young listing, gaps).
+        has no more (a young listing, long gaps). For a streamed symbol asked before iteration
+        starts, without ``since``, iteration then starts right after the last candle returned,
+        so warm-up and stream join without a hole however long the warm-up takes.
         """
         if bars < 1:
             raise UserInputError(f"ask for at least one bar of history, not {bars}")
@@ -180,22 +195,27 @@ class ExchangeCandleStream:
         _check_listing(exchange, [symbol], self.timeframe)
         now_ms = self._now_ms()
         last_open_ms = self._last_closed_open_ms(now_ms)
-        start_ms = last_open_ms - (bars - 1) * self._step_ms
+        if until is not None:
+            last_open_ms = min(last_open_ms, _ms(until) // self._step_ms * self._step_ms)
         action = f"fetch {symbol} {self.timeframe} history"
-        rows, _ = self._with_retries(
-            action, partial(self._span, symbol, start_ms, last_open_ms, now_ms)
-        )
         first_ms = listed_ms(exchange, symbol)
-        while len(rows) < bars and start_ms > first_ms:  # gaps: reach further back
-            stop_ms = start_ms
-            start_ms = max(first_ms, start_ms - (bars - len(rows)) * self._step_ms)
+        rows: list[_Row] = []
+        stop_ms = last_open_ms + self._step_ms  # fetch spans [start, stop), newest first
+        reach = bars
+        empty_reaches = 0
+        while len(rows) < bars and stop_ms > first_ms and empty_reaches < _MAX_EMPTY_REACHES:
+            start_ms = max(first_ms, stop_ms - reach * self._step_ms)
             earlier, _ = self._with_retries(
                 action, partial(self._span, symbol, start_ms, stop_ms - self._step_ms, now_ms)
             )
-            if not earlier:
-                break
             rows = earlier + rows
-        return self._checked_frame(symbol, rows[-bars:])
+            empty_reaches = 0 if earlier else empty_reaches + 1
+            reach = (bars - len(rows)) * 2**empty_reaches  # gaps: reach further back
+            stop_ms = start_ms
+        frame = self._checked_frame(symbol, rows[-bars:])
+        if rows and symbol in self.symbols and not self._next_open_ms:
+            self._resume_ms.setdefault(symbol, int(rows[-1][0]))
+        return frame
 
     def __iter__(self) -> Iterator[CandleClosed]:
         """Yield closed candles as they close, blocking between them, until ``stop`` is set.
