@@ -259,8 +259,12 @@ class FakeVenue:
         if market == "perp" and kind in _CONDITIONAL:
             raise VenueError(ALGO_ONLY)
         client_id = params.get("newClientOrderId") or f"fake-{next(self._ids)}"
-        for order in self.orders.values():
-            if order["_market"] == market and order["clientOrderId"] == client_id:
+        for order in self.orders.values():  # unique among OPEN orders, like Binance
+            if (
+                order["_market"] == market
+                and order["clientOrderId"] == client_id
+                and order["status"] in ("NEW", "PARTIALLY_FILLED")
+            ):
                 raise VenueError(PERP_DUPLICATE if market == "perp" else DUPLICATE)
         order = {
             "_market": market,
@@ -406,18 +410,19 @@ class FakeVenue:
             "commission": f"{commission:.8f}",
             "commissionAsset": fee_asset,
             "time": self.now_ms,
-            "isBuyer": buy,
-            "buyer": buy,
-            "isMaker": not taker,
-            "maker": not taker,
-            "side": order["side"],
-            "positionSide": "BOTH",
-            "realizedPnl": f"{realized:.8f}",
-            "isBestMatch": True,
-            "orderListId": -1,
         }
+        if order["_market"] == "spot":  # the two APIs name the fields differently
+            record |= {"isBuyer": buy, "isMaker": not taker, "isBestMatch": True, "orderListId": -1}
+        else:
+            record |= {
+                "buyer": buy,
+                "maker": not taker,
+                "side": order["side"],
+                "positionSide": "BOTH",
+                "realizedPnl": f"{realized:.8f}",
+            }
         self.trades.append(record)
-        order["_fills"].append(
+        order.setdefault("_fills", []).append(
             {
                 "price": record["price"],
                 "qty": record["qty"],
@@ -447,7 +452,7 @@ class FakeVenue:
     def _find(
         self, market: str, params: dict[str, str], missing: dict[str, Any] = NOT_FOUND
     ) -> dict[str, Any]:
-        for order in self.orders.values():
+        for order in reversed(list(self.orders.values())):  # the newest reuse of a client id
             if order["_market"] != market or order["symbol"] != params["symbol"]:
                 continue
             if str(order["orderId"]) == params.get("orderId") or (
@@ -500,7 +505,10 @@ class FakeVenue:
     # --- conditional (algo) orders on perps ---------------------------------------------------
     def _create_algo(self, params: dict[str, str]) -> dict[str, Any]:
         client_id = params.get("clientAlgoId") or f"fake-{next(self._ids)}"
-        if any(algo["clientAlgoId"] == client_id for algo in self.algo_orders.values()):
+        if any(
+            algo["clientAlgoId"] == client_id and algo["algoStatus"] == "NEW"
+            for algo in self.algo_orders.values()
+        ):
             raise VenueError(PERP_DUPLICATE)
         algo = {
             "_market": "perp",
@@ -566,7 +574,7 @@ class FakeVenue:
         }
 
     def _find_algo(self, params: dict[str, str]) -> dict[str, Any]:
-        for algo in self.algo_orders.values():
+        for algo in reversed(list(self.algo_orders.values())):
             if str(algo["algoId"]) == params.get("algoId") or (
                 algo["clientAlgoId"] == params.get("clientAlgoId")
             ):
