@@ -35,6 +35,10 @@ class ConfigError(UserInputError):
     """A configuration value is missing, malformed or out of its allowed range."""
 
 
+class NotFoundError(UserInputError, LookupError):
+    """The user named something that does not exist (a symbol not served, an unknown model)."""
+
+
 class DataFormatError(UserInputError):
     """A file cannot be read as the requested kind of market data."""
 

@@ -1,7 +1,5 @@
 """Bearer-token check for every route but ``/health`` and the dashboard page."""
 
-from __future__ import annotations
-
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Annotated
@@ -30,7 +28,9 @@ def check_token(token: str | None, *, require_token: bool) -> str | None:
     """
     if token is None:
         if require_token:
-            raise UserInputError(f"the API needs a bearer token and none is configured; {TOKEN_HELP}")
+            raise UserInputError(
+                f"the API needs a bearer token and none is configured; {TOKEN_HELP}"
+            )
         return None
     if not token.strip():
         raise UserInputError(f"the API token is blank; {TOKEN_HELP}")

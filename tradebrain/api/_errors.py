@@ -2,7 +2,7 @@
 
 - :class:`~tradebrain.exceptions.UserInputError` from the service: 422 with its message, or 404
   when it is also a :class:`LookupError` (an unknown symbol or model).
-- A malformed request: FastAPI's 422 with the list of problems, each naming its field.
+- A malformed request: 422 with the list of problems, each naming its field (``loc``).
 - Anything else: a 500 with a generic message; the traceback goes to the log and
   ``tradebrain_errors{kind="api"}`` counts it. A response the service shaped wrongly is such a
   failure too (FastAPI checks every response against its model).
@@ -49,6 +49,19 @@ async def user_input_error(request: Request, error: Exception) -> Response:
     return JSONResponse({"detail": str(error)}, status_code=status_of(error))
 
 
+async def invalid_request(request: Request, error: Exception) -> Response:
+    """Answer a malformed request with 422 and, per broken rule, where (loc) and what (msg).
+
+    The offending input is not echoed back: it may hold values JSON cannot carry (Infinity).
+    """
+    assert isinstance(error, RequestValidationError)
+    issues = [
+        {"loc": list(issue["loc"]), "msg": issue["msg"], "type": issue["type"]}
+        for issue in error.errors()
+    ]
+    return JSONResponse({"detail": issues}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
 class GuardedRoute(APIRoute):
     """A route whose unexpected failures become a logged, counted 500 with a generic body."""
 
@@ -84,6 +97,25 @@ SERVER_ERROR: dict[int | str, dict[str, Any]] = {
 INVALID: dict[int | str, dict[str, Any]] = {
     422: _doc(Problem, "The request breaks a rule; `detail` names the field and the rule."),
 }
+BAD_BODY: dict[int | str, dict[str, Any]] = {
+    400: _doc(ErrorBody, "The body cannot be read (not UTF-8 JSON)."),
+}
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: _doc(ErrorBody, "No such model or symbol; `detail` says which exist."),
 }
+
+
+def json_errors_of_text_route(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """Document the JSON error bodies of a route whose success answer is not JSON.
+
+    FastAPI would list an error model under the route's own media type (text/plain).
+    """
+    reasons = {**UNAUTHORIZED, **SERVER_ERROR}
+    ref = {"$ref": "#/components/schemas/ErrorBody"}
+    return {
+        code: {
+            "description": reasons[code]["description"],
+            "content": {"application/json": {"schema": ref}},
+        }
+        for code in codes
+    }

@@ -44,8 +44,11 @@ class _OpenResponse(BaseModel):
 ControlState = Literal["running", "paused", "emergency_stop"]
 Mode = Literal["paper", "live"]
 Action = Literal["buy", "sell", "hold", "exit"]
+# A list of exactly 3 rather than a tuple: the same JSON, and a schema (items + min/maxItems)
+# that every OpenAPI tool reads (some mis-read 3.1's prefixItems).
 Probabilities = Annotated[
-    tuple[float, float, float], Field(description="(p_down, p_flat, p_up), summing to 1")
+    list[float],
+    Field(min_length=3, max_length=3, description="[p_down, p_flat, p_up], summing to 1"),
 ]
 
 
@@ -139,6 +142,14 @@ class ModelInfo(_OpenResponse):
     n_features: int | None
 
 
+class ModelStatus(ModelInfo):
+    """One model and the record of its training."""
+
+    record: dict[str, Any] | None = Field(
+        default=None, description="what the model was trained on (rows, span, scores)"
+    )
+
+
 class Position(_Response):
     """An open position, marked at the last price."""
 
@@ -184,6 +195,20 @@ class ErrorBody(_Response):
     """Why a request failed."""
 
     detail: str
+
+
+class ValidationIssue(_OpenResponse):
+    """One broken rule of a request: where (``loc``) and what (``msg``)."""
+
+    loc: list[str | int] = Field(description='path to the field, e.g. ["body", "candles", 3]')
+    msg: str
+    type: str
+
+
+class Problem(_Response):
+    """Why a request was refused: one message, or one issue per broken rule."""
+
+    detail: str | list[ValidationIssue]
 
 
 # --- requests ----------------------------------------------------------------------------------
@@ -288,4 +313,3 @@ class BatchPredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     requests: list[PredictRequest] = Field(min_length=1, max_length=MAX_BATCH)
-

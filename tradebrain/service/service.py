@@ -20,7 +20,7 @@ from typing import Any
 import polars as pl
 
 from tradebrain.config import Settings
-from tradebrain.exceptions import UserInputError
+from tradebrain.exceptions import NotFoundError, UserInputError
 from tradebrain.service.feeds import LiveFeed, replay_feed, synthetic_feed
 from tradebrain.service.metrics import ServiceMetrics
 from tradebrain.service.options import ServeOptions
@@ -269,11 +269,12 @@ class TradingService:
             raise UserInputError(
                 f"the service's models work on {self.feed.timeframe} candles, not {timeframe}"
             )
+        if candles is None:
+            self._check_symbol(symbol)
         bundle = self.runner.bundle
         if bundle is None:
             raise UserInputError("the service is still warming up; try again in a moment")
         if candles is None:
-            self._check_symbol(symbol)
             decision = self.live_decision(symbol)
             if decision is None:
                 raise UserInputError(f"no decision for {symbol} yet; the service is warming up")
@@ -365,7 +366,7 @@ class TradingService:
 
     def _check_symbol(self, symbol: str) -> None:
         if symbol not in self.options.symbols:
-            raise UserInputError(
+            raise NotFoundError(
                 f"{symbol!r} is not served; this service trades {', '.join(self.options.symbols)}"
             )
 

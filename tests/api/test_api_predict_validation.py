@@ -1,0 +1,110 @@
+"""A predict body that breaks a candle rule is refused with 422 naming the field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from service_double import ServiceDouble
+
+
+def _candle(ts: Any = "2024-01-01T00:00:00Z", **values: Any) -> dict[str, Any]:
+    return {"timestamp": ts, "open": 10.0, "high": 11.0, "low": 9.0, "close": 10.5,
+            "volume": 2.0, **values}  # fmt: skip
+
+
+def _post(client: TestClient, candles: list[dict[str, Any]]) -> Any:
+    body = {"symbol": "BTC/USDT", "timeframe": "1h", "candles": candles}
+    return client.post("/predict/single", json=body)
+
+
+def _issues(response: Any) -> list[dict[str, Any]]:
+    assert response.status_code == 422, response.text
+    issues: list[dict[str, Any]] = response.json()["detail"]
+    return issues
+
+
+@pytest.mark.parametrize(
+    ("values", "field", "words"),
+    [
+        ({"high": 10.2}, "high", "high 10.2 is below max(open, close) = 10.5"),
+        ({"low": 10.1}, "low", "low 10.1 is above min(open, close) = 10.0"),
+    ],
+)
+def test_candle_with_body_outside_its_range_is_422_naming_high_or_low(
+    client: TestClient, values: dict[str, float], field: str, words: str
+) -> None:
+    issue = _issues(_post(client, [_candle(), _candle("2024-01-01T01:00:00Z", **values)]))[0]
+    assert issue["loc"] == ["body", "candles", 1]
+    assert words in issue["msg"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("volume", -1.0), ("open", 0.0), ("close", -5.0), ("high", "abc")]
+)
+def test_negative_volume_or_non_positive_price_is_422_at_that_field(
+    client: TestClient, field: str, value: Any
+) -> None:
+    issue = _issues(_post(client, [_candle(**{field: value})]))[0]
+    assert issue["loc"] == ["body", "candles", 0, field]
+
+
+def test_infinite_price_is_422_at_that_field(client: TestClient) -> None:
+    content = (
+        '{"symbol": "BTC/USDT", "timeframe": "1h", "candles": [{"timestamp": 0, '
+        '"open": 1, "high": Infinity, "low": 1, "close": 1, "volume": 1}]}'
+    )
+    response = client.post(
+        "/predict/single", content=content, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "candles", 0, "high"]
+
+
+def test_timestamps_out_of_order_are_422_naming_both_candles(client: TestClient) -> None:
+    candles = [_candle("2024-01-01T01:00:00Z"), _candle("2024-01-01T01:00:00+00:00")]
+    issue = _issues(_post(client, candles))[0]
+    assert issue["loc"] == ["body", "candles"]
+    assert "candles[1].timestamp" in issue["msg"] and "candles[0].timestamp" in issue["msg"]
+
+
+@pytest.mark.parametrize("timestamp", ["yesterday", -1, 10**20, True, 1.5])
+def test_unreadable_timestamp_is_422_at_the_timestamp(client: TestClient, timestamp: Any) -> None:
+    issue = _issues(_post(client, [_candle(timestamp)]))[0]
+    assert issue["loc"] == ["body", "candles", 0, "timestamp"]
+
+
+def test_epoch_milliseconds_and_offsets_are_read_as_the_same_instant(
+    client: TestClient, service: ServiceDouble
+) -> None:
+    candles = [
+        _candle(1704067200000),  # 2024-01-01T00:00Z
+        _candle("2024-01-01T02:00:00+01:00"),  # 01:00Z
+        _candle("2024-01-01T02:00:00"),  # naive: UTC
+    ]
+    response = _post(client, candles)
+    assert response.status_code == 200, response.text
+    assert response.json()["timestamp"].startswith("2024-01-01T02:00:00")
+
+
+def test_unknown_keys_in_a_candle_are_refused(client: TestClient) -> None:
+    issue = _issues(_post(client, [_candle(vol=3)]))[0]
+    assert issue["loc"] == ["body", "candles", 0, "vol"]
+
+
+def test_empty_candle_list_is_refused_and_null_means_latest(client: TestClient) -> None:
+    assert _issues(_post(client, []))[0]["loc"] == ["body", "candles"]
+    assert _post(client, None).status_code == 200  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("timeframe", ["", "1x", "0h", "hour"])
+def test_malformed_timeframe_is_422_at_the_timeframe(client: TestClient, timeframe: str) -> None:
+    response = client.post("/predict/single", json={"symbol": "BTC/USDT", "timeframe": timeframe})
+    assert _issues(response)[0]["loc"] == ["body", "timeframe"]
+
+
+def test_too_few_candles_is_the_services_422_message(client: TestClient) -> None:
+    response = _post(client, [_candle()])
+    assert response.status_code == 422
+    assert response.json() == {"detail": "send at least 3 candles; got 1"}
