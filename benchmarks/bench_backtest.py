@@ -12,11 +12,18 @@ Measures (median of repeats, after one warm-up call that also compiles the numba
   beforehand: long / flat / short targets from a noisy score) on a perp, through the event
   loop (what ``hybrid`` will use: a Python call per candle, risk on every intent) and through
   the fast path;
-- ``hybrid`` with precomputed features and votes (random probabilities for every default
-  model, features computed beforehand, both outside the timing) through the real
-  :class:`~tradebrain.brain.brain.Brain` and :class:`~tradebrain.risk.manager.RiskManager`
-  in the event loop, with the seconds its ``Brain.decide`` calls took on their own (what
-  bounds it; ``--hybrid-bars`` limits its candles, 0 skips it).
+- ``hybrid`` with precomputed features and votes through the full engine (``Engine`` +
+  ``SimulatedBroker`` + :class:`~tradebrain.risk.manager.RiskManager`, event loop), twice on
+  the same candles: with the Python :class:`~tradebrain.brain.brain.Brain` asked on every
+  candle (``HybridStrategy``; timed once, with the seconds its ``Brain.decide`` calls took on
+  their own) and with the compiled brain (``FastHybridStrategy``: every decision in one numba
+  pass in ``init``, then a look-up per candle; median of ``--repeats``). Its market is the
+  synthetic one with a planted signal (``SyntheticConfig(signal=0.3)``, 1h candles, seed 11;
+  ``--hybrid-bars`` candles, 0 skips it), features ``atomic``, ``indicators`` and ``regime``,
+  and the votes of two noisy oracles (``logistic``, ``lightgbm``): a logistic of the planted
+  component known at each close (``oracle_expected_return``, causal) plus Gaussian noise of
+  0.3 and 0.5 of its standard deviation, no vote on the first 300 candles. Features and votes
+  are built before any timing.
 """
 
 from __future__ import annotations
@@ -109,30 +116,54 @@ def peer_sma_cross(candles: pl.DataFrame) -> Callable[[], Any]:
     return run
 
 
-def hybrid_run(
-    candles: pl.DataFrame, seed: int = 11
-) -> tuple[Callable[[], EngineResult], list[float]]:
-    """Return a call that runs ``hybrid`` with precomputed signals, and its decide timings.
+def hybrid_market(bars: int, seed: int = 11) -> tuple[pl.DataFrame, Any]:
+    """Return the planted-signal candles and their precomputed :class:`HybridSignals`.
 
-    Features come from :func:`~tradebrain.features.compute_features` and each default model
-    votes random (p_down, p_flat, p_up) rows; both are built here, before any timing. The
-    returned list collects, per run, the seconds spent inside ``Brain.decide``.
+    Votes: for each of ``logistic`` and ``lightgbm``, ``p_up = sigmoid(1.5 * (m / sd(m) +
+    noise))`` with ``m`` the oracle's expected next return (a function of closes up to ``t``)
+    and Gaussian noise of 0.3 and 0.5; ``(p_down, p_flat, p_up) = (0.8 (1 - p_up), 0.2,
+    0.8 p_up)``; NaN (no vote) on the first 300 candles.
+    """
+    from tradebrain.data.synthetic import SyntheticConfig, generate_market
+    from tradebrain.engine.hybrid import HybridSignals
+    from tradebrain.features import compute_features
+
+    market = generate_market(SyntheticConfig(bars=bars, timeframe="1h", signal=0.3, seed=seed))
+    features = compute_features(market.candles, ["atomic", "indicators", "regime"])
+    expected = market.regimes["oracle_expected_return"].to_numpy()
+    rng = np.random.default_rng(seed)
+    votes = {}
+    for name, noise in (("logistic", 0.3), ("lightgbm", 0.5)):
+        score = expected / np.std(expected) + rng.normal(0.0, noise, bars)
+        up = 1.0 / (1.0 + np.exp(-1.5 * score))
+        proba = np.stack([0.8 * (1.0 - up), np.full(bars, 0.2), 0.8 * up], axis=1)
+        proba[:300] = np.nan
+        votes[name] = proba
+    return market.candles, HybridSignals.from_tables(features, votes)
+
+
+def hybrid_run(
+    candles: pl.DataFrame, signals: Any, fast: bool
+) -> tuple[Callable[[], EngineResult], list[float]]:
+    """Return a call that runs ``hybrid`` through the full engine, and its decide timings.
+
+    ``fast`` picks :class:`FastHybridStrategy` (compiled brain) over :class:`HybridStrategy`
+    (the Python brain, whose ``Brain.decide`` seconds the returned list collects per run).
     """
     from tradebrain.brain.decision import Decision
-    from tradebrain.engine.hybrid import HybridSignals, HybridStrategy
-    from tradebrain.engine.walk_forward_backtest import HybridConfig
-    from tradebrain.features import compute_features
+    from tradebrain.engine.hybrid import HybridStrategy
+    from tradebrain.engine.hybrid_fast import FastHybridStrategy
     from tradebrain.risk.manager import RiskManager
 
-    config = HybridConfig()
-    features = compute_features(candles, list(config.feature_sets))
-    rng = np.random.default_rng(seed)
-    votes = {name: rng.dirichlet(np.ones(3), candles.height) for name in config.models}
-    signals = HybridSignals.from_tables(features, votes)
     spot = BacktestConfig(costs=FlatCosts(0.001, 0.0), path="events")
     decide_seconds: list[float] = []
 
     def run() -> EngineResult:
+        if fast:
+            return run_backtest(
+                candles, FastHybridStrategy(signals), spot, symbol="BTC/USDT", timeframe="1h",
+                risk=RiskManager(),
+            )  # fmt: skip
         strategy = HybridStrategy(signals)
         brain = strategy.brain
         decide = brain.decide
@@ -147,12 +178,24 @@ def hybrid_run(
 
         brain.decide = timed_decide  # type: ignore[method-assign]
         result = run_backtest(
-            candles, strategy, spot, symbol="BTC/USDT", timeframe="1m", risk=RiskManager()
+            candles, strategy, spot, symbol="BTC/USDT", timeframe="1h", risk=RiskManager()
         )
         decide_seconds.append(spent[0])
         return result
 
     return run, decide_seconds
+
+
+def same_trades(a: EngineResult, b: EngineResult) -> bool:
+    """Return whether two runs made the same trades and the same equity curve."""
+
+    def key(result: EngineResult) -> list[tuple[Any, ...]]:
+        return [
+            (t.entry_time, t.exit_time, t.entry_price, t.exit_price, t.quantity)
+            for t in result.trades
+        ]
+
+    return key(a) == key(b) and bool(np.array_equal(a.equity, b.equity))
 
 
 def main() -> None:
@@ -161,7 +204,7 @@ def main() -> None:
     parser.add_argument("--bars", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--peer-repeats", type=int, default=2)
-    parser.add_argument("--hybrid-bars", type=int, default=20_000)
+    parser.add_argument("--hybrid-bars", type=int, default=100_000)
     args = parser.parse_args()
     candles = random_walk_candles(args.bars)
     n = candles.height
@@ -200,26 +243,30 @@ def main() -> None:
     )
     rows.append(("precomputed signals (perp), fast path", signal_fast_s, len(signal_fast.trades)))
 
-    hybrid_line = ""
+    hybrid_lines: list[str] = []
     if args.hybrid_bars > 0:
-        hybrid_candles = candles.head(args.hybrid_bars)
-        hybrid_call, decide_seconds = hybrid_run(hybrid_candles)
-        hybrid_s, hybrid = timed(hybrid_call, 1)
+        hybrid_candles, signals = hybrid_market(args.hybrid_bars)
         bars = hybrid_bars = hybrid_candles.height
+        python_call, decide_seconds = hybrid_run(hybrid_candles, signals, fast=False)
+        fast_call, _ = hybrid_run(hybrid_candles, signals, fast=True)
+        fast_hybrid_s, fast_hybrid = timed(fast_call, args.repeats)
+        start = time.perf_counter()
+        python = python_call()  # once: about 20 s per 100k candles, nothing left to warm up
+        python_s = time.perf_counter() - start
         decide_s = decide_seconds[-1]
+        rows.append((f"hybrid, Python brain + risk [{bars:,}]", python_s, len(python.trades)))
         rows.append(
-            (
-                f"hybrid, precomputed votes, Brain + RiskManager [{bars:,}]",
-                hybrid_s,
-                len(hybrid.trades),
-            ),
+            (f"hybrid, compiled brain + risk [{bars:,}]", fast_hybrid_s, len(fast_hybrid.trades))
         )
-        rest_us = (hybrid_s - decide_s) / bars * 1e6
-        hybrid_line = (
-            f"hybrid: {bars / hybrid_s / 1e3:,.1f}k candles/s over {bars:,} candles; "
-            f"Brain.decide {decide_s / hybrid_s:.0%} of the time ({decide_s / bars * 1e6:,.1f} us "
-            f"per candle), the rest (engine, risk, broker) {rest_us:,.1f} us per candle"
-        )
+        rest_us = (python_s - decide_s) / bars * 1e6
+        hybrid_lines = [
+            f"hybrid, Python brain: {bars / python_s / 1e3:,.1f}k candles/s; Brain.decide "
+            f"{decide_s / python_s:.0%} of the time ({decide_s / bars * 1e6:,.1f} us per candle), "
+            f"the rest (engine, risk, broker) {rest_us:,.1f} us per candle",
+            f"hybrid, compiled brain: {bars / fast_hybrid_s / 1e3:,.1f}k candles/s "
+            f"(goal >= 200k/s), {python_s / fast_hybrid_s:,.1f}x the Python brain; same trades "
+            f"and equity: {same_trades(python, fast_hybrid)}",
+        ]
 
     print(f"{n:,} candles; median seconds; candles/s")
     print(f"{'run':56} {'seconds':>9} {'candles/s':>12} {'trades':>7}")
@@ -233,8 +280,8 @@ def main() -> None:
         f"precomputed signals: event loop {n / signal_events_s / 1e3:,.0f}k candles/s, "
         f"fast path {n / signal_fast_s / 1e6:.2f}M candles/s (goal >= 200k/s)"
     )
-    if hybrid_line:
-        print(hybrid_line)
+    for line in hybrid_lines:
+        print(line)
 
 
 if __name__ == "__main__":

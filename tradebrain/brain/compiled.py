@@ -1,0 +1,336 @@
+"""The compiled brain: every decision of :class:`~tradebrain.brain.brain.Brain` at once.
+
+With precomputed features and votes (:class:`~tradebrain.engine.hybrid.HybridSignals`) almost
+everything ``Brain.decide`` does depends only on the sequence of feature rows and votes: the
+regime, the spread history, the gap tracker, the funding cool-down, the panic model, the fusion,
+the Kalman smoother, the confidence bar, the volatility cut, the risk block, the size, and the
+stop and target (from the candle's close, known in advance). :func:`compiled_decisions` computes
+all of it in one numba pass (:mod:`tradebrain.brain.compiled_kernels`) and returns
+:class:`DecisionArrays`.
+
+The one rule left out is the **liquidation guard**, the only one that reads the position: a
+caller with an open leveraged position applies :func:`~tradebrain.brain.guards.liquidation_guard`
+itself with ``atr_pct`` of this candle, before the risk block (the panic exit outranks it), as
+:class:`~tradebrain.engine.hybrid_fast.FastHybridStrategy` does.
+
+The Python brain stays the one definition of the rules: every threshold comes from
+:class:`~tradebrain.brain.tuning.BrainTuning` and the settings, and ``tests/brain/test_compiled.py``
+proves the two brains agree (same actions, floats equal) on random and synthetic markets.
+
+>>> arrays = compiled_decisions(signals, closes, open_times)  # doctest: +SKIP
+>>> arrays.action[-1], arrays.decision(len(arrays) - 1, "BTC/USDT")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, cast
+
+import numpy as np
+
+from tradebrain.brain import compiled_kernels as k
+from tradebrain.brain._state import GAP_STEP_RATIO
+from tradebrain.brain.brain import Brain
+from tradebrain.brain.decision import Action, Decision
+from tradebrain.brain.fusion import (
+    _MIN_STRENGTH,
+    ORDER_FLOW_SIGNALS,
+    REGIME_TILTS,
+    base_family_weights,
+    family_of,
+)
+from tradebrain.brain.panic import _LOG_SCALED, _MAD_TO_SIGMA, HEADS
+from tradebrain.brain.regime import Regime
+from tradebrain.brain.tuning import BrainTuning
+from tradebrain.config import BrainSettings
+from tradebrain.exceptions import UserInputError
+
+if TYPE_CHECKING:
+    from tradebrain.engine.hybrid import HybridSignals
+
+ACTIONS: tuple[Action, ...] = k.KERNEL_ACTIONS
+"""``ACTIONS[code]`` is the action of an action code; :data:`NO_DECISION` when not asked."""
+NO_DECISION = k.A_NONE
+REGIMES: tuple[Regime, ...] = k.KERNEL_REGIMES
+"""``REGIMES[code]`` is the regime of a regime code."""
+FILTERS: tuple[str, ...] = k.FILTER_ORDER
+"""Bit ``j`` of a filter mask is ``FILTERS[j]``, in the order ``Brain.decide`` fires them."""
+FAMILY_NAMES: tuple[str, ...] = k.KERNEL_FAMILIES
+"""Columns of :attr:`DecisionArrays.family_weights`."""
+HOLD, BUY, SELL, EXIT = k.A_HOLD, k.A_BUY, k.A_SELL, k.A_EXIT
+PANIC_BORDER = 1e-12
+"""A panic score this close to the threshold is recomputed with numpy's own ``dot``."""
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, eq=False)
+class DecisionArrays:
+    """What the brain decides on every candle, as arrays; all (n,) unless said otherwise.
+
+    Attributes
+    ----------
+    action
+        int8 code into :data:`ACTIONS` (HOLD, BUY, SELL, EXIT); :data:`NO_DECISION` (-1) on a
+        candle where no model voted (the brain is not asked). The liquidation guard is not
+        applied: see the module notes.
+    confidence
+        As ``Decision.confidence``, in [0, 1].
+    size
+        Fraction of equity to risk (0 unless BUY or SELL).
+    stop, target
+        Suggested levels in quote currency, NaN for None.
+    maker
+        bool: post a maker order.
+    regime
+        int8 code into :data:`REGIMES`.
+    proba
+        (n, 3) fused (p_down, p_flat, p_up) after smoothing.
+    family_weights
+        (n, 6) weight of each family of :data:`FAMILY_NAMES` in the fusion, NaN when absent.
+    filters
+        int64 bit mask over :data:`FILTERS`: what fired.
+    early_filters
+        The filters that fired before the overrides (panic, liquidation, risk block, funding
+        flip, maker/taker): a liquidation exit carries these plus ``liquidation_guard``.
+    panic_score, panic_heads, panic_z
+        The panic model's score (0 while warming up or switched off), its (n, 3) head scores
+        and its (n, 10) robust z-scores, for the reasons.
+    numbers
+        (n, len(compiled_kernels.NUMBERS)) the intermediate numbers the reasons quote.
+    signals, open_times, closes, enabled, settings, tuning
+        The inputs, kept to rebuild full :class:`Decision` objects on request.
+    """
+
+    action: np.ndarray
+    confidence: np.ndarray
+    size: np.ndarray
+    stop: np.ndarray
+    target: np.ndarray
+    maker: np.ndarray
+    regime: np.ndarray
+    proba: np.ndarray
+    family_weights: np.ndarray
+    filters: np.ndarray
+    early_filters: np.ndarray
+    panic_score: np.ndarray
+    panic_heads: np.ndarray
+    panic_z: np.ndarray
+    numbers: np.ndarray
+    signals: HybridSignals
+    open_times: np.ndarray
+    closes: np.ndarray
+    enabled: frozenset[str]
+    settings: BrainSettings
+    tuning: BrainTuning
+
+    def __len__(self) -> int:
+        return int(self.action.shape[0])
+
+    @property
+    def atr_pct(self) -> np.ndarray:
+        """(n,) ATR(14) over the close (NaN when unknown), what the liquidation guard reads."""
+        column: np.ndarray = self.numbers[:, k.NUMBERS.index("atr_pct")]
+        return column
+
+    def number(self, name: str, bar: int) -> float:
+        """Return the intermediate number ``name`` (see ``compiled_kernels.NUMBERS``) at ``bar``."""
+        return float(self.numbers[bar, k.NUMBERS.index(name)])
+
+    def fired(self, bar: int) -> tuple[str, ...]:
+        """Return the names of the filters that fired at ``bar``, in firing order."""
+        mask = int(self.filters[bar])
+        return tuple(name for j, name in enumerate(FILTERS) if mask >> j & 1)
+
+    def timestamp(self, bar: int) -> datetime:
+        """Return the open time of candle ``bar`` (UTC)."""
+        return _EPOCH + timedelta(microseconds=int(self.open_times[bar]))
+
+    def decision(self, bar: int, symbol: str, liquidation: str | None = None) -> Decision:
+        """Return the full :class:`Decision` of candle ``bar``, reasons rebuilt from the numbers.
+
+        Parameters
+        ----------
+        bar
+            A candle on which the brain was asked (``action[bar] != NO_DECISION``).
+        symbol
+            The market, as ``Brain.decide`` was told.
+        liquidation
+            The liquidation guard's reason when it fired on this candle (the caller applies the
+            guard): the decision is then an EXIT with confidence 1, as in ``Brain.decide``.
+        """
+        from tradebrain.brain.compiled_reasons import rebuild_decision
+
+        return rebuild_decision(self, bar, symbol, liquidation)
+
+
+def compiled_decisions(
+    signals: HybridSignals,
+    closes: np.ndarray,
+    open_times: np.ndarray,
+    settings: BrainSettings | None = None,
+    disabled: Iterable[str] = (),
+    tuning: BrainTuning | None = None,
+) -> DecisionArrays:
+    """Decide on every candle of ``signals`` as ``Brain.decide`` would, one candle after another.
+
+    Parameters
+    ----------
+    signals
+        Feature rows and model votes, (n, f) and model -> (n, 3); a candle whose every vote
+        starts with NaN is not decided on (as in ``HybridStrategy``).
+    closes
+        (n,) float64 candle closes, quote currency: the price of stops and targets.
+    open_times
+        (n,) int64 candle open times, epoch microseconds (UTC): the gap tracker reads them.
+    settings, disabled, tuning
+        As for :class:`~tradebrain.brain.brain.Brain` (``disabled`` names parts in ``PARTS``).
+
+    Returns
+    -------
+    DecisionArrays
+        Every candle's decision, the liquidation guard left to the caller.
+    """
+    brain = Brain(settings, disabled=disabled, tuning=tuning)  # validates ``disabled``
+    n = len(signals)
+    closes = np.ascontiguousarray(closes, dtype=np.float64)
+    open_times = np.ascontiguousarray(open_times, dtype=np.int64)
+    if closes.shape != (n,) or open_times.shape != (n,):
+        raise UserInputError(
+            f"closes {closes.shape} and open times {open_times.shape} must both be ({n},): "
+            "one per candle of the signals"
+        )
+    models = list(signals.votes)
+    votes = np.empty((len(models), n, 3))
+    for m, name in enumerate(models):
+        proba = np.asarray(signals.votes[name], dtype=np.float64)
+        if proba.shape != (n, 3):
+            raise UserInputError(f"votes of {name} have shape {proba.shape}; expected ({n}, 3)")
+        votes[m] = proba
+    features = np.ascontiguousarray(signals.features, dtype=np.float64)
+    column = {name: j for j, name in enumerate(signals.feature_names)}
+    tables = _tables(brain.settings, brain.tuning)
+    out = _Outputs(n)
+    panic = brain.tuning.panic
+    decide_all = cast("Callable[..., None]", k.decide_all)  # a numba dispatcher
+    decide_all(
+        features,
+        np.array([column.get(name, -1) for name in k.FEATURES], dtype=np.int64),
+        np.array([column.get(name, -1) for name, _ in ORDER_FLOW_SIGNALS], dtype=np.int64),
+        np.array([scale for _, scale in ORDER_FLOW_SIGNALS], dtype=np.float64),
+        votes,
+        np.array([FAMILY_NAMES.index(family_of(m)) for m in models], dtype=np.int64),
+        open_times,
+        closes,
+        np.array([part in brain.enabled for part in FILTERS], dtype=np.bool_),
+        *tables,
+        np.array([column.get(name, -1) for name in _PANIC_FEATURES], dtype=np.int64),
+        np.array([sign for head in HEADS.values() for _, sign in head], dtype=np.float64),
+        np.array([name in _LOG_SCALED for name in _PANIC_FEATURES], dtype=np.bool_),
+        np.cumsum([0] + [len(head) for head in HEADS.values()]).astype(np.int64),
+        np.asarray(panic.head_weights, dtype=np.float64),
+        *out.kernel_arguments(),
+    )
+    return out.finish(brain, signals, open_times, closes)
+
+
+_PANIC_FEATURES = tuple(name for head in HEADS.values() for name, _ in head)
+
+
+def _tables(settings: BrainSettings, tuning: BrainTuning) -> tuple[np.ndarray, ...]:
+    """Return the kernel's parameters and tables, every number read from the brain's own."""
+    named: dict[str, float] = {
+        "min_confidence": settings.min_confidence,
+        "max_threshold": tuning.max_threshold,
+        "stop_atr_multiple": tuning.stop_atr_multiple,
+        "base_risk": tuning.base_risk,
+        "mad_to_sigma": _MAD_TO_SIGMA,
+        "min_strength": _MIN_STRENGTH,
+        **asdict(tuning.regime),
+        **asdict(tuning.guards),
+        **asdict(tuning.filters),
+        **{f"panic_{key}": value for key, value in asdict(tuning.panic).items()},
+    }
+    numerator, denominator = GAP_STEP_RATIO.as_integer_ratio()
+    named |= {"gap_ratio_numerator": numerator, "gap_ratio_denominator": denominator}
+    floats = np.array([float(named[name]) for name in k.FLOAT_PARAMETERS])
+    ints = np.array([int(named[name]) for name in k.INT_PARAMETERS], dtype=np.int64)
+    tilt = np.ones((len(REGIMES), len(FAMILY_NAMES)))
+    tilted = np.zeros((len(REGIMES), len(FAMILY_NAMES)), dtype=np.bool_)
+    for r, regime in enumerate(REGIMES):
+        for family, multiplier in REGIME_TILTS.get(regime, {}).items():
+            tilt[r, FAMILY_NAMES.index(family)] = multiplier
+            tilted[r, FAMILY_NAMES.index(family)] = True
+    reward_risk = np.array(
+        [tuning.reward_risk.get(regime, tuning.default_reward_risk) for regime in REGIMES]
+    )
+    base = base_family_weights(settings.fusion_weights, set())
+    weights = np.array([base[family] for family in FAMILY_NAMES])
+    order = np.array([FAMILY_NAMES.index(f) for f in sorted(FAMILY_NAMES)], dtype=np.int64)
+    return floats, ints, tilt, tilted, reward_risk, weights, order
+
+
+class _Outputs:
+    """The kernel's output arrays, and the last step done in Python: the panic exit."""
+
+    def __init__(self, n: int) -> None:
+        self.action = np.full(n, NO_DECISION, dtype=np.int8)
+        self.confidence = np.zeros(n)
+        self.size = np.zeros(n)
+        self.stop = np.full(n, np.nan)
+        self.target = np.full(n, np.nan)
+        self.maker = np.zeros(n, dtype=np.bool_)
+        self.regime = np.full(n, k.R_UNKNOWN, dtype=np.int8)
+        self.proba = np.full((n, 3), np.nan)
+        self.weights = np.full((n, len(FAMILY_NAMES)), np.nan)
+        self.early = np.zeros(n, dtype=np.int64)
+        self.late = np.zeros(n, dtype=np.int64)
+        self.numbers = np.full((n, len(k.NUMBERS)), np.nan)
+        self.heads = np.zeros((n, len(HEADS)))
+        self.score = np.zeros(n)
+        self.scored = np.zeros(n, dtype=np.bool_)
+        self.z = np.zeros((n, len(_PANIC_FEATURES)))
+
+    def kernel_arguments(self) -> tuple[np.ndarray, ...]:
+        return (
+            self.action, self.confidence, self.size, self.stop, self.target, self.maker,
+            self.regime, self.proba, self.weights, self.early, self.late, self.numbers,
+            self.heads, self.score, self.scored, self.z,
+        )  # fmt: skip
+
+    def finish(
+        self, brain: Brain, signals: HybridSignals, open_times: np.ndarray, closes: np.ndarray
+    ) -> DecisionArrays:
+        panic = brain.tuning.panic
+        score = self.score
+        for bar in np.flatnonzero(self.scored & (np.abs(score - panic.threshold) <= PANIC_BORDER)):
+            score[bar] = float(np.dot(panic.head_weights, self.heads[bar].tolist()))
+        fired = self.scored & (score >= panic.threshold)
+        action = np.where(fired, np.int8(EXIT), self.action).astype(np.int8)
+        confidence = np.where(fired, score, self.confidence)
+        confidence = np.minimum(1.0, np.maximum(0.0, confidence))
+        panic_bit = 1 << FILTERS.index("panic_exit")
+        return DecisionArrays(
+            action=action,
+            confidence=confidence,
+            size=np.where(fired, 0.0, self.size),
+            stop=np.where(fired, np.nan, self.stop),
+            target=np.where(fired, np.nan, self.target),
+            maker=self.maker & ~fired,
+            regime=self.regime,
+            proba=self.proba,
+            family_weights=self.weights,
+            filters=np.where(fired, self.early | panic_bit, self.early | self.late),
+            early_filters=self.early,
+            panic_score=score,
+            panic_heads=self.heads,
+            panic_z=self.z,
+            numbers=self.numbers,
+            signals=signals,
+            open_times=open_times,
+            closes=closes,
+            enabled=brain.enabled,
+            settings=brain.settings,
+            tuning=brain.tuning,
+        )
