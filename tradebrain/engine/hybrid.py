@@ -5,8 +5,10 @@ that candle, asks the :class:`~tradebrain.brain.brain.Brain` for a
 :class:`~tradebrain.brain.decision.Decision` and turns it into order intents:
 
 - EXIT closes what is open (a reduce-only exit);
-- BUY opens a long when flat (quantity 0: risk sizes it) with the decision's stop, target,
-  confidence and reasons; a short is closed first;
+- BUY opens a long when flat (quantity 0: risk sizes it, with the brain's suggested size as
+  an upper bound) with the decision's stop, target, confidence and reasons — a market order,
+  or a one-candle limit at the close when the brain chose a maker fill; a short is closed
+  first;
 - SELL closes a long; on a perpetual it opens a short when flat; on spot it never shorts.
 
 Features and votes are precomputed causally (:class:`HybridSignals`): the walk-forward runner
@@ -34,7 +36,7 @@ from tradebrain.config import BrainSettings
 from tradebrain.engine.events import CandleClosed
 from tradebrain.engine.strategy import StrategyContext
 from tradebrain.exceptions import UserInputError
-from tradebrain.execution.orders import OrderIntent, Side
+from tradebrain.execution.orders import OrderIntent, OrderType, Side
 from tradebrain.risk.market import MarketType
 
 
@@ -183,10 +185,10 @@ class HybridStrategy:
             )  # fmt: skip
 
         def entry(side: Side) -> OrderIntent:
-            return OrderIntent(
-                when, candle.symbol, side, stop_price=decision.stop,
-                target_price=decision.target, tag="entry", confidence=decision.confidence,
-                reasons=reasons,
+            return entry_intent(
+                candle, side, stop=decision.stop, target=decision.target,
+                confidence=decision.confidence, reasons=reasons, size=decision.size,
+                maker=decision.maker,
             )  # fmt: skip
 
         action = decision.action
@@ -225,6 +227,38 @@ class HybridStrategy:
         )
         features = compute_features(candles, self._feature_sets)
         return HybridSignals.from_tables(features, self._bundle.predict_proba(features))
+
+
+def entry_intent(
+    candle: CandleClosed,
+    side: Side,
+    *,
+    stop: float | None,
+    target: float | None,
+    confidence: float,
+    reasons: tuple[str, ...],
+    size: float,
+    maker: bool,
+) -> OrderIntent:
+    """Return the entry that carries out a BUY or SELL decided at ``candle``'s close.
+
+    The brain's suggested size becomes the intent's ``risk_fraction`` (risk sizes with the
+    smaller of it and its own limit). A maker choice becomes a limit order at the close that
+    rests for one candle: it fills only if the next candle trades through it, else it expires.
+    A taker choice is a market order for the next candle's open.
+    """
+    if maker:
+        one_candle = candle.close_time - candle.open_time
+        return OrderIntent(
+            candle.close_time, candle.symbol, side, order_type=OrderType.LIMIT,
+            limit_price=candle.close, stop_price=stop, target_price=target, tag="entry",
+            confidence=confidence, reasons=(*reasons, "maker: a limit at the close for 1 candle"),
+            risk_fraction=size, expires_at=candle.close_time + one_candle,
+        )  # fmt: skip
+    return OrderIntent(
+        candle.close_time, candle.symbol, side, stop_price=stop, target_price=target,
+        tag="entry", confidence=confidence, reasons=reasons, risk_fraction=size,
+    )  # fmt: skip
 
 
 def decisions_frame(decisions: list[Decision]) -> pl.DataFrame:

@@ -47,7 +47,7 @@ from tradebrain.brain.guards import liquidation_guard
 from tradebrain.brain.tuning import BrainTuning
 from tradebrain.config import BrainSettings
 from tradebrain.engine.events import CandleClosed
-from tradebrain.engine.hybrid import HybridSignals, decisions_frame
+from tradebrain.engine.hybrid import HybridSignals, decisions_frame, entry_intent
 from tradebrain.engine.strategy import StrategyContext
 from tradebrain.exceptions import UserInputError
 from tradebrain.execution.orders import OrderIntent, Side
@@ -252,10 +252,12 @@ class FastHybridStrategy:
                 "given in init"
             )
         stop, target = float(arrays.stop[bar]), float(arrays.target[bar])
-        return OrderIntent(
-            candle.close_time, candle.symbol, side,
-            stop_price=None if stop != stop else stop,
-            target_price=None if target != target else target,
-            tag="entry", confidence=float(arrays.confidence[bar]),
+        return entry_intent(
+            candle, side,
+            stop=None if stop != stop else stop,
+            target=None if target != target else target,
+            confidence=float(arrays.confidence[bar]),
             reasons=self._reasons(bar, side.value),
+            size=float(arrays.size[bar]),
+            maker=bool(arrays.maker[bar]),
         )  # fmt: skip
