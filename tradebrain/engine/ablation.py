@@ -19,7 +19,8 @@ import polars as pl
 from tradebrain.config import BrainSettings, RiskSettings
 from tradebrain.engine.backtest import BacktestConfig, run_backtest
 from tradebrain.engine.engine import EngineResult
-from tradebrain.engine.hybrid import HybridSignals, HybridStrategy
+from tradebrain.engine.hybrid import HybridSignals
+from tradebrain.engine.hybrid_fast import FastHybridStrategy
 from tradebrain.engine.walk_forward_backtest import (
     HybridConfig,
     WalkForwardVotes,
@@ -82,7 +83,7 @@ def run_hybrid(
     risk_settings: RiskSettings | None = None,
     brain_settings: BrainSettings | None = None,
     disabled: tuple[str, ...] = (),
-) -> tuple[EngineResult, HybridStrategy]:
+) -> tuple[EngineResult, FastHybridStrategy]:
     """Run the hybrid strategy once through the engine with a fresh risk manager.
 
     Returns
@@ -90,7 +91,7 @@ def run_hybrid(
     tuple
         The engine result and the strategy (its ``decisions``).
     """
-    strategy = HybridStrategy(
+    strategy = FastHybridStrategy(
         signals, brain_settings=brain_settings, disabled=disabled, market=config.market
     )
     result = run_backtest(

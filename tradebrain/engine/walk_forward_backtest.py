@@ -26,7 +26,8 @@ import polars as pl
 from tradebrain.config import BrainSettings, RiskSettings
 from tradebrain.engine.backtest import BacktestConfig, run_backtest
 from tradebrain.engine.engine import EngineResult
-from tradebrain.engine.hybrid import HybridSignals, HybridStrategy, decisions_summary
+from tradebrain.engine.hybrid import HybridSignals
+from tradebrain.engine.hybrid_fast import FastHybridStrategy
 from tradebrain.engine.report import (
     COST_FACTORS,
     SENSITIVITY_KEYS,
@@ -179,7 +180,7 @@ class HybridResult(EngineResult):
 class HybridRun(BacktestReport):
     """A hybrid backtest: the engine result, the report, the strategy (decisions) and votes."""
 
-    strategy: HybridStrategy
+    strategy: FastHybridStrategy
     plan: WalkForwardVotes
 
 
@@ -213,8 +214,10 @@ def hybrid_backtest_report(
     plan = walk_forward_votes(candles, features, hybrid, progress=progress)
     signals = HybridSignals.from_tables(features, plan.votes)
 
-    def make() -> HybridStrategy:
-        return HybridStrategy(signals, brain_settings=brain_settings, market=config.market)
+    def make() -> FastHybridStrategy:
+        # The compiled brain: the same decisions and trades as HybridStrategy (parity tests),
+        # about 35 times faster on a replay.
+        return FastHybridStrategy(signals, brain_settings=brain_settings, market=config.market)
 
     def run(strategy: Strategy, run_config: BacktestConfig, gated: bool) -> EngineResult:
         risk = RiskManager(risk_settings) if gated else None
@@ -257,7 +260,7 @@ def hybrid_backtest_report(
         "trades": [trade_row(t) for t in result.trades],
         "open_positions": result.open_positions,
         "denials": [{"time": d.timestamp.isoformat(), "reason": d.reason} for d in result.denials],
-        "decisions_summary": decisions_summary(strategy.decisions),
+        "decisions_summary": strategy.decisions_summary(),
         "segments": [segment.to_dict() for segment in plan.segments],
     }
     with_decisions = HybridResult(**vars(result), decisions=strategy.decisions_frame())
