@@ -13,7 +13,9 @@ duplicated.
 
 from __future__ import annotations
 
+import base64
 import logging
+import pickle
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -100,6 +102,7 @@ class RunnerState:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "memory": self.extra.get("memory"),
             "trades_total": self.trades_total,
             "benchmark_symbol": self.benchmark_symbol,
             "benchmark_price": self.benchmark_price,
@@ -116,6 +119,7 @@ class RunnerState:
             benchmark_price=float(data.get("benchmark_price", 0.0)),
             started_at=str(data.get("started_at", "")),
             candles_since_training=int(data.get("candles_since_training", 0)),
+            extra={"memory": data.get("memory")},
         )
 
 
@@ -192,11 +196,54 @@ class Runner:
             engine.context.position = held
             self.runs[symbol] = SymbolRun(engine, strategy, signals, histories[symbol].height)
         self.broker._market_source = lambda s: self.runs[s].engine.market_state()
+        if self.state.extra.get("memory"):
+            self._restore_memory(self.state.extra["memory"])
         control = self.store.control(self.run)
         if control is not None:
             self.gate.state = control["state"]
             if control["state"] == EMERGENCY:
+                # Exits sent before a restart may not have reached the saved account: send
+                # them again (a second reduce-only exit of a flat position is just cancelled).
                 self.risk.emergency_stop(control.get("reason") or "emergency stop (restored)")
+                self._close_everything(datetime.now(UTC))
+
+    def _memory(self) -> str:
+        """Return what the engines, brains and risk policy remember between candles, packed.
+
+        Saved with every step, so a restarted runner decides exactly as an uninterrupted one
+        would: the brain's smoothers and panic history, each engine's ATR and last candle, and
+        risk's policy (mode, paused symbols, emergency latch). Pickled: the state file is the
+        runner's own, never read from elsewhere.
+        """
+        engines = {
+            symbol: {
+                "bar": run.engine.context.bar,
+                "atr": run.engine._atr,
+                "previous_close": run.engine._previous_close,
+                "funding_rate": run.engine._funding_rate,
+                "last": run.engine._last,
+                "brain": run.strategy.brain._memory,
+            }
+            for symbol, run in self.runs.items()
+        }
+        packed = pickle.dumps({"engines": engines, "policy": self.risk.policy})
+        return base64.b64encode(packed).decode("ascii")
+
+    def _restore_memory(self, text: str) -> None:
+        """Put back what :meth:`_memory` saved (symbols no longer served are ignored)."""
+        saved = pickle.loads(base64.b64decode(text))
+        for symbol, memory in saved["engines"].items():
+            run = self.runs.get(symbol)
+            if run is None:
+                continue
+            engine = run.engine
+            engine.context.bar = memory["bar"]
+            engine._atr = memory["atr"]
+            engine._previous_close = memory["previous_close"]
+            engine._funding_rate = memory["funding_rate"]
+            engine._last = memory["last"]
+            run.strategy.brain._memory = memory["brain"]
+        self.risk.policy = saved["policy"]
 
     def _models(self, history: pl.DataFrame) -> Any:
         from tradebrain.models.bundle import ModelBundle
@@ -335,7 +382,7 @@ class Runner:
             equity=EquityPoint(candle.close_time, account.equity, account.cash, buy_and_hold),
             positions=[position_record(p) for p in account.positions.values()],
             broker_state=broker_state(broker),
-            runner_state=self.state.to_dict(),
+            runner_state={**self.state.to_dict(), "memory": self._memory()},
         )
         self.store.record_step(step)
         self.metrics.equity.set(account.equity)

@@ -1,0 +1,173 @@
+"""Opening a state database: parse the URL, make the engine, set SQLite's pragmas, check the
+schema. Every failure here is the user's to fix (a wrong URL, a file that is something else),
+so it becomes a ``UserInputError`` whose message never shows a password.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc
+from sqlalchemy.engine import URL, Connection, Engine
+
+from tradebrain.exceptions import UserInputError
+from tradebrain.state import _tables as t
+
+SUPPORTED = ("sqlite", "postgresql")
+BUSY_TIMEOUT_MS = 10_000
+_HOW = (
+    "write it as sqlite:///relative/state.db, sqlite:////absolute/state.db or "
+    "postgresql+psycopg://user:password@host:5432/database"
+)
+
+
+def mask(url: str) -> str:
+    """Return ``url`` with its password replaced by ``***``, safe to print and log."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except exc.ArgumentError:
+        # Not parseable: hide anything between "user:" and "@" all the same.
+        head, at, tail = url.rpartition("@")
+        if not at or "://" not in head:
+            return url
+        scheme, _, credentials = head.partition("://")
+        user = credentials.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{tail}"
+
+
+def _scrub(text: str, url: URL) -> str:
+    password = url.password
+    return text.replace(str(password), "***") if password else text
+
+
+def first_line(error: BaseException) -> str:
+    """Return the first line of the driver's message behind ``error`` (or of ``error``)."""
+    text = str(getattr(error, "orig", None) or error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _reason(error: BaseException, url: URL) -> str:
+    return _scrub(first_line(error), url)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")  # first: WAL switch may wait
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = FULL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+def _check_sqlite_path(url: URL, shown: str) -> None:
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database).expanduser()
+    if path.is_dir():
+        raise UserInputError(
+            f"state database {shown!r} names a folder, not a file; add a file name, "
+            f"e.g. sqlite:///{path / 'state.db'}"
+        )
+    if not path.parent.is_dir():
+        raise UserInputError(
+            f"cannot open state database {shown!r}: the folder {path.parent} does not exist; "
+            "create it first (StateStore.for_path creates it for you)"
+        )
+
+
+def open_engine(url: str) -> Engine:
+    """Return a ready engine for ``url``: tables created, schema version checked."""
+    shown = mask(url)
+    try:
+        parsed = sa.make_url(url)
+    except exc.ArgumentError:
+        raise UserInputError(f"cannot parse state database URL {shown!r}; {_HOW}") from None
+    backend = parsed.get_backend_name()
+    if backend not in SUPPORTED:
+        raise UserInputError(
+            f"state database URL {shown!r} uses {backend!r}; the state store supports "
+            f"SQLite and PostgreSQL only: {_HOW}"
+        )
+    if backend == "sqlite":
+        _check_sqlite_path(parsed, shown)
+    try:
+        engine = sa.create_engine(parsed, pool_pre_ping=backend == "postgresql")
+    except (exc.NoSuchModuleError, ImportError) as error:
+        driver = parsed.get_driver_name()
+        raise UserInputError(
+            f"cannot open state database {shown!r}: its driver {driver!r} is not installed "
+            f"({_reason(error, parsed)}); install it (for PostgreSQL: pip install "
+            "'psycopg[binary]' and use postgresql+psycopg://...)"
+        ) from None
+    if backend == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+    try:
+        _prepare(engine, shown)
+    except UserInputError:
+        engine.dispose()
+        raise
+    except exc.SQLAlchemyError as error:
+        engine.dispose()
+        reason = _reason(error, parsed)
+        if "not a database" in reason or "malformed" in reason:
+            hint = (
+                "the file exists but is not a SQLite database; point the store at a new "
+                "file or at a tradebrain state database"
+            )
+        else:
+            hint = "check the URL, that the server runs and that the user may connect"
+        raise UserInputError(f"cannot open state database {shown!r}: {reason}; {hint}") from None
+    return engine
+
+
+def _prepare(engine: Engine, shown: str) -> None:
+    # Two processes opening a new file at once may race on CREATE TABLE; the loser retries.
+    for attempt in range(3):
+        try:
+            with engine.begin() as connection:
+                _create_or_check(connection, shown)
+            return
+        except exc.OperationalError as error:
+            if "already exists" not in str(error) or attempt == 2:
+                raise
+            time.sleep(0.05)
+
+
+def _create_or_check(connection: Connection, shown: str) -> None:
+    existing = set(sa.inspect(connection).get_table_names())
+    if t.meta.name not in existing:
+        if existing:
+            found = ", ".join(sorted(existing)[:5])
+            raise UserInputError(
+                f"state database {shown!r} is not a tradebrain state database (it holds other "
+                f"tables: {found}); point the store at a new file or an empty database"
+            )
+    else:
+        pairs = connection.execute(sa.select(t.meta.c.key, t.meta.c.value))
+        stored: dict[str, str] = {key: value for key, value in pairs}
+        if stored.get("application") != t.APPLICATION:
+            raise UserInputError(
+                f"state database {shown!r} is not a tradebrain state database; point the store "
+                "at a new file or an empty database"
+            )
+        version = int(stored.get("schema_version", "0"))
+        if version > t.SCHEMA_VERSION:
+            raise UserInputError(
+                f"state database {shown!r} has schema version {version}, newer than this "
+                f"tradebrain understands ({t.SCHEMA_VERSION}); upgrade tradebrain"
+            )
+    t.metadata.create_all(connection, checkfirst=True)
+    t.upsert(
+        connection,
+        t.meta,
+        [
+            {"key": "application", "value": t.APPLICATION},
+            {"key": "schema_version", "value": str(t.SCHEMA_VERSION)},
+        ],
+    )
