@@ -114,6 +114,7 @@ def test_serve_trades_answers_every_endpoint_and_survives_sigkill_without_losing
         lambda: "action" in served.get("/api/ai/live"),
     )
     served.wait_for("a closed trade", lambda: len(served.get("/api/trades")) >= 1, timeout=240)
+    served.wait_for("30 candles", lambda: len(served.get("/api/equity")["equity"]) >= 30)
 
     # --- every endpoint answers, and only with the token ---------------------------------
     assert httpx.get(f"{served.url}/api/ai/live").status_code == 401
@@ -145,15 +146,15 @@ def test_serve_trades_answers_every_endpoint_and_survives_sigkill_without_losing
     trades_before = served.get("/api/trades", limit=1000)
     served.kill()
     db = served.home / "state.db"
-    candles_before = _rows(db, "SELECT COUNT(*) FROM candles")[0][0]
-    decisions_before = _rows(db, "SELECT COUNT(*) FROM decisions")[0][0]
-    positions_before = _rows(db, "SELECT symbol, quantity, entry_price FROM positions")
+    candles_before = _rows(db, "SELECT COUNT(*) FROM tb_candles")[0][0]
+    decisions_before = _rows(db, "SELECT COUNT(*) FROM tb_decisions")[0][0]
+    positions_before = _rows(db, "SELECT symbol, quantity, entry_price FROM tb_positions")
 
     served.start()
     served.wait_for("health after restart", lambda: served.get("/health")["status"] == "ok")
     served.wait_for(
         "new candles after restart",
-        lambda: _rows(db, "SELECT COUNT(*) FROM candles")[0][0] >= candles_before + 20,
+        lambda: _rows(db, "SELECT COUNT(*) FROM tb_candles")[0][0] >= candles_before + 20,
     )
     trades_after = served.get("/api/trades", limit=1000)
     served.kill()
@@ -162,17 +163,17 @@ def test_serve_trades_answers_every_endpoint_and_survives_sigkill_without_losing
     assert len(keys_after) == len(set(keys_after)), "a trade was recorded twice"
     for trade in trades_before:
         assert json.dumps(trade, sort_keys=True) in keys_after, "a trade was lost"
-    assert _rows(db, "SELECT COUNT(*) FROM decisions")[0][0] > decisions_before
+    assert _rows(db, "SELECT COUNT(*) FROM tb_decisions")[0][0] > decisions_before
     if positions_before:  # the restored position either is still open or became a trade
         _symbol, _quantity, entry = positions_before[0]
-        still = _rows(db, "SELECT symbol, quantity, entry_price FROM positions")
+        still = _rows(db, "SELECT symbol, quantity, entry_price FROM tb_positions")
         closed = [t for t in trades_after if abs(t["entry_price"] - entry) < 1e-9]
         assert still == positions_before or closed
 
-    times = [row[0] for row in _rows(db, "SELECT open_time FROM candles ORDER BY open_time")]
+    times = [row[0] for row in _rows(db, "SELECT open_time FROM tb_candles ORDER BY open_time")]
     assert len(times) == len(set(times)), "a candle was handled twice"
     assert all(b - a == HOUR_US for a, b in itertools.pairwise(times)), "a hole"
     duplicates = _rows(
-        db, "SELECT symbol, timestamp, COUNT(*) FROM decisions GROUP BY 1, 2 HAVING COUNT(*) > 1"
+        db, "SELECT symbol, timestamp, COUNT(*) FROM tb_decisions GROUP BY 1, 2 HAVING COUNT(*) > 1"
     )
     assert duplicates == []

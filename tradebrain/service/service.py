@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 
@@ -29,6 +29,7 @@ from tradebrain.state import StateStore
 
 log = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
 PHASES = ("starting", "warming_up", "running", "finished", "failed", "stopped")
 
 
@@ -388,12 +389,12 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def _finite(value: Any) -> Any:
+def _finite(value: _T) -> _T:
     """Return ``value`` with every NaN or infinity replaced by None (JSON has neither)."""
     if isinstance(value, float):
-        return value if math.isfinite(value) else None
+        return value if math.isfinite(value) else None  # type: ignore[return-value]
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: _finite(v) for k, v in value.items()}  # type: ignore[return-value]
     if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
+        return [_finite(v) for v in value]  # type: ignore[return-value]
     return value
