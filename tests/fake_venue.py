@@ -695,6 +695,9 @@ class FakeVenue:
 class _Handler(BaseHTTPRequestHandler):
     server: _VenueServer
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate small writes; with Nagle's algorithm on, a kept-alive
+    # connection then waits for the client's delayed ACK (~40 ms) on every answer.
+    disable_nagle_algorithm = True
 
     def _handle(self) -> None:
         parts = urlsplit(self.path)

@@ -78,3 +78,20 @@ def exchange_feed(options: ServeOptions) -> ExchangeFeed:
     return ExchangeFeed(
         options.feed_target, options.symbols, options.timeframe, api_url=options.api_url
     )
+
+
+def live_exchange(options: ServeOptions) -> Any:
+    """Return the ccxt client that trades for ``serve --mode live``, keys from the environment.
+
+    The keys are read here and handed to ccxt only; they are never logged or stored.
+    """
+    import os
+
+    markets = sorted({"perp" if ":" in s else "spot" for s in options.symbols})
+    exchange = make_exchange(options.feed_target, markets=markets, api_urls=options.api_url)
+    exchange.apiKey = os.environ["TRADEBRAIN_EXCHANGE_API_KEY"]
+    exchange.secret = os.environ["TRADEBRAIN_EXCHANGE_SECRET"]
+    password = os.environ.get("TRADEBRAIN_EXCHANGE_PASSWORD")
+    if password:
+        exchange.password = password
+    return exchange

@@ -73,7 +73,8 @@ class OrderBook:
                 order,
                 status="filled",
                 filled_quantity=order.filled_quantity + fill.quantity,
-                updated_at=fill.timestamp,
+                # a venue's clock may lag ours: a status never moves back in time
+                updated_at=max(order.updated_at, fill.timestamp),
             )
         )
 
@@ -82,7 +83,7 @@ class OrderBook:
         order = self.orders.get(event.order_id) or order_record(
             event.order_id, event.intent, "open", event.timestamp
         )
-        when = event.timestamp
+        when = max(order.updated_at, event.timestamp)
         self._put(replace(order, status="cancelled", reason=event.reason, updated_at=when))
 
     def denied(self, event: OrderDenied, client_id: str) -> None:
@@ -90,6 +91,11 @@ class OrderBook:
         record = order_record(client_id, event.intent, "denied", event.timestamp)
         reason = f"{event.rule}: {event.reason}" if event.rule else event.reason
         self._put(replace(record, reason=reason))
+
+    def lost(self, order: OrderRecord, at: datetime) -> None:
+        """Record that an order recorded as open is not in the restored account."""
+        reason = "not in the restored account: it was lost in a restart"
+        self._put(replace(order, status="cancelled", reason=reason, updated_at=at))
 
     def open_orders(self) -> list[OrderRecord]:
         """Return the orders still open."""

@@ -27,14 +27,22 @@ import polars as pl
 
 from tradebrain.brain.decision import Decision
 from tradebrain.config import Settings
+from tradebrain.data.timeframes import timeframe_seconds
 from tradebrain.engine.engine import Engine
-from tradebrain.engine.events import CandleClosed, Event, FundingSettled, OrderDenied
+from tradebrain.engine.events import (
+    CandleClosed,
+    Event,
+    FundingSettled,
+    OrderCancelled,
+    OrderDenied,
+    OrderFilled,
+)
 from tradebrain.engine.hybrid import HybridStrategy
-from tradebrain.engine.ports import RiskDenial
+from tradebrain.engine.ports import Broker, RiskDenial
 from tradebrain.exceptions import UserInputError
 from tradebrain.execution.account import AccountSnapshot
 from tradebrain.execution.broker import SimulatedBroker
-from tradebrain.execution.orders import OrderIntent
+from tradebrain.execution.orders import OrderIntent, OrderType, Side
 from tradebrain.execution.snapshot import broker_state, restore_broker
 from tradebrain.risk.costs import VenueCosts
 from tradebrain.risk.manager import RiskManager
@@ -46,10 +54,11 @@ from tradebrain.service.recording import (
     OrderBook,
     fill_record,
     micros,
+    order_record,
     position_record,
     trade_record,
 )
-from tradebrain.state import CandleRecord, EquityPoint, StateStore, Step
+from tradebrain.state import CandleRecord, EquityPoint, OrderRecord, StateStore, Step
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +145,7 @@ class Runner:
         *,
         model_dir: Path,
         progress: Callable[[str], None] = lambda _: None,
+        exchange_broker: Any = None,
     ) -> None:
         self.options = options
         self.settings = settings
@@ -147,8 +157,10 @@ class Runner:
         self.run = options.run
         self.runs: dict[str, SymbolRun] = {}
         self.bundle: Any = None
-        self.broker: SimulatedBroker | None = None
+        self.broker: Any = None  # SimulatedBroker (paper) or ExchangeBroker (live)
         self.venue: RecordingBroker | None = None
+        self._exchange_broker = exchange_broker
+        self._startup_events: list[Event] = []
         self.risk = RiskManager(settings.risk)
         self.gate = ControlGate(self.risk)
         self.orders = OrderBook()
@@ -177,8 +189,8 @@ class Runner:
                     "the features need at least 300"
                 )
         self.bundle = self._models(histories[options.symbols[0]])
-        self.broker = self._broker()
-        self.venue = RecordingBroker(self.broker)
+        self.broker = self._live_broker() if options.mode == "live" else self._paper_broker()
+        self.venue = RecordingBroker(self.broker, self.feed.timeframe, self._before_send)
         from tradebrain.engine.live_signals import LiveSignals
 
         for symbol in options.symbols:
@@ -192,10 +204,12 @@ class Runner:
                 market_type=options.market, leverage=options.leverage,
             )  # fmt: skip
             strategy.init(engine.context)
-            held = self.broker.portfolio.quantity(symbol)
-            engine.context.position = held
             self.runs[symbol] = SymbolRun(engine, strategy, signals, histories[symbol].height)
-        self.broker._market_source = lambda s: self.runs[s].engine.market_state()
+        held = self.broker.account(datetime.now(UTC)).positions
+        for symbol, run in self.runs.items():
+            run.engine.context.position = held[symbol].quantity if symbol in held else 0.0
+        if isinstance(self.broker, SimulatedBroker):
+            self.broker._market_source = lambda s: self.runs[s].engine.market_state()
         if self.state.extra.get("memory"):
             self._restore_memory(self.state.extra["memory"])
         control = self.store.control(self.run)
@@ -279,7 +293,37 @@ class Runner:
         self.trained_at = str(bundle.manifest.get("data_end"))
         return bundle
 
-    def _broker(self) -> SimulatedBroker:
+    def _live_broker(self) -> Any:
+        """The venue itself, through ccxt; reconcile what the database thinks is open."""
+        broker = self._exchange_broker
+        if broker is None:
+            from tradebrain.execution.exchange_broker import ExchangeBroker
+            from tradebrain.service.exchange_feed import live_exchange
+
+            broker = ExchangeBroker(
+                live_exchange(self.options), market=self.options.market,
+                leverage=self.options.leverage, client_prefix="tb",
+            )  # fmt: skip
+        known = self.store.open_orders(self.run)
+        self.orders = OrderBook(known)
+        self._startup_events = broker.reconcile(
+            [(o.client_id, intent_of(o)) for o in known],
+            already_filled={o.client_id: o.filled_quantity for o in known},
+        )
+        self.restored = bool(known)
+        message = (
+            f"reconciled {len(known)} open order(s) with the venue: "
+            f"{len(self._startup_events)} event(s) happened while the service was down"
+        )
+        self.store.record_event(self.run, "reconcile", message, datetime.now(UTC))
+        log.info(message)
+        return broker
+
+    def _before_send(self, client_id: str, intent: OrderIntent, at: datetime) -> None:
+        """Record a live order as open BEFORE it is sent (see :meth:`StateStore.record_orders`)."""
+        self.store.record_orders(self.run, [order_record(client_id, intent, "open", at)])
+
+    def _paper_broker(self) -> SimulatedBroker:
         options = self.options
         broker = SimulatedBroker(
             cash=options.cash,
@@ -302,8 +346,8 @@ class Runner:
         live_ids = {order_id for order_id, _ in broker.open_orders()}
         stale = [o for o in self.orders.open_orders() if o.client_id not in live_ids]
         now = datetime.now(UTC)
-        for order in stale:  # recorded as open, but the account no longer has it
-            self.orders.orders[order.client_id] = order
+        for order in stale:  # recorded as open, but the saved account never had it
+            self.orders.lost(order, now)
         message = (
             f"restored {len(held)} position(s) and {len(live_ids)} open order(s); "
             f"recorded positions {'match' if recorded == held else 'DIFFER: ' + repr(recorded)}"
@@ -319,13 +363,23 @@ class Runner:
         if run is None or broker is None or venue is None:
             return None
         engine, strategy = run.engine, run.strategy
+        paper = isinstance(broker, SimulatedBroker)
+        closed = broker.portfolio.closed_trades if paper else []
         counts = (
             len(strategy.decisions), len(engine.fills), len(engine.denials),
-            len(engine.cancellations), len(broker.portfolio.closed_trades),
+            len(engine.cancellations), len(closed),
         )  # fmt: skip
+        if self._startup_events:  # what the venue did while the service was down
+            events, self._startup_events = self._startup_events, []
+            for event in events:
+                self._engine_of(event, engine).on_event(event)
+        venue.begin(candle)
         started = time.perf_counter()
         engine.on_candle_closed(candle)
         latency = time.perf_counter() - started
+        if not paper:  # learn at once what the venue did with the orders just sent
+            for event in broker.poll():
+                self._engine_of(event, engine).on_event(event)
         run.candles_loaded += 1
         self.state.candles_since_training += 1
         decision = strategy.decisions[-1] if len(strategy.decisions) > counts[0] else None
@@ -340,7 +394,7 @@ class Runner:
         for cancellation in engine.cancellations[counts[3]:]:
             self.orders.cancelled(cancellation)
         trades = []
-        for trade in broker.portfolio.closed_trades[counts[4]:]:
+        for trade in closed[counts[4]:]:
             self.state.trades_total += 1
             trades.append(trade_record(trade, self.state.trades_total))
         self._record(candle, decision, fills, trades)
@@ -381,7 +435,7 @@ class Runner:
             trades=trades,
             equity=EquityPoint(candle.close_time, account.equity, account.cash, buy_and_hold),
             positions=[position_record(p) for p in account.positions.values()],
-            broker_state=broker_state(broker),
+            broker_state=broker_state(broker) if isinstance(broker, SimulatedBroker) else None,
             runner_state={**self.state.to_dict(), "memory": self._memory()},
         )
         self.store.record_step(step)
@@ -391,6 +445,12 @@ class Runner:
     def latest_shape(self, decision: Decision, candle: CandleClosed) -> dict[str, Any]:
         """Return the decision as the API shows it."""
         return {**decision.to_dict(), "price": candle.close, "timeframe": self.feed.timeframe}
+
+    def _engine_of(self, event: Event, default: Engine) -> Engine:
+        """Return the engine of the symbol an order event is about."""
+        symbol = event.fill.symbol if isinstance(event, OrderFilled) else event.intent.symbol  # type: ignore[union-attr]
+        run = self.runs.get(symbol)
+        return run.engine if run is not None else default
 
     # --- operator commands (called on the runner's thread) ----------------------------------
     def set_control(self, state: str, reason: str) -> None:
@@ -410,11 +470,11 @@ class Runner:
         broker, venue = self.broker, self.venue
         if broker is None or venue is None:
             return
-        for order_id, intent in broker.open_orders():
+        for order_id, intent in open_orders_of(broker):
             if not intent.reduce_only:
                 for event in broker.cancel(order_id, now):
-                    if hasattr(event, "order_id"):
-                        self.orders.cancelled(event)  # type: ignore[arg-type]
+                    if isinstance(event, OrderCancelled):
+                        self.orders.cancelled(event)
         account = broker.account(now)
         for intent in self.risk.close_all_intents(account):
             run = self.runs.get(intent.symbol)
@@ -423,14 +483,44 @@ class Runner:
 
 
 class RecordingBroker:
-    """The broker port, passed through, remembering the id of every order it accepted."""
+    """The broker port, passed through, remembering the id of every order it accepted.
 
-    def __init__(self, inner: SimulatedBroker) -> None:
+    With a venue that takes client order ids (the exchange broker), each order gets an id
+    derived from its candle and its place among that candle's orders (so replaying a candle
+    after a crash asks for the same ids, which the venue will not open twice), and
+    ``before_send`` records it as open before the request leaves.
+    """
+
+    def __init__(
+        self,
+        inner: Broker,
+        timeframe: str,
+        before_send: Callable[[str, OrderIntent, datetime], None] | None = None,
+    ) -> None:
         self.inner = inner
         self.submitted: list[tuple[str, OrderIntent]] = []
+        self._step_s = timeframe_seconds(timeframe)
+        self._before_send = before_send
+        self._candle_number = 0
+        self._in_candle = 0
+
+    def begin(self, candle: CandleClosed) -> None:
+        """Start numbering the orders of ``candle``."""
+        self._candle_number = int(candle.close_time.timestamp()) // self._step_s
+        self._in_candle = 0
 
     def submit(self, intent: OrderIntent) -> str:
-        order_id = self.inner.submit(intent)
+        inner = self.inner
+        client_id_for = getattr(inner, "client_id_for", None)
+        if client_id_for is not None:
+            sequence = self._candle_number * 100 + min(self._in_candle, 99)
+            self._in_candle += 1
+            client_id = str(client_id_for(intent, sequence))
+            if self._before_send is not None:
+                self._before_send(client_id, intent, intent.timestamp)
+            order_id = str(inner.submit(intent, client_id=client_id))  # type: ignore[call-arg]
+        else:
+            order_id = str(inner.submit(intent))
         self.submitted.append((order_id, intent))
         return order_id
 
@@ -456,3 +546,20 @@ class RecordingBroker:
 
     def liquidation_price(self, symbol: str) -> float | None:
         return self.inner.liquidation_price(symbol)
+
+
+def intent_of(order: OrderRecord) -> OrderIntent:
+    """Return the intent a stored order was sent with (for reconciling after a restart)."""
+    return OrderIntent(
+        order.created_at, order.symbol, Side(order.side), order.quantity,
+        order_type=OrderType(order.order_type), limit_price=order.limit_price,
+        stop_price=order.stop_price, target_price=order.target_price,
+        reduce_only=order.reduce_only, tag=order.tag, confidence=order.confidence,
+        trigger_price=order.trigger_price,
+    )  # fmt: skip
+
+
+def open_orders_of(broker: Any) -> list[tuple[str, OrderIntent]]:
+    """Return a broker's open orders as (id, intent), whatever its own shape."""
+    orders = broker.open_orders()
+    return list(orders.items()) if isinstance(orders, dict) else list(orders)

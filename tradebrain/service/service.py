@@ -75,6 +75,9 @@ class TradingService:
         The application settings (risk, brain, models, execution, api).
     feed, store
         Built from ``options`` when None (tests pass their own).
+    broker
+        Live mode: the exchange broker (built from ``options`` and the environment's keys
+        when None).
     """
 
     def __init__(
@@ -84,6 +87,7 @@ class TradingService:
         *,
         feed: LiveFeed | None = None,
         store: StateStore | None = None,
+        broker: Any = None,
     ) -> None:
         self.options = options
         self.settings = settings
@@ -93,7 +97,7 @@ class TradingService:
         self.feed = feed or make_feed(options, settings)
         self.runner = Runner(
             options, settings, self.feed, self.store, self.metrics,
-            model_dir=model_dir, progress=self._progress,
+            model_dir=model_dir, progress=self._progress, exchange_broker=broker,
         )  # fmt: skip
         self.phase = "starting"
         self.detail = ""

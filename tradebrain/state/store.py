@@ -173,6 +173,21 @@ class StateStore:
                     db.execute(sa.insert(t.positions), positions)
             t.upsert(db, t.blobs, blobs, update=("document",))
 
+    def record_orders(self, run: str, orders: list[OrderRecord]) -> None:
+        """Write orders on their own, in one transaction: a live order is recorded as open
+        under its client id BEFORE it is sent, so a crash in between leaves a record that the
+        restarted runner reconciles with the venue (never an order nobody knows about)."""
+        records = rows.last_per_key((rows.order_row(run, o) for o in orders), ("client_id",))
+        with self._connect("record orders", True) as db:
+            t.upsert(
+                db,
+                t.orders,
+                records,
+                update=_ORDER_MUTABLE,
+                keep_if_present=("exchange_id",),
+                only_if_not_older="updated_at",
+            )
+
     def set_control(self, run: str, state: str, reason: str, at: datetime) -> None:
         """Set the run's control state (e.g. "running", "paused", "halted") since ``at``."""
         row = {"run": run, "state": state, "reason": reason, "since": to_micros(at)}

@@ -1,0 +1,143 @@
+"""Live mode against a fake Binance venue on 127.0.0.1: every order is recorded before it is
+sent, fills are recorded once, and a restart reconciles with the venue without sending twice."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import ccxt
+import pytest
+from fake_venue import FakeVenue, serve
+
+from tradebrain.config import Settings
+from tradebrain.data.exchanges import RetryPolicy, make_exchange
+from tradebrain.engine.events import CandleClosed
+from tradebrain.execution.exchange_broker import ExchangeBroker
+from tradebrain.risk.market import MarketType
+from tradebrain.service.feeds import TapeFeed, synthetic_feed
+from tradebrain.service.options import ServeOptions
+from tradebrain.service.service import TradingService
+
+pytestmark = pytest.mark.usefixtures("loopback_only")
+
+WARMUP = 800
+ORDER_PATH = "/api/v3/order"
+
+
+class PricedFeed:
+    """A synthetic tape whose every candle also moves the fake venue's price to its close."""
+
+    def __init__(self, tape: TapeFeed, venue: FakeVenue) -> None:
+        self.tape = tape
+        self.venue = venue
+        self.name = "exchange:binance"
+        self.symbols = tape.symbols
+        self.timeframe = tape.timeframe
+
+    def history(self, symbol: str, bars: int, until: datetime | None) -> Any:
+        history = self.tape.history(symbol, bars, until)
+        self.venue.set_price("BTCUSDT", float(history["close"][-1]))
+        return history
+
+    def events(
+        self, after: Mapping[str, datetime | None], stop: threading.Event
+    ) -> Iterator[CandleClosed]:
+        for candle in self.tape.events(after, stop):
+            self.venue.set_price("BTCUSDT", candle.close)
+            yield candle
+
+    def status(self) -> dict[str, Any]:
+        return self.tape.status()
+
+
+@pytest.fixture
+def venue() -> Iterator[FakeVenue]:
+    with serve(FakeVenue(balances={"USDT": 10_000.0})) as fake:
+        yield fake
+
+
+def _exchange(venue: FakeVenue) -> ccxt.Exchange:
+    exchange = make_exchange("binance", api_urls=venue.url, timeout_s=2.0, rate_limit_ms=1)
+    exchange.apiKey = "test-key-not-real"
+    exchange.secret = "test-secret-not-real"
+    return exchange
+
+
+def _service(tmp_path: Path, venue: FakeVenue, bars: int) -> TradingService:
+    options = ServeOptions(
+        mode="live", feed="exchange:binance", warmup=WARMUP, speed=0, state=str(tmp_path / "s.db")
+    )
+    settings = Settings.model_validate(
+        {"home": tmp_path, "models": {"enabled": ["logistic", "lightgbm"]}}
+    )
+    tape = synthetic_feed(["BTC/USDT"], "1h", seed=7, warmup=WARMUP, speed=0, bars=bars)
+    broker = ExchangeBroker(
+        _exchange(venue), market=MarketType.SPOT, client_prefix="tb",
+        retry=RetryPolicy(retries=3, base_delay_s=0.01, max_delay_s=0.05),
+    )  # fmt: skip
+    return TradingService(options, settings, feed=PricedFeed(tape, venue), broker=broker)
+
+
+def _run(service: TradingService, until: str = "finished") -> TradingService:
+    service.start()
+    deadline = time.monotonic() + 120
+    while service.phase in ("starting", "warming_up", "running"):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert service.phase == until, service.error
+    return service
+
+
+def _sent_client_ids(venue: FakeVenue) -> list[str]:
+    return [o["clientOrderId"] for o in venue.accepted(ORDER_PATH)]
+
+
+def test_live_orders_are_recorded_before_they_are_sent_and_fills_once(
+    tmp_path: Path, venue: FakeVenue
+) -> None:
+    service = _run(_service(tmp_path, venue, WARMUP + 60))
+    sent = _sent_client_ids(venue)
+    assert sent, "the live run placed no order on the venue"
+    recorded = {o.client_id: o for o in service.store.orders("live")}
+    assert set(sent) <= set(recorded), "an order reached the venue without a record"
+    fills = service.store.fills("live", limit=None)
+    assert len({f.fill_id for f in fills}) == len(fills)
+    assert {f.client_id for f in fills} <= set(sent)
+    assert service.ai_status()["mode"] == "live"
+
+
+def test_a_crash_after_sending_reconciles_on_restart_and_sends_nothing_twice(
+    tmp_path: Path, venue: FakeVenue
+) -> None:
+    crashing = _service(tmp_path, venue, WARMUP + 100)
+    record = crashing.store.record_step
+    state = {"crashed": False}
+
+    def crash_after_an_order(step: Any) -> None:
+        if step.orders and any(o.status != "denied" for o in step.orders):
+            state["crashed"] = True
+            raise OSError("power cut after the order left")
+        record(step)
+
+    crashing.store.record_step = crash_after_an_order  # type: ignore[method-assign]
+    _run(crashing, until="failed")
+    assert state["crashed"]
+    sent_before = _sent_client_ids(venue)
+    assert sent_before
+
+    resumed = _run(_service(tmp_path, venue, WARMUP + 100))
+    sent_after = _sent_client_ids(venue)
+    assert len(sent_after) == len(set(sent_after)), "the venue got one client id twice"
+    assert sent_after[: len(sent_before)] == sent_before
+    events = [e.message for e in resumed.store.events("live")]
+    assert any("reconciled" in message for message in events)
+    fills = resumed.store.fills("live", limit=None)
+    assert len({f.fill_id for f in fills}) == len(fills)
+    venue_btc = venue.balances.get("BTC", 0.0)
+    recorded = {p.symbol: p.quantity for p in resumed.store.positions("live")}
+    assert recorded.get("BTC/USDT", 0.0) == pytest.approx(venue_btc, rel=1e-6, abs=1e-8)
