@@ -1,0 +1,85 @@
+"""`tradebrain serve --mode live` refuses to start unless switched on, keyed and locked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tradebrain.cli import app
+
+runner = CliRunner()
+KEY = "AKIA-very-secret-key-123"
+SECRET = "super-secret-value-456"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in (
+        "TRADEBRAIN_GO_LIVE", "TRADEBRAIN_EXCHANGE_API_KEY", "TRADEBRAIN_EXCHANGE_SECRET",
+        "TRADEBRAIN_API__TOKEN",
+    ):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TRADEBRAIN_HOME", str(tmp_path))
+
+
+class Outcome:
+    """Exit code and output with rich's line wrapping undone."""
+
+    def __init__(self, *args: str) -> None:
+        result = runner.invoke(app, list(args))
+        self.exit_code = result.exit_code
+        self.output = " ".join(result.output.split())
+
+
+def _live() -> Outcome:
+    return Outcome("serve", "--mode", "live", "--feed", "exchange:binance")
+
+
+def test_live_mode_without_go_live_refuses_and_says_how_to_paper_trade() -> None:
+    result = _live()
+    assert result.exit_code == 1
+    assert "TRADEBRAIN_GO_LIVE=true" in result.output
+    assert "--mode paper" in result.output
+
+
+def test_live_mode_without_keys_names_the_missing_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TRADEBRAIN_GO_LIVE", "true")
+    monkeypatch.setenv("TRADEBRAIN_EXCHANGE_API_KEY", KEY)
+    result = _live()
+    assert result.exit_code == 1
+    assert "TRADEBRAIN_EXCHANGE_SECRET" in result.output
+    assert KEY not in result.output
+
+
+def test_live_mode_without_an_api_token_refuses_and_never_prints_the_keys(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TRADEBRAIN_GO_LIVE", "true")
+    monkeypatch.setenv("TRADEBRAIN_EXCHANGE_API_KEY", KEY)
+    monkeypatch.setenv("TRADEBRAIN_EXCHANGE_SECRET", SECRET)
+    result = _live()
+    assert result.exit_code == 1
+    assert "TRADEBRAIN_API__TOKEN" in result.output
+    assert KEY not in result.output and SECRET not in result.output
+
+
+def test_live_mode_with_a_replay_feed_is_refused_before_anything_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TRADEBRAIN_GO_LIVE", "true")
+    monkeypatch.setenv("TRADEBRAIN_EXCHANGE_API_KEY", KEY)
+    monkeypatch.setenv("TRADEBRAIN_EXCHANGE_SECRET", SECRET)
+    monkeypatch.setenv("TRADEBRAIN_API__TOKEN", "t0ken")
+    result = Outcome("serve", "--mode", "live", "--feed", "replay:x.parquet")
+    assert result.exit_code == 1
+    assert "needs --feed exchange:NAME" in result.output
+
+
+def test_an_unknown_feed_is_refused_with_the_choices() -> None:
+    result = Outcome("serve", "--feed", "carrier-pigeon")
+    assert result.exit_code == 1
+    assert "synthetic, replay:PATH, exchange:NAME" in result.output
