@@ -14,7 +14,6 @@ is written.
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ import polars as pl
 from tradebrain.data.exchanges import (
     ExchangeLink,
     RetryPolicy,
+    check_listing,
     listed_ms,
     make_exchange,
     page_limit,
@@ -392,20 +392,7 @@ def _checked(frame: pl.DataFrame, kind: Kind, timeframe: str | None, source: str
 def _check_request(exchange: ccxt.Exchange, request: DownloadRequest) -> None:
     """Raise :class:`UserInputError` for symbols or timeframes the exchange does not list."""
     symbols = request.ccxt_symbols + [_perp_symbol(s) for s in request.symbols if request.funding]
-    for symbol in symbols:
-        if symbol not in exchange.markets:
-            close = difflib.get_close_matches(symbol, list(exchange.markets), n=3)
-            hint = f"did you mean {', '.join(close)}? " if close else ""
-            raise UserInputError(
-                f"{exchange.id} lists no market {symbol}; {hint}"
-                "write symbols as BASE/QUOTE, for example BTC/USDT"
-            )
-    offered = exchange.timeframes or {}
-    for timeframe in request.timeframes:
-        if offered and timeframe not in offered:
-            raise UserInputError(
-                f"{exchange.id} offers no {timeframe} candles; it offers {', '.join(offered)}"
-            )
+    check_listing(exchange, symbols, request.timeframes)
     if request.funding and not exchange.has.get("fetchFundingRateHistory"):
         raise UserInputError(f"{exchange.id} offers no funding rate history through ccxt")
     if request.trades and not exchange.has.get("fetchTrades"):

@@ -193,3 +193,23 @@ def _root_cause(error: BaseException) -> str:
 
 def _describe(error: BaseException | None) -> str:
     return f"{type(error).__name__}: {error}"[:500] if error is not None else "none"
+
+
+def check_listing(
+    exchange: ccxt.Exchange, symbols: Iterable[str], timeframes: Iterable[str]
+) -> None:
+    """Raise :class:`UserInputError` for symbols or timeframes ``exchange`` does not list."""
+    for symbol in symbols:
+        if symbol not in exchange.markets:
+            close = difflib.get_close_matches(symbol, list(exchange.markets), n=3)
+            hint = f"did you mean {', '.join(close)}? " if close else ""
+            raise UserInputError(
+                f"{exchange.id} lists no market {symbol}; {hint}"
+                "write symbols as BASE/QUOTE as ccxt names them, for example BTC/USDT"
+            )
+    offered = exchange.timeframes or {}
+    for timeframe in timeframes:
+        if offered and timeframe not in offered:
+            raise UserInputError(
+                f"{exchange.id} offers no {timeframe} candles; pick one of {', '.join(offered)}"
+            )

@@ -19,7 +19,6 @@ protocol, and a live feed that has never run against a server is not shipped.
 
 from __future__ import annotations
 
-import difflib
 import re
 import threading
 import time
@@ -31,7 +30,13 @@ from typing import Any, TypeVar
 import ccxt
 import polars as pl
 
-from tradebrain.data.exchanges import ExchangeLink, RetryPolicy, listed_ms, page_limit
+from tradebrain.data.exchanges import (
+    ExchangeLink,
+    RetryPolicy,
+    check_listing,
+    listed_ms,
+    page_limit,
+)
 from tradebrain.data.schemas import TIMESTAMP, Kind
 from tradebrain.data.timeframes import timeframe_seconds
 from tradebrain.data.validation import ROW, validate
@@ -158,7 +163,7 @@ class ExchangeCandleStream:
         ExchangeLink(exchange, self.retry).call(
             "load markets", exchange.load_markets, first_contact=True
         )
-        _check_listing(exchange, self.symbols, self.timeframe)
+        check_listing(exchange, self.symbols, [self.timeframe])
         self._ready = True
         with self._lock:
             self._connected = True
@@ -192,7 +197,7 @@ class ExchangeCandleStream:
             raise UserInputError(f"ask for at least one bar of history, not {bars}")
         self.connect()
         exchange = self._client()
-        _check_listing(exchange, [symbol], self.timeframe)
+        check_listing(exchange, [symbol], [self.timeframe])
         now_ms = self._now_ms()
         last_open_ms = self._last_closed_open_ms(now_ms)
         if until is not None:
@@ -448,23 +453,6 @@ class ExchangeCandleStream:
     def _last_closed_open_ms(self, now_ms: int) -> int:
         """Return the open time of the newest candle closed at ``now_ms``."""
         return (now_ms // self._step_ms - 1) * self._step_ms
-
-
-def _check_listing(exchange: ccxt.Exchange, symbols: Sequence[str], timeframe: str) -> None:
-    """Raise :class:`UserInputError` for symbols or a timeframe the venue does not list."""
-    for symbol in symbols:
-        if symbol not in exchange.markets:
-            close = difflib.get_close_matches(symbol, list(exchange.markets), n=3)
-            hint = f"did you mean {', '.join(close)}? " if close else ""
-            raise UserInputError(
-                f"{exchange.id} lists no market {symbol}; {hint}"
-                "write symbols as BASE/QUOTE as ccxt names them, for example BTC/USDT"
-            )
-    offered = exchange.timeframes or {}
-    if offered and timeframe not in offered:
-        raise UserInputError(
-            f"{exchange.id} offers no {timeframe} candles; pick one of {', '.join(offered)}"
-        )
 
 
 def _describe(error: BaseException | None) -> str:
