@@ -63,6 +63,8 @@ from tradebrain.state import CandleRecord, EquityPoint, OrderRecord, StateStore,
 log = logging.getLogger(__name__)
 
 RUNNING, PAUSED, EMERGENCY = "running", "paused", "emergency_stop"
+KEEP_IN_MEMORY = 500
+"""Newest decisions, fills, closed trades... kept in memory per engine (the store keeps all)."""
 
 
 class ControlGate:
@@ -398,6 +400,7 @@ class Runner:
             self.state.trades_total += 1
             trades.append(trade_record(trade, self.state.trades_total))
         self._record(candle, decision, fills, trades)
+        self._trim(run)
         if decision is not None:
             self.metrics.observe_decision(candle.symbol, decision.action.value, latency)
             self.latest[candle.symbol] = {
@@ -445,6 +448,26 @@ class Runner:
     def latest_shape(self, decision: Decision, candle: CandleClosed) -> dict[str, Any]:
         """Return the decision as the API shows it."""
         return {**decision.to_dict(), "price": candle.close, "timeframe": self.feed.timeframe}
+
+    def _trim(self, run: SymbolRun) -> None:
+        """Keep the in-memory records of a long-running service short; the store has them all.
+
+        Risk's Kelly and losing-streak rules read the recent closed trades, so the newest
+        ``KEEP_IN_MEMORY`` of every list stay.
+        """
+        engine = run.engine
+        lists: list[list[Any]] = [
+            run.strategy.decisions, engine.fills, engine.denials, engine.cancellations,
+            engine._open_times, engine._equity, engine._exposure,
+        ]  # fmt: skip
+        for records in lists:
+            if len(records) > 2 * KEEP_IN_MEMORY:
+                del records[:-KEEP_IN_MEMORY]
+        if isinstance(self.broker, SimulatedBroker):
+            portfolio = self.broker.portfolio
+            if len(portfolio.closed_trades) > 2 * KEEP_IN_MEMORY:
+                del portfolio.closed_trades[:-KEEP_IN_MEMORY]
+                portfolio._closed_view = None  # its cached view counted the trimmed trades
 
     def _engine_of(self, event: Event, default: Engine) -> Engine:
         """Return the engine of the symbol an order event is about."""
