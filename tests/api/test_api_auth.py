@@ -1,4 +1,4 @@
-"""Every route but /health and the dashboard page needs the bearer token."""
+"""Every route but /health and the dashboard page needs the bearer token (real service)."""
 
 from __future__ import annotations
 
@@ -8,17 +8,17 @@ import pytest
 from conftest import TOKEN
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from service_double import ServiceDouble
 
 from tradebrain.api import create_app
 from tradebrain.exceptions import UserInputError
+from tradebrain.service.service import TradingService
 
 PROTECTED = [
     ("GET", "/api/ai/live"),
     ("GET", "/api/ai/status"),
     ("GET", "/api/ai/learning_status"),
     ("GET", "/models/list"),
-    ("GET", "/models/tcn/status"),
+    ("GET", "/models/lightgbm/status"),
     ("POST", "/predict/single"),
     ("POST", "/predict/batch"),
     ("GET", "/predict/top"),
@@ -34,7 +34,7 @@ PROTECTED = [
 
 @pytest.mark.parametrize(("method", "path"), PROTECTED)
 def test_protected_route_without_token_is_401_asking_for_bearer(
-    anonymous: TestClient, service: ServiceDouble, method: str, path: str
+    anonymous: TestClient, service: TradingService, method: str, path: str
 ) -> None:
     response = anonymous.request(method, path)
     assert response.status_code == 401
@@ -97,27 +97,28 @@ def test_openapi_declares_bearer_auth_on_protected_routes(app: FastAPI) -> None:
     assert "security" not in schema["paths"]["/health"]["get"]
 
 
-def test_building_without_a_token_is_refused_with_how_to_set_one() -> None:
+def test_building_without_a_token_is_refused_with_how_to_set_one(service: TradingService) -> None:
     with pytest.raises(UserInputError, match=r"TRADEBRAIN_API__TOKEN.*api\.token"):
-        create_app(ServiceDouble(), token=None)
+        create_app(service, token=None)
 
 
-def test_a_blank_token_is_refused() -> None:
+def test_a_blank_token_is_refused(service: TradingService) -> None:
     with pytest.raises(UserInputError, match="blank"):
-        create_app(ServiceDouble(), token="  ", require_token=False)
+        create_app(service, token="  ", require_token=False)
 
 
 def test_without_a_required_token_the_api_is_open_and_warns(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, unstarted_service: TradingService
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="tradebrain.api"):
-        app = create_app(ServiceDouble(), token=None, require_token=False)
+        app = create_app(unstarted_service, token=None, require_token=False)
     assert "WITHOUT a token" in caplog.text
     with TestClient(app) as client:
         assert client.post("/api/control/pause").json()["state"] == "paused"
+    assert unstarted_service.control()["state"] == "paused"
 
 
-def test_a_token_given_is_demanded_even_when_not_required() -> None:
-    app = create_app(ServiceDouble(), token=TOKEN, require_token=False)
+def test_a_token_given_is_demanded_even_when_not_required(service: TradingService) -> None:
+    app = create_app(service, token=TOKEN, require_token=False)
     with TestClient(app) as client:
         assert client.get("/api/positions").status_code == 401

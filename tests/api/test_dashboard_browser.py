@@ -1,13 +1,15 @@
-"""The dashboard in a real browser: it shows the decision, votes and reasons, and pauses trading.
+"""The dashboard in a real browser: it follows a trading service, and pauses and stops it.
 
 Drives Debian's chromium (``/usr/bin/chromium``) headless through Playwright against the app
-served by uvicorn on a free port of 127.0.0.1. Skipped when chromium is absent, unless
-``TRADEBRAIN_BROWSER_REQUIRED`` is set (CI), where its absence fails the test.
+over a real service, served by uvicorn on a free port of 127.0.0.1. Skipped when chromium is
+absent, unless ``TRADEBRAIN_BROWSER_REQUIRED`` is set (CI), where its absence fails the test.
+Screenshots go to the test's folder, and to ``$TRADEBRAIN_SCREENSHOT_DIR`` when set.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import threading
@@ -18,15 +20,17 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from conftest import TOKEN
+from conftest import TOKEN, NewService
 from playwright.sync_api import Browser, Page, expect, sync_playwright
-from service_double import ServiceDouble
+from real_service import SYMBOLS, start_trading
 
 from tradebrain.api import create_app
+from tradebrain.service.service import TradingService
 
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
+ACTION = re.compile(r"^(buy|sell|hold|exit)$")
 CHROMIUM_ARGS = [
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -35,10 +39,10 @@ CHROMIUM_ARGS = [
 
 @dataclass
 class Served:
-    """The app over a service double, listening on ``url``."""
+    """The app over a real service, listening on ``url``."""
 
     url: str
-    service: ServiceDouble
+    service: TradingService
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +60,7 @@ def browser() -> Iterator[Browser]:
 
 
 @contextmanager
-def _serve(service: ServiceDouble) -> Iterator[Served]:
+def _serve(service: TradingService) -> Iterator[Served]:
     """Serve the app over ``service`` with uvicorn on a free port, in a background thread."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -79,9 +83,16 @@ def _serve(service: ServiceDouble) -> Iterator[Served]:
 
 
 @pytest.fixture
-def served() -> Iterator[Served]:
-    """A fresh, trading service double behind the app."""
-    with _serve(ServiceDouble()) as served:
+def trading(new_service: NewService) -> Iterator[Served]:
+    """A fresh real service trading 5 candles a second (of each symbol), behind the app."""
+    with _serve(start_trading(new_service(candles=2000, speed=5))) as served:
+        yield served
+
+
+@pytest.fixture
+def traded(service: TradingService) -> Iterator[Served]:
+    """The shared service that has traded 150 candles and finished (read only), behind the app."""
+    with _serve(service) as served:
         yield served
 
 
@@ -117,60 +128,117 @@ def _save_screenshot(page: Page, tmp_path: Path, name: str) -> Path:
     return shot
 
 
-def test_dashboard_shows_the_decision_votes_and_reasons_and_pause_pauses(
-    served: Served, page: Page, tmp_path: Path
-) -> None:
-    page.goto(f"{served.url}/#token={TOKEN}")
-    expect(page.get_by_test_id("decision-action")).to_have_text("buy")
-    expect(page.get_by_test_id("decision-confidence")).to_have_text("64.0%")
-    expect(page.get_by_test_id("decision-regime")).to_have_text("trending up")
-    expect(page.get_by_test_id("decision-stop")).to_have_text("41,601.00")
-    assert TOKEN not in page.url  # the fragment is wiped from the address bar
+def _num(x: float | None) -> str:
+    """Format a price like the page does: thousands separated, 2 decimals (4 below 1)."""
+    if x is None:
+        return "—"
+    return f"{x:,.2f}" if abs(x) >= 1 else f"{x:,.4f}"
 
-    lightgbm = page.get_by_test_id("vote-lightgbm")
-    expect(lightgbm.get_by_test_id("p-up")).to_have_text("60%")
-    expect(lightgbm.get_by_test_id("p-down")).to_have_text("15%")
-    expect(page.get_by_test_id("vote-fused")).to_be_visible()
-    expect(page.get_by_test_id("reason")).to_have_count(3)
-    expect(page.get_by_test_id("reason").first).to_contain_text("Models agree on up")
-    expect(page.get_by_test_id("filter")).to_have_text(["kalman"])
-    expect(page.get_by_test_id("top-ETH/USDT")).to_contain_text("hold")
-    expect(page.get_by_test_id("position")).to_have_count(1)
-    expect(page.get_by_test_id("trade")).to_have_count(6)
-    expect(page.get_by_test_id("model-tcn")).to_contain_text("sequence")
+
+def _change(series: list[float | None]) -> str:
+    """Format the change from the first to the last value like the page's legend does."""
+    finite = [x for x in series if x is not None]
+    change = finite[-1] / finite[0] - 1
+    return ("+" if change >= 0 else "") + f"{100 * change:.2f}%"
+
+
+def test_dashboard_follows_a_trading_service_and_pause_pauses_it(
+    trading: Served, page: Page, tmp_path: Path
+) -> None:
+    page.goto(f"{trading.url}/#token={TOKEN}")
+    expect(page.get_by_test_id("decision-action")).to_have_text(ACTION)
+    assert TOKEN not in page.url  # the fragment is wiped from the address bar
+    for name in ("logistic", "lightgbm", "fused"):
+        expect(page.get_by_test_id(f"vote-{name}")).to_be_visible()
+    expect(page.get_by_test_id("reason").first).to_be_visible()
+    for symbol in SYMBOLS:
+        expect(page.get_by_test_id(f"top-{symbol}")).to_contain_text(symbol)
+    expect(page.get_by_test_id("model-lightgbm")).to_contain_text("LightGBMModel")
     expect(page.get_by_test_id("equity-line")).to_have_count(1)
     expect(page.get_by_test_id("hold-line")).to_have_count(1)
     expect(page.get_by_test_id("control-state")).to_have_attribute("data-state", "running")
     expect(page.get_by_test_id("error-banner")).to_be_hidden()
+    first_seen = page.get_by_test_id("decision-time").inner_text()
+    expect(page.get_by_test_id("decision-time")).not_to_have_text(first_seen)  # the tape moves
     _save_screenshot(page, tmp_path, "dashboard.png")
 
     page.get_by_test_id("btn-pause").click()
     expect(page.get_by_test_id("control-state")).to_have_attribute("data-state", "paused")
+    expect(page.get_by_test_id("control-reason")).to_have_text("paused by the operator")
     expect(page.get_by_test_id("btn-pause")).to_be_disabled()
-    assert served.service.control()["state"] == "paused"
+    assert trading.service.control()["state"] == "paused"
     _save_screenshot(page, tmp_path, "dashboard-paused.png")
 
 
-def test_emergency_stop_acts_only_after_the_operator_confirms(served: Served, page: Page) -> None:
-    page.goto(f"{served.url}/#token={TOKEN}")
-    expect(page.get_by_test_id("decision-action")).to_have_text("buy")
+def test_dashboard_shows_the_services_numbers_as_it_gave_them(
+    traded: Served, page: Page, tmp_path: Path
+) -> None:
+    service = traded.service
+    decision = service.live_decision()
+    assert decision is not None
+    page.goto(f"{traded.url}/#token={TOKEN}")
+    expect(page.get_by_test_id("decision-action")).to_have_text(decision["action"])
+    expect(page.get_by_test_id("decision-symbol")).to_have_text(f"{decision['symbol']} · 1h")
+    expect(page.get_by_test_id("decision-confidence")).to_have_text(
+        f"{100 * decision['confidence']:.1f}%"
+    )
+    expect(page.get_by_test_id("decision-regime")).to_have_text(
+        decision["regime"].replace("_", " ")
+    )
+    expect(page.get_by_test_id("decision-stop")).to_have_text(_num(decision["stop"]))
+    expect(page.get_by_test_id("decision-target")).to_have_text(_num(decision["target"]))
+    expect(page.get_by_test_id("reason")).to_have_text(decision["reasons"])
+    expect(page.get_by_test_id("filter")).to_have_text(decision["filters"])
+    for name, (_, _, p_up) in decision["votes"].items():
+        shown = f"{100 * p_up:.0f}%" if p_up >= 0.12 else ""
+        expect(page.get_by_test_id(f"vote-{name}").get_by_test_id("p-up")).to_have_text(shown)
+    expect(page.get_by_test_id("position")).to_have_count(len(service.positions()))
+    expect(page.get_by_test_id("trade")).to_have_count(min(15, len(service.trades(limit=1000))))
+    for symbol in SYMBOLS:
+        expect(page.get_by_test_id(f"top-{symbol}")).to_contain_text(symbol)
+    equity = service.equity()
+    expect(page.locator("#equity-return")).to_have_text(_change(equity["equity"]))
+    expect(page.locator("#hold-return")).to_have_text(_change(equity["buy_and_hold"]))
+    expect(page.get_by_test_id("error-banner")).to_be_hidden()
+    _save_screenshot(page, tmp_path, "dashboard-traded.png")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: the recent-trades table overflows its card at 1440 px with real trades "
+    "(exit reason 'break_even'); its cells never wrap and nothing scrolls",
+)
+def test_every_table_fits_its_card(traded: Served, page: Page) -> None:
+    page.goto(f"{traded.url}/#token={TOKEN}")
+    expect(page.get_by_test_id("trade")).to_have_count(15)
+    overflowing = page.evaluate(
+        """() => [...document.querySelectorAll("section")]
+            .filter((card) => card.scrollWidth > card.clientWidth + 1)
+            .map((card) => card.querySelector("h2").textContent.trim())"""
+    )
+    assert overflowing == []
+
+
+def test_emergency_stop_acts_only_after_the_operator_confirms(trading: Served, page: Page) -> None:
+    page.goto(f"{trading.url}/#token={TOKEN}")
+    expect(page.get_by_test_id("decision-action")).to_have_text(ACTION)
 
     page.once("dialog", lambda dialog: dialog.dismiss())
     page.get_by_test_id("btn-emergency").click()
     page.wait_for_timeout(300)
-    assert served.service.control()["state"] == "running"
+    assert trading.service.control()["state"] == "running"
 
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_test_id("btn-emergency").click()
     expect(page.get_by_test_id("control-state")).to_have_attribute("data-state", "emergency_stop")
     expect(page.get_by_test_id("position")).to_have_count(0)
-    assert served.service.control()["state"] == "emergency_stop"
+    assert trading.service.control()["state"] == "emergency_stop"
 
 
 def test_without_a_token_the_page_asks_for_one_and_rejects_a_wrong_one(
-    served: Served, page: Page
+    traded: Served, page: Page
 ) -> None:
-    page.goto(served.url + "/")
+    page.goto(traded.url + "/")
     expect(page.get_by_test_id("token-form")).to_be_visible()
     page.get_by_test_id("token-input").fill("not-the-token")
     page.get_by_test_id("token-submit").click()
@@ -179,15 +247,17 @@ def test_without_a_token_the_page_asks_for_one_and_rejects_a_wrong_one(
     page.get_by_test_id("token-input").fill(TOKEN)
     page.get_by_test_id("token-submit").click()
     expect(page.get_by_test_id("token-form")).to_be_hidden()
-    expect(page.get_by_test_id("decision-action")).to_have_text("buy")
+    expect(page.get_by_test_id("decision-action")).to_have_text(ACTION)
 
 
-def test_while_warming_up_the_page_says_so_and_shows_no_votes(page: Page, tmp_path: Path) -> None:
-    with _serve(ServiceDouble(warming_up=True)) as served:
+def test_while_warming_up_the_page_says_so_and_shows_no_votes(
+    unstarted_service: TradingService, page: Page, tmp_path: Path
+) -> None:
+    with _serve(unstarted_service) as served:
         page.goto(f"{served.url}/#token={TOKEN}")
         expect(page.get_by_test_id("decision-warming")).to_contain_text("Waiting")
         expect(page.get_by_test_id("votes")).to_contain_text("warming up")
         expect(page.get_by_test_id("top-predictions")).to_contain_text("no decisions yet")
-        expect(page.get_by_test_id("model-tcn")).to_be_visible()
+        expect(page.get_by_test_id("models")).to_contain_text("no models loaded yet")
         expect(page.get_by_test_id("error-banner")).to_be_hidden()
         _save_screenshot(page, tmp_path, "dashboard-warming-up.png")

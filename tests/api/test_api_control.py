@@ -1,0 +1,82 @@
+"""Pause, resume and emergency stop through the API act on a real service while it trades.
+
+Control is kept in the service's state database, so each test runs a service of its own on a
+tape long enough to outlast it (it is stopped at teardown).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conftest import NewService, client_of
+from real_service import RUN, SYMBOLS, decisions_made, start_trading, wait_for
+
+from tradebrain.service.service import TradingService
+
+LONG_TAPE = 2000  # candles: minutes at these speeds, far more than a test needs
+
+
+def _after_the_next_candle(service: TradingService) -> None:
+    """Wait until the runner has stepped every symbol of one more candle."""
+    before = decisions_made(service)
+    wait_for(
+        lambda: (made := decisions_made(service)) > before and made % len(SYMBOLS) == 0,
+        "the next candle",
+    )
+
+
+def _opened(position: dict[str, Any]) -> tuple[str, str]:
+    """Return what names a position's trade once it closes: its symbol and entry time."""
+    return position["symbol"], position["opened_at"]
+
+
+def test_pause_stops_new_positions_and_resume_trades_again(new_service: NewService) -> None:
+    service = start_trading(new_service(candles=LONG_TAPE, speed=20))
+    with client_of(service) as client:
+        paused = client.post("/api/control/pause").json()
+        assert paused["state"] == "paused" and paused["reason"] == "paused by the operator"
+        assert service.control()["state"] == "paused"
+        assert client.get("/api/ai/status").json()["control"]["state"] == "paused"
+        # The pause gates new orders only: an entry sent just before it fills at the next open.
+        _after_the_next_candle(service)
+        held = {p["symbol"]: p["opened_at"] for p in client.get("/api/positions").json()}
+
+        wait_for(
+            lambda: any(o.reason.startswith("control:") for o in service.store.orders(RUN)),
+            "an entry denied by the pause",
+        )
+        for position in client.get("/api/positions").json():
+            assert held.get(position["symbol"]) == position["opened_at"]  # none opened
+
+        fills = service.store.counts(RUN)["fills"]
+        resumed = client.post("/api/control/resume").json()
+        assert resumed["state"] == "running" and resumed["reason"] == "resumed by the operator"
+        assert service.control()["state"] == "running"
+        wait_for(lambda: service.store.counts(RUN)["fills"] > fills, "a fill after resuming")
+
+
+def test_emergency_stop_closes_every_position_at_the_next_candle(new_service: NewService) -> None:
+    service = start_trading(new_service(candles=LONG_TAPE, speed=5))
+    with client_of(service) as client:
+
+        def holding() -> list[dict[str, Any]]:
+            """Positions held just after a candle: early in the 200 ms before the next one."""
+            _after_the_next_candle(service)
+            return client.get("/api/positions").json()  # type: ignore[no-any-return]
+
+        held = wait_for(holding, "a position to close")
+        stopped = client.post("/api/control/emergency_stop").json()
+        assert stopped["state"] == "emergency_stop"
+        assert stopped["reason"] == "emergency stop pulled by the operator"
+
+        wait_for(lambda: client.get("/api/positions").json() == [], "the positions to close")
+        trades = client.get("/api/trades", params={"limit": 20}).json()
+        for position in held:
+            closing = [t for t in trades if (t["symbol"], t["entry_time"]) == _opened(position)]
+            assert [t["exit_reason"] for t in closing] in (["emergency"], ["exit"])
+
+        for _ in range(3):
+            _after_the_next_candle(service)
+            assert client.get("/api/positions").json() == []
+        assert client.get("/api/ai/status").json()["control"]["state"] == "emergency_stop"
+        assert client.post("/api/control/resume").json()["state"] == "running"
