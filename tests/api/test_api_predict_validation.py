@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from real_service import candles_body
 
-from tradebrain.service.prediction import MAX_CANDLES, MIN_CANDLES
+from tradebrain.service.prediction import MAX_CANDLES, min_candles
 from tradebrain.service.service import TradingService
 
 
@@ -82,7 +82,7 @@ def test_unreadable_timestamp_is_422_at_the_timestamp(client: TestClient, timest
 def test_epoch_milliseconds_offsets_and_naive_times_are_read_as_the_same_instants(
     client: TestClient, service: TradingService
 ) -> None:
-    history = service.feed.history("BTC/USDT", 400, None)
+    history = service.feed.history("BTC/USDT", 700, None)
     candles = candles_body(history)
     plus_one = timezone(timedelta(hours=1))
     for i, (candle, moment) in enumerate(zip(candles, history["timestamp"], strict=True)):
@@ -112,38 +112,31 @@ def test_malformed_timeframe_is_422_at_the_timeframe(client: TestClient, timefra
     assert _issues(response)[0]["loc"] == ["body", "timeframe"]
 
 
-def test_too_few_candles_is_the_services_422_message(client: TestClient) -> None:
+def test_too_few_candles_is_the_services_422_message(
+    client: TestClient, service: TradingService
+) -> None:
     response = _post(client, [_candle()])
     assert response.status_code == 422
+    needed = min_candles(service.runner.bundle)
     assert response.json() == {
-        "detail": f"send between {MIN_CANDLES} and {MAX_CANDLES} candles (the features need "
-        f"{MIN_CANDLES} to warm up); got 1"
+        "detail": f"send between {needed} and {MAX_CANDLES} candles (the models' features need "
+        f"{needed - 1} candles of history before the last one); got 1"
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: prediction.MIN_CANDLES (300) is below the features' warm-up (576 candles for "
-    "ema_alignment and ema_dist_50), so the regime of the last candle is unknown",
-)
 def test_a_decision_on_the_fewest_candles_accepted_knows_its_regime(
     client: TestClient, service: TradingService
 ) -> None:
-    history = service.feed.history("BTC/USDT", MIN_CANDLES, None)
+    history = service.feed.history("BTC/USDT", min_candles(service.runner.bundle), None)
     response = _post(client, candles_body(history))
     assert response.status_code == 200, response.text
     assert response.json()["regime"] != "unknown", response.json()["reasons"][0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: two candles without a trade at the start (open = high = low = close) seed "
-    "ADX's smoothed range with 0, and _directional_index divides by it: a 500",
-)
 def test_candles_that_start_without_a_trade_get_a_decision(
     client: TestClient, service: TradingService
 ) -> None:
-    candles = candles_body(service.feed.history("BTC/USDT", 400, None))
+    candles = candles_body(service.feed.history("BTC/USDT", 700, None))
     price = candles[0]["open"]
     for candle in candles[:2]:
         candle.update(open=price, high=price, low=price, close=price, volume=0.0)
@@ -151,15 +144,10 @@ def test_candles_that_start_without_a_trade_get_a_decision(
     assert response.status_code == 200, response.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: 20 candles without volume make vwap_dist_20 infinite, and the logistic model "
-    "refuses it with a 422 about its own features",
-)
 def test_candles_ending_in_a_day_without_volume_get_a_decision(
     client: TestClient, service: TradingService
 ) -> None:
-    candles = candles_body(service.feed.history("BTC/USDT", 400, None))
+    candles = candles_body(service.feed.history("BTC/USDT", 700, None))
     for candle in candles[-24:]:
         candle["volume"] = 0.0
     response = _post(client, candles)

@@ -118,11 +118,6 @@ def test_learning_status_reports_the_training_and_the_schedule(
     assert body["trained_at"] is not None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: Runner.step counts every symbol's candle, so with two symbols the count runs "
-    "twice as fast as the bars retrain_every_bars is measured in",
-)
 def test_candles_since_training_counts_bars_like_the_retraining_schedule(
     client: TestClient,
 ) -> None:
@@ -158,10 +153,10 @@ def test_predict_single_by_symbol_gives_its_live_decision(
     assert _same_decision(response.json(), service.live_decision(symbol))
 
 
-def test_predict_single_on_400_candles_decides_on_the_last_one(
+def test_predict_single_on_700_candles_decides_on_the_last_one(
     client: TestClient, service: TradingService
 ) -> None:
-    history = service.feed.history("BTC/USDT", 400, None)
+    history = service.feed.history("BTC/USDT", 700, None)
     body = {"symbol": "BTC/USDT", "timeframe": "1h", "candles": candles_body(history)}
     response = client.post("/predict/single", json=body)
     assert response.status_code == 200, response.text
@@ -188,7 +183,7 @@ def test_predict_of_an_unknown_symbol_is_404_naming_it(client: TestClient) -> No
 def test_predict_batch_answers_each_request_in_order(
     client: TestClient, service: TradingService
 ) -> None:
-    candles = candles_body(service.feed.history("BTC/USDT", 400, None))
+    candles = candles_body(service.feed.history("BTC/USDT", 700, None))
     on_candles = {"symbol": "BTC/USDT", "timeframe": "1h", "candles": candles}
     requests = [{"symbol": "ETH/USDT", "timeframe": "1h"}, on_candles]
     response = client.post("/predict/batch", json={"requests": requests})

@@ -203,11 +203,6 @@ def test_dashboard_shows_the_services_numbers_as_it_gave_them(
     _save_screenshot(page, tmp_path, "dashboard-traded.png")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the recent-trades table overflows its card at 1440 px with real trades "
-    "(exit reason 'break_even'); its cells never wrap and nothing scrolls",
-)
 def test_every_table_fits_its_card(traded: Served, page: Page) -> None:
     page.goto(f"{traded.url}/#token={TOKEN}")
     expect(page.get_by_test_id("trade")).to_have_count(15)

@@ -143,9 +143,9 @@ def test_predictions_name_what_is_wrong(tmp_path: Path) -> None:
         service.predict("DOGE/USDT", "1h")
     with pytest.raises(UserInputError, match="1h candles, not 4h"):
         service.predict("BTC/USDT", "4h")
-    history = service.feed.history("BTC/USDT", 500, None)
+    history = service.feed.history("BTC/USDT", 800, None)
     decision = service.predict("BTC/USDT", "1h", history)
     assert decision["timestamp"] == history["timestamp"][-1].isoformat()
-    with pytest.raises(UserInputError, match="between 300"):
+    with pytest.raises(UserInputError, match="send between"):
         service.predict("BTC/USDT", "1h", history.head(10))
     assert service.top_predictions(5)[0]["symbol"] == "BTC/USDT"

@@ -78,7 +78,13 @@ def _directional_step(
 
 @njit(cache=True, nogil=True)
 def _directional_index(ranges: float, plus: float, minus: float) -> tuple[float, float, float]:
-    """Return +DI, -DI and DX from the smoothed range and directional moves."""
+    """Return +DI, -DI and DX from the smoothed range and directional moves.
+
+    A market that has not moved at all yet (smoothed range exactly 0) has no direction:
+    0, 0, 0, as TA-Lib gives, instead of a division by zero.
+    """
+    if ranges == 0.0:
+        return 0.0, 0.0, 0.0
     plus_di = 100.0 * plus / ranges
     minus_di = 100.0 * minus / ranges
     spread = plus_di + minus_di

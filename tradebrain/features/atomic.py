@@ -153,7 +153,8 @@ def _vwap(bars: Bars, start: int) -> dict[str, np.ndarray]:
     out = {}
     for w in VWAP_WINDOWS:
         sums = rolling_sums(np.vstack((typical * volume, volume)), w, start)
-        vwap = sums[0] / (sums[1] + 1e-12)
+        # A window without any volume has no VWAP: NaN, not a price divided by ~0.
+        vwap = np.where(sums[1] > 0.0, sums[0] / np.where(sums[1] > 0.0, sums[1], 1.0), np.nan)
         std = rolling_mean_std(close, w, 0, start)[1]
         out[f"vwap_dist_{w}"] = now / vwap - 1.0
         out[f"vwap_z_{w}"] = (now - vwap) / (std + 1e-12 * now)

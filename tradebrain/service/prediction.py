@@ -18,8 +18,21 @@ from tradebrain.config import Settings
 from tradebrain.data.validation import ROW, validate
 from tradebrain.exceptions import UserInputError
 
-MIN_CANDLES = 300
 MAX_CANDLES = 5000
+
+
+def min_candles(bundle: Any) -> int:
+    """Return how many candles a decision on sent candles needs: the longest warm-up of the
+    bundle's features, plus the sequence models' window, plus the candle decided on."""
+    from tradebrain.features import list_features
+
+    used = set(bundle.feature_names) | set(bundle.sequence_names)
+    sets = bundle.manifest.get("feature_sets")
+    warmup = max(
+        (int(str(f["warmup"])) for f in list_features(sets) if f["name"] in used), default=0
+    )
+    sequence = any(m.input_kind == "sequence" for m in bundle.models.values())
+    return warmup + (bundle.window if sequence else 0) + 1
 
 
 def decide_on_candles(
@@ -28,10 +41,11 @@ def decide_on_candles(
     """Return the decision dict for the last of ``candles`` (candle schema, oldest first)."""
     from tradebrain.features import compute_features
 
-    if not MIN_CANDLES <= candles.height <= MAX_CANDLES:
+    needed = min_candles(bundle)
+    if not needed <= candles.height <= MAX_CANDLES:
         raise UserInputError(
-            f"send between {MIN_CANDLES} and {MAX_CANDLES} candles (the features need "
-            f"{MIN_CANDLES} to warm up); got {candles.height}"
+            f"send between {needed} and {MAX_CANDLES} candles (the models' features need "
+            f"{needed - 1} candles of history before the last one); got {candles.height}"
         )
     frame, report = validate(candles, "candles", timeframe, source="request body")
     if not report.ok:

@@ -383,7 +383,8 @@ class Runner:
             for event in broker.poll():
                 self._engine_of(event, engine).on_event(event)
         run.candles_loaded += 1
-        self.state.candles_since_training += 1
+        if candle.symbol == self.options.symbols[0]:  # counted in bars, not in symbol-candles
+            self.state.candles_since_training += 1
         decision = strategy.decisions[-1] if len(strategy.decisions) > counts[0] else None
         for order_id, intent in venue.drain():
             self.orders.submitted(order_id, intent, candle.close_time)
@@ -483,21 +484,30 @@ class Runner:
         if state == EMERGENCY:
             self.risk.emergency_stop(reason, now)
             self._close_everything(now)
+        elif state == PAUSED:
+            self._cancel_entries(now)
         elif self.risk.emergency:
             self.risk.release_emergency_stop(reason, now)
         self.store.set_control(self.run, state, reason, now)
         self.store.record_event(self.run, "control", f"{state}: {reason}", now)
 
-    def _close_everything(self, now: datetime) -> None:
-        """Cancel open entry orders and send reduce-only exits for every position."""
-        broker, venue = self.broker, self.venue
-        if broker is None or venue is None:
+    def _cancel_entries(self, now: datetime) -> None:
+        """Cancel the entry orders not yet filled (a pause means no new position, at once)."""
+        broker = self.broker
+        if broker is None:
             return
         for order_id, intent in open_orders_of(broker):
             if not intent.reduce_only:
                 for event in broker.cancel(order_id, now):
                     if isinstance(event, OrderCancelled):
                         self.orders.cancelled(event)
+
+    def _close_everything(self, now: datetime) -> None:
+        """Cancel open entry orders and send reduce-only exits for every position."""
+        broker, venue = self.broker, self.venue
+        if broker is None or venue is None:
+            return
+        self._cancel_entries(now)
         account = broker.account(now)
         for intent in self.risk.close_all_intents(account):
             run = self.runs.get(intent.symbol)

@@ -68,7 +68,9 @@ class ServiceView(Protocol):
 
         Returns a decision dict (shape above). Raises
         :class:`~tradebrain.exceptions.UserInputError` with a message naming the problem when
-        the symbol is not served, the timeframe differs, or the candles are too few or invalid.
+        the timeframe differs, or the candles are too few or invalid; without candles, a
+        symbol that is not served raises :class:`~tradebrain.exceptions.NotFoundError`. Sent
+        candles may be of any symbol (the name only labels the decision).
         """
         ...
 
