@@ -17,7 +17,7 @@ Nothing here knows whether the feed is a replay or a live stream.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -87,6 +87,13 @@ class Engine:
         Candles known at the start (a replay's whole series, or a live warm-up tail).
     market_type, leverage
         What risk is told about the market.
+
+    Attributes
+    ----------
+    position_source
+        When set (live trading), the strategy's position is read from it on every candle,
+        after the broker's events, instead of being summed from fills: a venue's balances
+        include fees taken in the coin and lot-size rounding that fills alone do not show.
     """
 
     def __init__(
@@ -126,6 +133,7 @@ class Engine:
         self._atr = math.nan
         self._previous_close = math.nan
         self._day = -1
+        self.position_source: Callable[[str], float] | None = None
 
     def run(self, feed: Iterable[Event]) -> EngineResult:
         """Initialise the strategy, handle every event of ``feed``, return the result."""
@@ -158,6 +166,8 @@ class Engine:
         self._market = None
         equity = broker.equity()
         context = self.context
+        if self.position_source is not None:  # a venue's account is the truth (live trading)
+            context.position = self.position_source(context.symbol)
         position = context.position
         self._open_times.append(candle.open_time)
         self._equity.append(equity)

@@ -115,6 +115,7 @@ class OrderDenied:
     intent: OrderIntent
     reason: str
     rule: str = ""
+    order_id: str = ""  # the broker's id when a venue refused an order it had accepted
 
     @property
     def event_time(self) -> datetime:

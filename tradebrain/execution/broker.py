@@ -203,19 +203,22 @@ class SimulatedBroker:
             quantity = budget / (price * (1.0 + self._taker_rate))
         else:
             return OrderDenied(
-                timestamp, intent, "entry has no size: set quantity or equity_fraction", "size"
-            )
+                timestamp, intent, "entry has no size: set quantity or equity_fraction", "size",
+                order_id,
+            )  # fmt: skip
         if self.market is MarketType.SPOT and not intent.reduce_only:
             if side is Side.SELL and quantity > max(held, 0.0) * (1 + 1e-12):
                 return OrderDenied(
-                    timestamp, intent, "spot market: cannot sell short", "spot_short"
+                    timestamp, intent, "spot market: cannot sell short", "spot_short", order_id
                 )
             if side is Side.BUY:
                 price = self.costs.fill_price(side, reference, quantity, market, liquidity)
                 affordable = self.portfolio.cash / (price * (1.0 + self._taker_rate))
                 quantity = min(quantity, affordable)
         if quantity <= 0:
-            return OrderDenied(timestamp, intent, "not enough cash for any quantity", "size")
+            return OrderDenied(
+                timestamp, intent, "not enough cash for any quantity", "size", order_id
+            )
         price = self.costs.fill_price(side, reference, quantity, market, liquidity)
         fee = self.costs.fee(quantity * price, liquidity)
         fill = Fill(

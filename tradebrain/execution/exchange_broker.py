@@ -103,6 +103,9 @@ class ExchangeBroker:
         self.venue = VenueAccount(exchange, self.calls, self.market, self.leverage)
         self.desk = VenueDesk(exchange, self.calls, self.market, self.clock)
         self._queued: list[Event] = []
+        self.on_place: Callable[[str, OrderIntent], None] | None = None
+        """Called with (client id, intent) before a protective order is sent, so a runner can
+        record it first (an order nobody knows about is never left on the venue)."""
         self._leveraged: set[str] = set()
         self._stops: dict[str, float] = {}  # venue symbol -> stop price of the open position
         self._soft_targets: dict[str, tuple[str, float]] = {}  # spot: symbol -> (entry, target)
@@ -153,7 +156,7 @@ class ExchangeBroker:
             self.desk.place(order, quantity, look_first=False)
         except (VenueRefusal, TemporaryError) as error:
             reason = error.reason if isinstance(error, VenueRefusal) else str(error)
-            self._queued.append(OrderDenied(self.clock(), intent, reason, "venue"))
+            self._queued.append(OrderDenied(self.clock(), intent, reason, "venue", client_id))
         return client_id
 
     def cancel(self, order_id: str, timestamp: datetime) -> list[Event]:
@@ -332,11 +335,13 @@ class ExchangeBroker:
             if client_id in self.desk.orders:
                 continue
             order = TrackedOrder(client_id, plan, symbol, conditional=self._is_conditional(plan))
+            if self.on_place is not None:  # the runner records it before it is sent
+                self.on_place(client_id, plan)
             try:
                 self.desk.place(order, quantity, look_first=True)  # adopt it if it exists
             except VenueRefusal as refusal:
                 logger.error("protective order %s refused: %s", client_id, refusal.reason)
-                self._queued.append(OrderDenied(when, plan, refusal.reason, "venue"))
+                self._queued.append(OrderDenied(when, plan, refusal.reason, "venue", client_id))
 
     def _unprotect(self, symbol: str, reason: str, *, keep_levels: bool = False) -> list[Event]:
         """Cancel the protective orders of ``symbol``; return their fills and cancellations."""

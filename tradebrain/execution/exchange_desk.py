@@ -143,7 +143,10 @@ class VenueDesk:
             del self.orders[order.client_id]
             reason = order.lost_reason or "the venue has no order with this client id"
             if order.sent_here:  # sent by this broker, never confirmed: the venue is unavailable
-                return [OrderDenied(self.clock(), order.intent, reason, "venue_unavailable")], False
+                denial = OrderDenied(
+                    self.clock(), order.intent, reason, "venue_unavailable", order.client_id
+                )
+                return [denial], False
             return [OrderCancelled(self.clock(), order.client_id, order.intent, reason)], False
         order.confirmed = True
         if order.conditional and not order.triggered:

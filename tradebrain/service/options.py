@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,9 @@ class ServeOptions:
         Candles per second for the synthetic and replay feeds (0 = as fast as possible).
     warmup
         Candles of history the features and models start from.
+    max_candle_age
+        Live mode: no new position opens on a candle that closed longer ago than this many
+        seconds (a backfill after an outage); None: two candles.
     """
 
     mode: str = "paper"
@@ -42,6 +46,7 @@ class ServeOptions:
     cash: float = 10_000.0
     leverage: float = 1.0
     api_url: str | None = None
+    max_candle_age: float | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -66,8 +71,12 @@ class ServeOptions:
             raise UserInputError("--symbols mixes spot and perpetual markets; run one service each")
         if self.warmup < 300:
             raise UserInputError(f"--warmup must be at least 300 candles, got {self.warmup}")
-        if not self.cash > 0:
-            raise UserInputError(f"--cash must be > 0, got {self.cash}")
+        if not (self.cash > 0 and math.isfinite(self.cash)):
+            raise UserInputError(f"--cash must be a positive amount, got {self.cash}")
+        if not 1 <= self.leverage <= 125:
+            raise UserInputError(f"--leverage must be between 1 and 125, got {self.leverage}")
+        if self.market is MarketType.SPOT and self.leverage != 1:
+            raise UserInputError("--leverage applies to perpetuals (BTC/USDT:USDT); spot is 1")
 
     @property
     def feed_kind(self) -> str:

@@ -14,6 +14,7 @@ from tradebrain.engine.events import OrderCancelled, OrderDenied
 from tradebrain.execution.account import ClosedTrade, Position
 from tradebrain.execution.orders import Fill, OrderIntent
 from tradebrain.state import FillRecord, OrderRecord, PositionRecord, TradeRecord
+from tradebrain.state.records import WORKING_STATUSES
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -68,11 +69,13 @@ class OrderBook:
                 tag=fill.tag,
             )  # fmt: skip
             order = order_record(fill.order_id, intent, "open", fill.timestamp)
+        filled = order.filled_quantity + fill.quantity
+        complete = order.quantity <= 0 or filled >= order.quantity * (1 - 1e-9)
         self._put(
             replace(
                 order,
-                status="filled",
-                filled_quantity=order.filled_quantity + fill.quantity,
+                status="filled" if complete else "partially_filled",
+                filled_quantity=filled,
                 # a venue's clock may lag ours: a status never moves back in time
                 updated_at=max(order.updated_at, fill.timestamp),
             )
@@ -92,18 +95,29 @@ class OrderBook:
         reason = f"{event.rule}: {event.reason}" if event.rule else event.reason
         self._put(replace(record, reason=reason))
 
+    def settle(self, working: set[str], at: datetime) -> None:
+        """Mark partly filled orders the broker no longer works on as filled (a venue rounds
+        quantities to its lot size, so a complete order can show less than was asked)."""
+        for order in list(self.orders.values()):
+            if order.status == "partially_filled" and order.client_id not in working:
+                self._put(replace(order, status="filled", updated_at=max(order.updated_at, at)))
+
     def lost(self, order: OrderRecord, at: datetime) -> None:
         """Record that an order recorded as open is not in the restored account."""
         reason = "not in the restored account: it was lost in a restart"
         self._put(replace(order, status="cancelled", reason=reason, updated_at=at))
 
     def open_orders(self) -> list[OrderRecord]:
-        """Return the orders still open."""
-        return [o for o in self.orders.values() if o.status == "open"]
+        """Return the orders still working (open or partly filled)."""
+        return [o for o in self.orders.values() if o.status in WORKING_STATUSES]
 
     def drain(self) -> list[OrderRecord]:
-        """Return the orders changed since the last call."""
+        """Return the orders changed since the last call, and forget the finished ones (the
+        store keeps them; memory stays flat in a service that runs for months)."""
         changed, self._changed = list(self._changed.values()), {}
+        for record in changed:
+            if record.status not in WORKING_STATUSES:
+                self.orders.pop(record.client_id, None)
         return changed
 
     def _put(self, record: OrderRecord) -> None:

@@ -14,8 +14,11 @@ duplicated.
 from __future__ import annotations
 
 import base64
+import hmac
 import logging
+import os
 import pickle
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,7 +36,6 @@ from tradebrain.engine.events import (
     CandleClosed,
     Event,
     FundingSettled,
-    OrderCancelled,
     OrderDenied,
     OrderFilled,
 )
@@ -46,7 +48,7 @@ from tradebrain.execution.orders import OrderIntent, OrderType, Side
 from tradebrain.execution.snapshot import broker_state, restore_broker
 from tradebrain.risk.costs import VenueCosts
 from tradebrain.risk.manager import RiskManager
-from tradebrain.risk.market import MarketState
+from tradebrain.risk.market import MarketState, MarketType
 from tradebrain.service.feeds import LiveFeed
 from tradebrain.service.metrics import ServiceMetrics
 from tradebrain.service.options import ServeOptions
@@ -63,6 +65,9 @@ from tradebrain.state import CandleRecord, EquityPoint, OrderRecord, StateStore,
 log = logging.getLogger(__name__)
 
 RUNNING, PAUSED, EMERGENCY = "running", "paused", "emergency_stop"
+DUST_NOTIONAL = 10.0
+"""A live position worth less than this (quote currency) is dust: Binance's minimum order
+value is 5-10 USDT, so it can be neither sold nor protected, and counts as flat."""
 KEEP_IN_MEMORY = 500
 """Newest decisions, fills, closed trades... kept in memory per engine (the store keeps all)."""
 
@@ -77,16 +82,20 @@ class ControlGate:
     def __init__(self, risk: RiskManager) -> None:
         self.risk = risk
         self.state = RUNNING
+        self.stale = ""  # why the candle in hand is too old to open a position on, if it is
 
     def review(
         self, intent: OrderIntent, account: AccountSnapshot, market: MarketState
     ) -> OrderIntent | RiskDenial:
-        """Deny entries while not running; otherwise let risk decide."""
-        if self.state != RUNNING and not intent.reduce_only:
-            why = "paused" if self.state == PAUSED else "emergency-stopped"
-            return OrderDenied(
-                market.timestamp, intent, f"trading is {why} by the operator", "control"
-            )
+        """Deny entries while not running or on a stale candle; otherwise let risk decide."""
+        if not intent.reduce_only:
+            if self.state != RUNNING:
+                why = "paused" if self.state == PAUSED else "emergency-stopped"
+                return OrderDenied(
+                    market.timestamp, intent, f"trading is {why} by the operator", "control"
+                )
+            if self.stale:
+                return OrderDenied(market.timestamp, intent, self.stale, "stale_candle")
         return self.risk.review(intent, account, market)
 
 
@@ -109,11 +118,13 @@ class RunnerState:
     benchmark_price: float = 0.0
     started_at: str = ""
     candles_since_training: int = 0
+    descriptor: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "memory": self.extra.get("memory"),
+            "descriptor": self.descriptor,
             "trades_total": self.trades_total,
             "benchmark_symbol": self.benchmark_symbol,
             "benchmark_price": self.benchmark_price,
@@ -130,6 +141,7 @@ class RunnerState:
             benchmark_price=float(data.get("benchmark_price", 0.0)),
             started_at=str(data.get("started_at", "")),
             candles_since_training=int(data.get("candles_since_training", 0)),
+            descriptor=dict(data.get("descriptor") or {}),
             extra={"memory": data.get("memory")},
         )
 
@@ -162,7 +174,7 @@ class Runner:
         self.broker: Any = None  # SimulatedBroker (paper) or ExchangeBroker (live)
         self.venue: RecordingBroker | None = None
         self._exchange_broker = exchange_broker
-        self._startup_events: list[Event] = []
+        self._pending_events: list[Event] = []
         self.risk = RiskManager(settings.risk)
         self.gate = ControlGate(self.risk)
         self.orders = OrderBook()
@@ -171,6 +183,7 @@ class Runner:
         self.latest: dict[str, dict[str, Any]] = {}
         self.trained_at: str | None = None
         self.restored = False
+        self._key: bytes | None = None
 
     # --- start-up -------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -179,6 +192,7 @@ class Runner:
         self.state = RunnerState.from_dict(self.store.runner_state(self.run))
         if not self.state.started_at:
             self.state.started_at = datetime.now(UTC).isoformat()
+        self._check_descriptor()
         histories: dict[str, pl.DataFrame] = {}
         for symbol in options.symbols:
             last = self.store.last_candle(self.run, symbol, self.feed.timeframe)
@@ -207,11 +221,14 @@ class Runner:
             )  # fmt: skip
             strategy.init(engine.context)
             self.runs[symbol] = SymbolRun(engine, strategy, signals, histories[symbol].height)
-        held = self.broker.account(datetime.now(UTC)).positions
-        for symbol, run in self.runs.items():
-            run.engine.context.position = held[symbol].quantity if symbol in held else 0.0
         if isinstance(self.broker, SimulatedBroker):
+            held = self.broker.account(datetime.now(UTC)).positions
+            for symbol, run in self.runs.items():
+                run.engine.context.position = held[symbol].quantity if symbol in held else 0.0
             self.broker._market_source = lambda s: self.runs[s].engine.market_state()
+        else:
+            for run in self.runs.values():
+                run.engine.position_source = self._venue_position
         if self.state.extra.get("memory"):
             self._restore_memory(self.state.extra["memory"])
         control = self.store.control(self.run)
@@ -222,14 +239,37 @@ class Runner:
                 # them again (a second reduce-only exit of a flat position is just cancelled).
                 self.risk.emergency_stop(control.get("reason") or "emergency stop (restored)")
                 self._close_everything(datetime.now(UTC))
+            elif control["state"] == PAUSED:  # entries restored with the account stay unsent
+                self._cancel_entries(datetime.now(UTC))
+
+    def _check_descriptor(self) -> None:
+        """Refuse to continue a run that was started with other markets or settings."""
+        options = self.options
+        now = {
+            "mode": options.mode, "market": options.market.value,
+            "symbols": list(options.symbols), "timeframe": self.feed.timeframe,
+            "cash": options.cash, "leverage": options.leverage,
+        }  # fmt: skip
+        saved = self.state.descriptor
+        if saved and saved != now:
+            changed = ", ".join(
+                f"{key} {saved.get(key)!r} -> {value!r}"
+                for key, value in now.items()
+                if saved.get(key) != value
+            )
+            raise UserInputError(
+                f"the state {self.store.url} belongs to a run with other settings ({changed}); "
+                "start it again as it was, or give this run its own --state file"
+            )
+        self.state.descriptor = now
 
     def _memory(self) -> str:
         """Return what the engines, brains and risk policy remember between candles, packed.
 
         Saved with every step, so a restarted runner decides exactly as an uninterrupted one
         would: the brain's smoothers and panic history, each engine's ATR and last candle, and
-        risk's policy (mode, paused symbols, emergency latch). Pickled: the state file is the
-        runner's own, never read from elsewhere.
+        risk's policy (mode, paused symbols, emergency latch). Pickled and signed with a key
+        kept beside the service's models (see :meth:`_restore_memory`).
         """
         engines = {
             symbol: {
@@ -243,11 +283,36 @@ class Runner:
             for symbol, run in self.runs.items()
         }
         packed = pickle.dumps({"engines": engines, "policy": self.risk.policy})
-        return base64.b64encode(packed).decode("ascii")
+        signature = hmac.digest(self._secret(), packed, "sha256")
+        return base64.b64encode(signature + packed).decode("ascii")
+
+    def _secret(self) -> bytes:
+        """Return this installation's key that signs the saved memory (made once, 0600)."""
+        if self._key is None:
+            path = self.model_dir.parent / f".{self.model_dir.name}.key"
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(descriptor, "wb") as file:
+                    file.write(secrets.token_bytes(32))
+            self._key = path.read_bytes()
+        return self._key
 
     def _restore_memory(self, text: str) -> None:
-        """Put back what :meth:`_memory` saved (symbols no longer served are ignored)."""
-        saved = pickle.loads(base64.b64decode(text))
+        """Put back what :meth:`_memory` saved (symbols no longer served are ignored).
+
+        The memory is unpickled only when its signature is this installation's: a state
+        database that someone else could write never runs their code here. Without a valid
+        signature the run goes on with fresh memory (smoothers re-warm within a few candles).
+        """
+        raw = base64.b64decode(text)
+        signature, packed = raw[:32], raw[32:]
+        if not hmac.compare_digest(signature, hmac.digest(self._secret(), packed, "sha256")):
+            message = "the saved memory is not signed by this installation; starting it afresh"
+            log.warning(message)
+            self.store.record_event(self.run, "restore", message, datetime.now(UTC))
+            return
+        saved = pickle.loads(packed)
         for symbol, memory in saved["engines"].items():
             run = self.runs.get(symbol)
             if run is None:
@@ -306,24 +371,55 @@ class Runner:
                 live_exchange(self.options), market=self.options.market,
                 leverage=self.options.leverage, client_prefix="tb",
             )  # fmt: skip
+        broker.on_place = self._before_send_now
+        counts = self.store.counts(self.run)
+        fresh = counts.get("candles", 0) == 0 and counts.get("orders", 0) == 0
+        if fresh and self.options.market is MarketType.SPOT:
+            self._check_spot_holdings(broker)
         known = self.store.open_orders(self.run)
         self.orders = OrderBook(known)
-        self._startup_events = broker.reconcile(
+        self._pending_events = broker.reconcile(
             [(o.client_id, intent_of(o)) for o in known],
             already_filled={o.client_id: o.filled_quantity for o in known},
         )
         self.restored = bool(known)
         message = (
             f"reconciled {len(known)} open order(s) with the venue: "
-            f"{len(self._startup_events)} event(s) happened while the service was down"
+            f"{len(self._pending_events)} event(s) happened while the service was down"
         )
         self.store.record_event(self.run, "reconcile", message, datetime.now(UTC))
         log.info(message)
         return broker
 
+    def _check_spot_holdings(self, broker: Any) -> None:
+        """A new live spot run trades only what it buys: coins already held are not its own.
+
+        Refuse to start when a traded coin is held above dust, so an exit can never sell the
+        owner's coins.
+        """
+        account = broker.account(datetime.now(UTC))
+        for symbol in self.options.symbols:
+            held = account.positions.get(symbol)
+            if held is None:
+                continue
+            worth = abs(held.quantity) * held.entry_price  # the venue's last price on spot
+            if worth >= DUST_NOTIONAL:
+                raise UserInputError(
+                    f"the account already holds {held.quantity:g} {symbol.split('/')[0]} "
+                    f"(about {worth:.2f} {symbol.split('/')[1]}); a live spot run would treat "
+                    "them as its own position and could sell them. Move them to another "
+                    "account (or sub-account) before starting"
+                )
+
+    def _before_send_now(self, client_id: str, intent: OrderIntent) -> None:
+        """Record an order the broker places by itself (a protective stop or target)."""
+        self._before_send(client_id, intent, datetime.now(UTC))
+
     def _before_send(self, client_id: str, intent: OrderIntent, at: datetime) -> None:
         """Record a live order as open BEFORE it is sent (see :meth:`StateStore.record_orders`)."""
-        self.store.record_orders(self.run, [order_record(client_id, intent, "open", at)])
+        record = order_record(client_id, intent, "open", at)
+        self.store.record_orders(self.run, [record])
+        self.orders.orders[client_id] = record  # its fills and cancellation update this record
 
     def _paper_broker(self) -> SimulatedBroker:
         options = self.options
@@ -367,15 +463,19 @@ class Runner:
         engine, strategy = run.engine, run.strategy
         paper = isinstance(broker, SimulatedBroker)
         closed = broker.portfolio.closed_trades if paper else []
-        counts = (
-            len(strategy.decisions), len(engine.fills), len(engine.denials),
-            len(engine.cancellations), len(closed),
-        )  # fmt: skip
-        if self._startup_events:  # what the venue did while the service was down
-            events, self._startup_events = self._startup_events, []
+        n_decisions, n_closed = len(strategy.decisions), len(closed)
+        # Order events can reach any symbol's engine (a venue poll answers for every symbol):
+        # the tails of every engine are recorded.
+        marks = {
+            symbol: (len(r.engine.fills), len(r.engine.denials), len(r.engine.cancellations))
+            for symbol, r in self.runs.items()
+        }
+        if self._pending_events:  # what happened between candles (restart, operator)
+            events, self._pending_events = self._pending_events, []
             for event in events:
                 self._engine_of(event, engine).on_event(event)
         venue.begin(candle)
+        self.gate.stale = self._stale(candle)
         started = time.perf_counter()
         engine.on_candle_closed(candle)
         latency = time.perf_counter() - started
@@ -385,21 +485,28 @@ class Runner:
         run.candles_loaded += 1
         if candle.symbol == self.options.symbols[0]:  # counted in bars, not in symbol-candles
             self.state.candles_since_training += 1
-        decision = strategy.decisions[-1] if len(strategy.decisions) > counts[0] else None
+        decision = strategy.decisions[-1] if len(strategy.decisions) > n_decisions else None
         for order_id, intent in venue.drain():
             self.orders.submitted(order_id, intent, candle.close_time)
-        fills = engine.fills[counts[1]:]
-        for fill in fills:
-            self.orders.filled(fill)
+        fills: list[Any] = []
         stamp = micros(candle.close_time)
-        for number, denial in enumerate(engine.denials[counts[2]:]):
-            self.orders.denied(denial, f"denied|{candle.symbol}|{stamp}|{number}")
-        for cancellation in engine.cancellations[counts[3]:]:
-            self.orders.cancelled(cancellation)
+        for symbol, r in self.runs.items():
+            n_fills, n_denials, n_cancellations = marks[symbol]
+            for fill in r.engine.fills[n_fills:]:
+                self.orders.filled(fill)
+                fills.append(fill)
+            for number, denial in enumerate(r.engine.denials[n_denials:]):
+                synthetic = f"denied|{symbol}|{stamp}|{number}"
+                self.orders.denied(denial, denial.order_id or synthetic)
+            for cancellation in r.engine.cancellations[n_cancellations:]:
+                self.orders.cancelled(cancellation)
+        self.orders.settle({order_id for order_id, _ in open_orders_of(broker)}, candle.close_time)
         trades = []
-        for trade in closed[counts[4]:]:
+        for trade in closed[n_closed:]:
             self.state.trades_total += 1
             trades.append(trade_record(trade, self.state.trades_total))
+        for risk_event in self.risk.drain_events():
+            self.store.record_event(self.run, "risk", str(risk_event), candle.close_time)
         self._record(candle, decision, fills, trades)
         self._trim(run)
         if decision is not None:
@@ -408,6 +515,30 @@ class Runner:
                 **decision.to_dict(), "price": candle.close, "timeframe": self.feed.timeframe,
             }  # fmt: skip
         return decision
+
+    def _stale(self, candle: CandleClosed) -> str:
+        """In live mode, say why entries must wait when ``candle`` is old (a backfill)."""
+        if self.options.mode != "live":
+            return ""
+        age = (datetime.now(UTC) - candle.close_time).total_seconds()
+        limit = self.options.max_candle_age or 2 * timeframe_seconds(self.feed.timeframe)
+        if age <= limit:
+            return ""
+        return (
+            f"the candle closed {age:.0f} s ago (backfill after an outage or a restart): "
+            "no new position is opened on old prices"
+        )
+
+    def _venue_position(self, symbol: str) -> float:
+        """Return the bot's position in ``symbol`` as the venue holds it (dust counts as 0)."""
+        broker = self.broker
+        held = broker.account(datetime.now(UTC)).positions.get(symbol)
+        if held is None:
+            return 0.0
+        quantity = float(held.quantity)
+        run = self.runs.get(symbol)
+        price = run.engine._last.close if run is not None and run.engine._last else 0.0
+        return 0.0 if abs(quantity) * price < DUST_NOTIONAL else quantity
 
     def _record(
         self,
@@ -498,9 +629,9 @@ class Runner:
             return
         for order_id, intent in open_orders_of(broker):
             if not intent.reduce_only:
-                for event in broker.cancel(order_id, now):
-                    if isinstance(event, OrderCancelled):
-                        self.orders.cancelled(event)
+                # A live cancel may also report fills that came first: every event is handled
+                # (and recorded) with the next candle.
+                self._pending_events.extend(broker.cancel(order_id, now))
 
     def _close_everything(self, now: datetime) -> None:
         """Cancel open entry orders and send reduce-only exits for every position."""

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import polars as pl
 
 from tradebrain.config import Settings
-from tradebrain.exceptions import NotFoundError, UserInputError
+from tradebrain.exceptions import NotFoundError, TemporaryError, UserInputError
 from tradebrain.service.feeds import LiveFeed, replay_feed, synthetic_feed
 from tradebrain.service.metrics import ServiceMetrics
 from tradebrain.service.options import ServeOptions
@@ -30,7 +30,7 @@ from tradebrain.state import StateStore
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
-PHASES = ("starting", "warming_up", "running", "finished", "failed", "stopped")
+PHASES = ("starting", "warming_up", "running", "reconnecting", "finished", "failed", "stopped")
 
 
 def state_location(options: ServeOptions, home: Path) -> tuple[str, Path]:
@@ -95,10 +95,9 @@ class TradingService:
         url, model_dir = state_location(options, settings.home)
         self.store = store or StateStore(url)
         self.feed = feed or make_feed(options, settings)
-        self.runner = Runner(
-            options, settings, self.feed, self.store, self.metrics,
-            model_dir=model_dir, progress=self._progress, exchange_broker=broker,
-        )  # fmt: skip
+        self._model_dir = model_dir
+        self._broker = broker
+        self.runner = self._new_runner()
         self.phase = "starting"
         self.detail = ""
         self.error: str | None = None
@@ -107,6 +106,12 @@ class TradingService:
         self._thread: threading.Thread | None = None
         self._started = time.monotonic()
         self._feed_lag: float | None = None
+
+    def _new_runner(self) -> Runner:
+        return Runner(
+            self.options, self.settings, self.feed, self.store, self.metrics,
+            model_dir=self._model_dir, progress=self._progress, exchange_broker=self._broker,
+        )  # fmt: skip
 
     # --- life cycle -----------------------------------------------------------------------
     def start(self) -> None:
@@ -137,32 +142,58 @@ class TradingService:
         log.info(text)
 
     def _main(self) -> None:
-        try:
-            with self._lock:
-                self.phase = "warming_up"
-            self.runner.prepare()
-            with self._lock:
-                self.phase = "running"
-                self.detail = ""
-            step_seconds = None
-            for candle in self.feed.events(self.runner.after, self._stop):
+        """Run the runner; after a venue outage, start it again as after a crash."""
+        delay = 1.0
+        while True:
+            try:
+                self._run_once()
+                return
+            except TemporaryError as error:  # the venue or network: wait, then resume
+                log.warning("the venue is unavailable (%s); resuming in %.0f s", error, delay)
+                self.metrics.count_error("venue")
                 with self._lock:
-                    self.runner.step(candle)
+                    self.phase = "reconnecting"
+                    self.error = f"{type(error).__name__}: {error}"
+                if self._stop.wait(delay):
+                    with self._lock:
+                        self.phase = "stopped"
+                    return
+                delay = min(2 * delay, 60.0)
+                self.runner = self._new_runner()  # restored from the state, like a restart
+            except UserInputError as error:  # a setting or data problem: say it plainly
+                log.error("the runner cannot start: %s", error)
+                self._failed(error)
+                return
+            except Exception as error:  # the service stays up to say what went wrong
+                log.exception("the runner stopped")
+                self._failed(error)
+                return
+
+    def _run_once(self) -> None:
+        with self._lock:
+            self.phase = "warming_up"
+        self.runner.prepare()
+        with self._lock:
+            self.phase = "running"
+            self.detail = ""
+            self.error = None
+        live_feed = self.options.feed_kind == "exchange"
+        for candle in self.feed.events(self.runner.after, self._stop):
+            with self._lock:
+                self.runner.step(candle)
+            if live_feed:
                 lag = (datetime.now(UTC) - candle.close_time).total_seconds()
-                if self.options.feed_kind == "exchange":
-                    self._feed_lag = lag
-                    self.metrics.feed_lag.set(lag)
-                else:  # a tape's clock is simulated: its lag is the feed's own pacing
-                    self._feed_lag = 0.0 if step_seconds is None else step_seconds
-            with self._lock:
-                if self.phase == "running":
-                    self.phase = "stopped" if self._stop.is_set() else "finished"
-        except Exception as error:  # the service stays up to say what went wrong
-            log.exception("the runner stopped")
-            self.metrics.count_error("runner")
-            with self._lock:
-                self.phase = "failed"
-                self.error = f"{type(error).__name__}: {error}"
+                self._feed_lag = lag
+                self.metrics.feed_lag.set(lag)
+        with self._lock:
+            if self.phase == "running":
+                self.phase = "stopped" if self._stop.is_set() else "finished"
+
+    def _failed(self, error: BaseException) -> None:
+        self.metrics.count_error("runner")
+        with self._lock:
+            self.phase = "failed"
+            self.error = f"{type(error).__name__}: {error}"
 
     # --- ServiceView ----------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
@@ -173,7 +204,8 @@ class TradingService:
             "phase": self.phase,
             "uptime_s": round(time.monotonic() - self._started, 3),
             "version": version("tradebrain"),
-            "error": self.error,
+            # the kind only: /health needs no token (the message is in /api/ai/status)
+            "error": None if self.error is None else self.error.split(":", 1)[0],
         }
 
     def live_decision(self, symbol: str | None = None) -> dict[str, Any] | None:
@@ -298,8 +330,11 @@ class TradingService:
     def positions(self) -> list[dict[str, Any]]:
         """Return the open positions, marked at the last price."""
         with self._lock:
-            broker = self.runner.broker
-            prices = dict(broker.prices) if broker is not None else {}
+            prices = {
+                symbol: run.engine._last.close
+                for symbol, run in self.runner.runs.items()
+                if run.engine._last is not None
+            }
         out = []
         for p in self.store.positions(self.options.run):
             mark = prices.get(p.symbol)

@@ -11,7 +11,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-ORDER_STATUSES = frozenset({"open", "filled", "cancelled", "denied", "rejected"})
+ORDER_STATUSES = frozenset(
+    {"open", "partially_filled", "filled", "cancelled", "denied", "rejected"}
+)
+WORKING_STATUSES = ("open", "partially_filled")
+"""Statuses of an order the venue may still fill."""
 TRADE_SIDES = frozenset({"long", "short"})
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

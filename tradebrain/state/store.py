@@ -41,6 +41,7 @@ from tradebrain.state import _rows as rows
 from tradebrain.state import _tables as t
 from tradebrain.state._opening import first_line, mask, open_engine
 from tradebrain.state.records import (
+    WORKING_STATUSES,
     CandleRecord,
     EquityPoint,
     EventRecord,
@@ -271,8 +272,10 @@ class StateStore:
         return [rows.order_record(r) for r in self._all(statement, "read orders")]
 
     def open_orders(self, run: str) -> list[OrderRecord]:
-        """Return every order of the run still open, oldest first (the order to restore them)."""
-        return self.orders(run, status="open", limit=None)[::-1]
+        """Return every order of the run still working (open or partly filled), oldest first
+        (the order to restore them in)."""
+        working = [o for s in WORKING_STATUSES for o in self.orders(run, status=s, limit=None)]
+        return sorted(working, key=lambda o: (o.created_at, o.client_id))
 
     def positions(self, run: str) -> list[PositionRecord]:
         """Return the run's latest snapshot of open positions, by symbol."""
