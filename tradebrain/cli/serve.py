@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import threading
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -107,7 +109,21 @@ def serve_command(
             f"[yellow]no API token configured; this run's token:[/] {token}\n"
             f"dashboard: {where}#token={token}"
         )
+    server = uvicorn.Server(uvicorn.Config(app, host=bind, port=port, log_level="warning"))
+    failed: list[str] = []
+
+    def stop_if_start_up_fails() -> None:
+        """A run that cannot start (bad settings, other run's state) ends the command."""
+        while service.phase in ("starting", "warming_up"):
+            time.sleep(0.1)
+        if service.phase == "failed":
+            failed.append(service.error or "the runner failed")
+            server.should_exit = True
+
+    threading.Thread(target=stop_if_start_up_fails, daemon=True).start()
     try:
-        uvicorn.run(app, host=bind, port=port, log_level="warning")
+        server.run()
     finally:
         service.stop()
+    if failed:
+        raise UserInputError(f"the service could not start: {failed[0]}")
