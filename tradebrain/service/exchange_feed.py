@@ -9,7 +9,8 @@ the service was down are backfilled.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +34,7 @@ class ExchangeFeed:
         api_url: str | None = None,
         poll_interval: float = 1.0,
         retry: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.name = f"exchange:{exchange}"
         self.symbols = symbols
@@ -41,9 +43,11 @@ class ExchangeFeed:
         self._factory = lambda: make_exchange(exchange, markets=markets, api_urls=api_url)
         self._retry = retry or RetryPolicy()
         self._poll = poll_interval
+        self._clock = clock
         self._reader = ExchangeCandleStream(
-            self._factory, list(symbols), timeframe, retry=self._retry, poll_interval=poll_interval
-        )
+            self._factory, list(symbols), timeframe, retry=self._retry,
+            poll_interval=poll_interval, clock=clock,
+        )  # fmt: skip
         self._stream: ExchangeCandleStream | None = None
         self._history_end: dict[str, datetime] = {}
 
@@ -63,7 +67,7 @@ class ExchangeFeed:
         since = {s: after.get(s) or self._history_end.get(s) for s in self.symbols}
         self._stream = ExchangeCandleStream(
             self._factory, list(self.symbols), self.timeframe, retry=self._retry,
-            poll_interval=self._poll, stop=stop, since=since,
+            poll_interval=self._poll, stop=stop, since=since, clock=self._clock,
         )  # fmt: skip
         yield from self._stream
 

@@ -1,0 +1,57 @@
+"""`--feed exchange:NAME` against a fake Binance on 127.0.0.1: warm-up history through REST,
+then the candles after the last recorded one (a restart's backfill), each once, in order."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+
+import pytest
+from fake_exchange import FakeBinance
+
+from tradebrain.exceptions import UserInputError
+from tradebrain.service.exchange_feed import ExchangeFeed
+
+
+def _feed(fake: FakeBinance, symbols: tuple[str, ...] = ("BTC/USDT",)) -> ExchangeFeed:
+    return ExchangeFeed(
+        "binance", symbols, "1m", api_url=fake.url, poll_interval=0.05,
+        clock=lambda: fake.now.timestamp(),  # the venue's clock
+    )  # fmt: skip
+
+
+def _closed(fake: FakeBinance, symbol: str) -> list[list[float]]:
+    """The fake's candles that have closed by its clock."""
+    return [c for c in fake.candles(symbol.replace("/", ""), "1m") if c[0] + 60_000 <= fake.now_ms]
+
+
+def test_history_is_the_newest_closed_candles_of_the_venue(fake_binance: FakeBinance) -> None:
+    history = _feed(fake_binance).history("BTC/USDT", 50, None)
+    closed = _closed(fake_binance, "BTC/USDT")
+    assert history.height == 50
+    assert history["timestamp"][-1] == datetime.fromtimestamp(closed[-1][0] / 1000, UTC)
+    assert history["close"].to_list() == [c[4] for c in closed[-50:]]
+
+
+def test_a_restart_gets_every_candle_after_the_last_recorded_one_once_and_in_order(
+    fake_binance: FakeBinance,
+) -> None:
+    feed = _feed(fake_binance, ("BTC/USDT", "ETH/USDT"))
+    closed = _closed(fake_binance, "BTC/USDT")
+    last_recorded = datetime.fromtimestamp(closed[-11][0] / 1000, UTC)  # 10 candles missed
+    stop = threading.Event()
+    seen = []
+    for candle in feed.events({"BTC/USDT": last_recorded, "ETH/USDT": last_recorded}, stop):
+        seen.append((candle.open_time, candle.symbol, candle.close))
+        if len(seen) == 20:
+            stop.set()
+    assert [s for s in seen if s[1] == "BTC/USDT"] == [
+        (datetime.fromtimestamp(c[0] / 1000, UTC), "BTC/USDT", c[4]) for c in closed[-10:]
+    ]
+    assert seen == sorted(seen, key=lambda s: (s[0], s[1] != "BTC/USDT"))
+    assert feed.status()["feed"] == "exchange:binance"
+
+
+def test_a_symbol_the_venue_does_not_list_is_named(fake_binance: FakeBinance) -> None:
+    with pytest.raises(UserInputError, match="DOGE/USDT"):
+        _feed(fake_binance, ("DOGE/USDT",)).history("DOGE/USDT", 10, None)
