@@ -113,6 +113,10 @@ def test_live_orders_are_recorded_before_they_are_sent_and_fills_once(
     assert len({f.fill_id for f in fills}) == len(fills)
     assert {f.client_id for f in fills} <= set(sent)
     assert service.ai_status()["mode"] == "live"
+    trades = service.trades(limit=1000)
+    assert trades, "live fills were not paired into closed trades"
+    exits = sum(f.quantity for f in fills if f.side == "sell")
+    assert sum(t["quantity"] for t in trades) == pytest.approx(exits, rel=1e-9)
 
 
 def test_a_crash_after_sending_reconciles_on_restart_and_sends_nothing_twice(
@@ -142,6 +146,10 @@ def test_a_crash_after_sending_reconciles_on_restart_and_sends_nothing_twice(
     assert any("reconciled" in message for message in events)
     fills = resumed.store.fills("live", limit=None)
     assert len({f.fill_id for f in fills}) == len(fills)
+    trades = resumed.store.trades("live", limit=None)
+    assert len({t.trade_id for t in trades}) == len(trades)
+    sold = sum(f.quantity for f in fills if f.side == "sell")
+    assert sum(t.quantity for t in trades) == pytest.approx(sold, rel=1e-9)
     venue_btc = venue.balances.get("BTC", 0.0) + venue.locked.get("BTC", 0.0)  # free + in stops
     recorded = {p.symbol: p.quantity for p in resumed.store.positions("live")}
     assert recorded.get("BTC/USDT", 0.0) == pytest.approx(venue_btc, rel=1e-6, abs=1e-8)

@@ -14,6 +14,7 @@ duplicated.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hmac
 import logging
 import os
@@ -42,10 +43,11 @@ from tradebrain.engine.events import (
 from tradebrain.engine.hybrid import HybridStrategy
 from tradebrain.engine.ports import Broker, RiskDenial
 from tradebrain.exceptions import UserInputError
-from tradebrain.execution.account import AccountSnapshot
+from tradebrain.execution.account import AccountSnapshot, ClosedTrade
 from tradebrain.execution.broker import SimulatedBroker
-from tradebrain.execution.orders import OrderIntent, OrderType, Side
-from tradebrain.execution.snapshot import broker_state, restore_broker
+from tradebrain.execution.orders import Fill, OrderIntent, OrderType, Side
+from tradebrain.execution.portfolio import Portfolio
+from tradebrain.execution.snapshot import broker_state, decode, encode, restore_broker
 from tradebrain.risk.costs import VenueCosts
 from tradebrain.risk.manager import RiskManager
 from tradebrain.risk.market import MarketState, MarketType
@@ -142,7 +144,7 @@ class RunnerState:
             started_at=str(data.get("started_at", "")),
             candles_since_training=int(data.get("candles_since_training", 0)),
             descriptor=dict(data.get("descriptor") or {}),
-            extra={"memory": data.get("memory")},
+            extra={"memory": data.get("memory"), "shadow": data.get("shadow")},
         )
 
 
@@ -175,6 +177,9 @@ class Runner:
         self.venue: RecordingBroker | None = None
         self._exchange_broker = exchange_broker
         self._pending_events: list[Event] = []
+        # Live mode: the venue knows balances, not round trips; this book pairs the recorded
+        # fills into closed trades (for the trades table and risk's trade-based rules).
+        self.shadow = Portfolio(cash=0.0, market=options.market)
         self.risk = RiskManager(settings.risk)
         self.gate = ControlGate(self.risk)
         self.orders = OrderBook()
@@ -207,6 +212,9 @@ class Runner:
         self.bundle = self._models(histories[options.symbols[0]])
         self.broker = self._live_broker() if options.mode == "live" else self._paper_broker()
         self.venue = RecordingBroker(self.broker, self.feed.timeframe, self._before_send)
+        if options.mode == "live":
+            self._restore_shadow(self.state.extra.get("shadow"))
+            self.venue.trades = self.shadow.closed_trades
         from tradebrain.engine.live_signals import LiveSignals
 
         for symbol in options.symbols:
@@ -501,6 +509,8 @@ class Runner:
             for cancellation in r.engine.cancellations[n_cancellations:]:
                 self.orders.cancelled(cancellation)
         self.orders.settle({order_id for order_id, _ in open_orders_of(broker)}, candle.close_time)
+        if not paper:
+            closed, n_closed = self._pair(fills)
         trades = []
         for trade in closed[n_closed:]:
             self.state.trades_total += 1
@@ -515,6 +525,40 @@ class Runner:
                 **decision.to_dict(), "price": candle.close, "timeframe": self.feed.timeframe,
             }  # fmt: skip
         return decision
+
+    def _pair(self, fills: list[Fill]) -> tuple[list[ClosedTrade], int]:
+        """Book live fills in the shadow book; return its closed trades and how many were old.
+
+        A remainder too small to trade (fees taken in the coin, lot rounding) is dropped, so
+        the next entry starts a new round trip.
+        """
+        book = self.shadow
+        before = len(book.closed_trades)
+        for fill in sorted(fills, key=lambda f: f.timestamp):
+            book.apply_fill(fill)
+        for symbol, holding in list(book.holdings.items()):
+            run = self.runs.get(symbol)
+            price = run.engine._last.close if run and run.engine._last else holding.entry_price
+            if abs(holding.quantity) * price < DUST_NOTIONAL:
+                del book.holdings[symbol]
+        if len(book.closed_trades) > 2 * KEEP_IN_MEMORY:
+            drop = len(book.closed_trades) - KEEP_IN_MEMORY
+            del book.closed_trades[:drop]
+            before -= drop
+        return book.closed_trades, before
+
+    def _shadow_state(self) -> dict[str, Any] | None:
+        if isinstance(self.broker, SimulatedBroker):
+            return None  # the paper broker's own state holds its trades
+        return {
+            "holdings": encode(self.shadow.holdings),
+            "closed_trades": encode(self.shadow.closed_trades[-KEEP_IN_MEMORY:]),
+        }
+
+    def _restore_shadow(self, saved: dict[str, Any] | None) -> None:
+        if saved:
+            self.shadow.holdings = decode(saved["holdings"])
+            self.shadow.closed_trades = decode(saved["closed_trades"])
 
     def _stale(self, candle: CandleClosed) -> str:
         """In live mode, say why entries must wait when ``candle`` is old (a backfill)."""
@@ -571,7 +615,9 @@ class Runner:
             equity=EquityPoint(candle.close_time, account.equity, account.cash, buy_and_hold),
             positions=[position_record(p) for p in account.positions.values()],
             broker_state=broker_state(broker) if isinstance(broker, SimulatedBroker) else None,
-            runner_state={**self.state.to_dict(), "memory": self._memory()},
+            runner_state={
+                **self.state.to_dict(), "memory": self._memory(), "shadow": self._shadow_state()
+            },
         )
         self.store.record_step(step)
         self.metrics.equity.set(account.equity)
@@ -667,6 +713,7 @@ class RecordingBroker:
         self._before_send = before_send
         self._candle_number = 0
         self._in_candle = 0
+        self.trades: list[ClosedTrade] | None = None  # a venue's round trips, paired here
 
     def begin(self, candle: CandleClosed) -> None:
         """Start numbering the orders of ``candle``."""
@@ -703,7 +750,10 @@ class RecordingBroker:
         return self.inner.on_funding(event)
 
     def account(self, timestamp: datetime) -> AccountSnapshot:
-        return self.inner.account(timestamp)
+        snapshot = self.inner.account(timestamp)
+        if self.trades is not None and not snapshot.closed_trades:
+            return dataclasses.replace(snapshot, closed_trades=tuple(self.trades))
+        return snapshot
 
     def equity(self) -> float:
         return self.inner.equity()
