@@ -376,3 +376,20 @@ def test_history_reaches_back_over_a_gap_longer_than_the_bars_asked_for(
     assert frame["timestamp"].to_list() == [
         last_open - k * MINUTE for k in (64, 63, 62, 61, 60, 4, 3, 2, 1, 0)
     ]
+
+
+class AheadClock(FakeClock):
+    """A local clock 20 s ahead of the venue's."""
+
+    def __call__(self) -> float:
+        return self.now + 20.0
+
+
+def test_a_local_clock_ahead_of_the_venue_never_makes_a_forming_candle_final(
+    fake_binance: FakeBinance,
+) -> None:
+    clock = AheadClock(fake_binance)
+    events = iter(stream_of(fake_binance, clock, ["BTC/USDT"]))
+    for event in take(events, 5, clock):
+        # closed by the venue's own clock when delivered, not only by the local one
+        assert event.close_time <= fake_binance.now, event

@@ -337,7 +337,7 @@ class ExchangeCandleStream:
 
         The span is final through ``last_open_ms`` once the venue served a newer candle (the
         open one), or once ``PUBLISH_GRACE_S`` passed since the close; otherwise it is final
-        only through the newest candle served.
+        only through the candle before ``last_open_ms`` (or the newest served, if older).
         """
         exchange = self._client()
         limit = page_limit(exchange, symbol)
@@ -353,9 +353,12 @@ class ExchangeCandleStream:
                 break
             cursor_ms = closed[-1][0] + self._step_ms
         overdue = now_ms >= last_open_ms + self._step_ms + PUBLISH_GRACE_S * 1000
-        if newer or overdue or cursor_ms > last_open_ms:
+        # Only the venue's own newer candle (or the grace period) proves the last one closed:
+        # a local clock running ahead must not make a still-forming candle final.
+        if newer or overdue:
             return rows, last_open_ms
-        return rows, cursor_ms - self._step_ms
+        # Unproven: final only through the candle before the newest one expected.
+        return rows, min(cursor_ms, last_open_ms) - self._step_ms
 
     def _with_retries(self, action: str, fetch: Callable[[], _T]) -> _T:
         """Return ``fetch()``, retrying temporary errors ``retry.retries`` times."""
