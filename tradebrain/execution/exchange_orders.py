@@ -278,6 +278,7 @@ def fill_from_trade(
         liquidity=Liquidity.MAKER if maker else Liquidity.TAKER,
         tag=intent.tag,
         reasons=intent.reasons,
+        trade_id=str(trade.get("id") or ""),
     )
 
 

@@ -94,3 +94,4 @@ class Fill:
     tag: str = "entry"
     slippage: float = 0.0  # quote currency paid versus the reference price, >= 0
     reasons: tuple[str, ...] = field(default=())
+    trade_id: str = ""  # the venue's id of the trade behind this fill ("" when simulated)

@@ -126,9 +126,11 @@ class OrderBook:
 
 
 def fill_record(fill: Fill, sequence: int) -> FillRecord:
-    """Return the record of ``fill``; ``sequence`` tells apart fills of one order at one time."""
+    """Return the record of ``fill``: keyed by the venue's trade id when there is one, else by
+    order, time and ``sequence`` (which tells apart fills of one order at one time)."""
+    key = f"trade|{fill.trade_id}" if fill.trade_id else f"{micros(fill.timestamp)}|{sequence}"
     return FillRecord(
-        fill_id=f"{fill.order_id}|{micros(fill.timestamp)}|{sequence}",
+        fill_id=f"{fill.order_id}|{key}",
         client_id=fill.order_id,
         symbol=fill.symbol,
         side=fill.side.value,
