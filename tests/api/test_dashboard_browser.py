@@ -157,6 +157,7 @@ def test_dashboard_follows_a_trading_service_and_pause_pauses_it(
     expect(page.get_by_test_id("equity-line")).to_have_count(1)
     expect(page.get_by_test_id("hold-line")).to_have_count(1)
     expect(page.get_by_test_id("control-state")).to_have_attribute("data-state", "running")
+    expect(page.get_by_test_id("decision-held")).to_be_hidden()
     expect(page.get_by_test_id("error-banner")).to_be_hidden()
     first_seen = page.get_by_test_id("decision-time").inner_text()
     expect(page.get_by_test_id("decision-time")).not_to_have_text(first_seen)  # the tape moves
@@ -166,6 +167,7 @@ def test_dashboard_follows_a_trading_service_and_pause_pauses_it(
     expect(page.get_by_test_id("control-state")).to_have_attribute("data-state", "paused")
     expect(page.get_by_test_id("control-reason")).to_have_text("paused by the operator")
     expect(page.get_by_test_id("btn-pause")).to_be_disabled()
+    expect(page.get_by_test_id("decision-held")).to_have_text("not acted on: paused")
     assert trading.service.control()["state"] == "paused"
     _save_screenshot(page, tmp_path, "dashboard-paused.png")
 

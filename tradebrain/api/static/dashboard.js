@@ -137,6 +137,11 @@ function renderControl(control) {
   pill.className = "pill state-" + state;
   pill.dataset.state = state;
   setText("control-reason", control && control.reason ? control.reason : "");
+  // While trading is stopped the brain still decides, but no new position is opened.
+  const held = $("decision-held");
+  held.hidden = state === "running" || state === "unknown";
+  held.textContent = state === "paused" ? "not acted on: paused"
+    : state === "emergency_stop" ? "not acted on: emergency stop" : "";
   $("btn-pause").disabled = state !== "running";
   $("btn-resume").disabled = state === "running";
   $("btn-emergency").disabled = state === "emergency_stop";
@@ -203,7 +208,7 @@ function renderTrades(trades) {
     el("td", { class: "num", text: num(t.entry_price) }), el("td", { class: "num", text: num(t.exit_price) }),
     el("td", { class: "num " + pnlClass(t.pnl), text: signed(t.pnl) }),
     el("td", { class: "num " + pnlClass(t.r_multiple), text: isNum(t.r_multiple) ? t.r_multiple.toFixed(2) : "—" }),
-    el("td", { text: t.exit_reason }))));
+    el("td", { text: String(t.exit_reason).replace("_", " ") }))));
 }
 
 function renderTop(decisions) {
