@@ -156,3 +156,16 @@ def test_a_crash_after_sending_reconciles_on_restart_and_sends_nothing_twice(
     working = {o.client_id for o in resumed.store.open_orders("live")}
     assert working == {o["clientOrderId"] for o in venue.accepted(ORDER_PATH)
                        if o["status"] in ("NEW", "PARTIALLY_FILLED")}  # fmt: skip
+
+
+def test_a_restarted_live_run_keeps_its_trades_and_drawdown_watermarks(
+    tmp_path: Path, venue: FakeVenue
+) -> None:
+    first = _run(_service(tmp_path, venue, WARMUP + 100))
+    marks = first.runner.broker.venue.watermarks()
+    trades = first.trades(limit=1000)
+    assert trades and marks["peak"] > 0
+    again = _run(_service(tmp_path, venue, WARMUP + 100))  # nothing new to trade: just restore
+    assert again.runner.broker.venue.watermarks()["peak"] == marks["peak"]
+    assert again.runner.broker.venue.watermarks()["day"] == marks["day"]
+    assert len(again.runner.shadow.closed_trades) == len(trades)

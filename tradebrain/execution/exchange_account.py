@@ -55,6 +55,18 @@ class VenueAccount:
         self._peak = 0.0
         self._day: tuple[date, float] | None = None
 
+    def watermarks(self) -> dict[str, Any]:
+        """Return the peak equity and the day's starting equity (for a restart to restore)."""
+        day = None if self._day is None else [self._day[0].isoformat(), self._day[1]]
+        return {"peak": self._peak, "day": day}
+
+    def restore_watermarks(self, saved: dict[str, Any]) -> None:
+        """Put back what :meth:`watermarks` returned, so drawdown limits survive a restart."""
+        self._peak = max(self._peak, float(saved.get("peak") or 0.0))
+        day = saved.get("day")
+        if day:
+            self._day = (date.fromisoformat(day[0]), float(day[1]))
+
     def load_markets(self) -> None:
         """Load the venue's markets once (precision, limits, fees)."""
         if not self.exchange.markets:

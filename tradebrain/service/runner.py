@@ -549,16 +549,21 @@ class Runner:
 
     def _shadow_state(self) -> dict[str, Any] | None:
         if isinstance(self.broker, SimulatedBroker):
-            return None  # the paper broker's own state holds its trades
+            return None  # the paper broker's own state holds its trades and watermarks
+        venue: Any = getattr(self.broker, "venue", None)
         return {
             "holdings": encode(self.shadow.holdings),
             "closed_trades": encode(self.shadow.closed_trades[-KEEP_IN_MEMORY:]),
+            "watermarks": venue.watermarks() if hasattr(venue, "watermarks") else None,
         }
 
     def _restore_shadow(self, saved: dict[str, Any] | None) -> None:
         if saved:
             self.shadow.holdings = decode(saved["holdings"])
             self.shadow.closed_trades = decode(saved["closed_trades"])
+            venue: Any = getattr(self.broker, "venue", None)
+            if saved.get("watermarks") and hasattr(venue, "restore_watermarks"):
+                venue.restore_watermarks(saved["watermarks"])
 
     def _stale(self, candle: CandleClosed) -> str:
         """In live mode, say why entries must wait when ``candle`` is old (a backfill)."""
