@@ -13,13 +13,7 @@ duplicated.
 
 from __future__ import annotations
 
-import base64
-import dataclasses
-import hmac
 import logging
-import os
-import pickle
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,22 +30,21 @@ from tradebrain.engine.engine import Engine
 from tradebrain.engine.events import (
     CandleClosed,
     Event,
-    FundingSettled,
-    OrderDenied,
     OrderFilled,
 )
 from tradebrain.engine.hybrid import HybridStrategy
-from tradebrain.engine.ports import Broker, RiskDenial
 from tradebrain.exceptions import UserInputError
-from tradebrain.execution.account import AccountSnapshot, ClosedTrade
+from tradebrain.execution.account import ClosedTrade
 from tradebrain.execution.broker import SimulatedBroker
-from tradebrain.execution.orders import Fill, OrderIntent, OrderType, Side
+from tradebrain.execution.orders import Fill, OrderIntent
 from tradebrain.execution.portfolio import Portfolio
 from tradebrain.execution.snapshot import broker_state, decode, encode, restore_broker
 from tradebrain.risk.costs import VenueCosts
 from tradebrain.risk.manager import RiskManager
-from tradebrain.risk.market import MarketState, MarketType
+from tradebrain.risk.market import MarketType
+from tradebrain.service.control import EMERGENCY, PAUSED, ControlGate
 from tradebrain.service.feeds import LiveFeed
+from tradebrain.service.memory import SignedMemory
 from tradebrain.service.metrics import ServiceMetrics
 from tradebrain.service.options import ServeOptions
 from tradebrain.service.recording import (
@@ -62,43 +55,13 @@ from tradebrain.service.recording import (
     position_record,
     trade_record,
 )
-from tradebrain.state import CandleRecord, EquityPoint, OrderRecord, StateStore, Step
+from tradebrain.service.venue import DUST_NOTIONAL, RecordingBroker, intent_of, open_orders_of
+from tradebrain.state import CandleRecord, EquityPoint, StateStore, Step
 
 log = logging.getLogger(__name__)
 
-RUNNING, PAUSED, EMERGENCY = "running", "paused", "emergency_stop"
-DUST_NOTIONAL = 10.0
-"""A live position worth less than this (quote currency) is dust: Binance's minimum order
-value is 5-10 USDT, so it can be neither sold nor protected, and counts as flat."""
 KEEP_IN_MEMORY = 500
 """Newest decisions, fills, closed trades... kept in memory per engine (the store keeps all)."""
-
-
-class ControlGate:
-    """Risk, behind the operator's switch: while paused or stopped, no new position opens.
-
-    Exits (reduce-only orders, stops, targets) always pass to risk: a pause never traps a
-    position.
-    """
-
-    def __init__(self, risk: RiskManager) -> None:
-        self.risk = risk
-        self.state = RUNNING
-        self.stale = ""  # why the candle in hand is too old to open a position on, if it is
-
-    def review(
-        self, intent: OrderIntent, account: AccountSnapshot, market: MarketState
-    ) -> OrderIntent | RiskDenial:
-        """Deny entries while not running or on a stale candle; otherwise let risk decide."""
-        if not intent.reduce_only:
-            if self.state != RUNNING:
-                why = "paused" if self.state == PAUSED else "emergency-stopped"
-                return OrderDenied(
-                    market.timestamp, intent, f"trading is {why} by the operator", "control"
-                )
-            if self.stale:
-                return OrderDenied(market.timestamp, intent, self.stale, "stale_candle")
-        return self.risk.review(intent, account, market)
 
 
 @dataclass
@@ -188,7 +151,7 @@ class Runner:
         self.latest: dict[str, dict[str, Any]] = {}
         self.trained_at: str | None = None
         self.restored = False
-        self._key: bytes | None = None
+        self.signed = SignedMemory(model_dir.parent / f".{model_dir.name}.key")
 
     # --- start-up -------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -276,8 +239,8 @@ class Runner:
 
         Saved with every step, so a restarted runner decides exactly as an uninterrupted one
         would: the brain's smoothers and panic history, each engine's ATR and last candle, and
-        risk's policy (mode, paused symbols, emergency latch). Pickled and signed with a key
-        kept beside the service's models (see :meth:`_restore_memory`).
+        risk's policy (mode, paused symbols, emergency latch), signed with this installation's
+        key (:class:`~tradebrain.service.memory.SignedMemory`).
         """
         engines = {
             symbol: {
@@ -290,37 +253,20 @@ class Runner:
             }
             for symbol, run in self.runs.items()
         }
-        packed = pickle.dumps({"engines": engines, "policy": self.risk.policy})
-        signature = hmac.digest(self._secret(), packed, "sha256")
-        return base64.b64encode(signature + packed).decode("ascii")
-
-    def _secret(self) -> bytes:
-        """Return this installation's key that signs the saved memory (made once, 0600)."""
-        if self._key is None:
-            path = self.model_dir.parent / f".{self.model_dir.name}.key"
-            if not path.exists():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(descriptor, "wb") as file:
-                    file.write(secrets.token_bytes(32))
-            self._key = path.read_bytes()
-        return self._key
+        return self.signed.pack({"engines": engines, "policy": self.risk.policy})
 
     def _restore_memory(self, text: str) -> None:
         """Put back what :meth:`_memory` saved (symbols no longer served are ignored).
 
-        The memory is unpickled only when its signature is this installation's: a state
-        database that someone else could write never runs their code here. Without a valid
-        signature the run goes on with fresh memory (smoothers re-warm within a few candles).
+        Without this installation's signature the run goes on with fresh memory (smoothers
+        re-warm within a few candles): see :class:`~tradebrain.service.memory.SignedMemory`.
         """
-        raw = base64.b64decode(text)
-        signature, packed = raw[:32], raw[32:]
-        if not hmac.compare_digest(signature, hmac.digest(self._secret(), packed, "sha256")):
+        saved = self.signed.unpack(text)
+        if saved is None:
             message = "the saved memory is not signed by this installation; starting it afresh"
             log.warning(message)
             self.store.record_event(self.run, "restore", message, datetime.now(UTC))
             return
-        saved = pickle.loads(packed)
         for symbol, memory in saved["engines"].items():
             run = self.runs.get(symbol)
             if run is None:
@@ -695,90 +641,3 @@ class Runner:
             run = self.runs.get(intent.symbol)
             if run is not None:
                 venue.submit(intent)
-
-
-class RecordingBroker:
-    """The broker port, passed through, remembering the id of every order it accepted.
-
-    With a venue that takes client order ids (the exchange broker), each order gets an id
-    derived from its candle and its place among that candle's orders (so replaying a candle
-    after a crash asks for the same ids, which the venue will not open twice), and
-    ``before_send`` records it as open before the request leaves.
-    """
-
-    def __init__(
-        self,
-        inner: Broker,
-        timeframe: str,
-        before_send: Callable[[str, OrderIntent, datetime], None] | None = None,
-    ) -> None:
-        self.inner = inner
-        self.submitted: list[tuple[str, OrderIntent]] = []
-        self._step_s = timeframe_seconds(timeframe)
-        self._before_send = before_send
-        self._candle_number = 0
-        self._in_candle = 0
-        self.trades: list[ClosedTrade] | None = None  # a venue's round trips, paired here
-
-    def begin(self, candle: CandleClosed) -> None:
-        """Start numbering the orders of ``candle``."""
-        self._candle_number = int(candle.close_time.timestamp()) // self._step_s
-        self._in_candle = 0
-
-    def submit(self, intent: OrderIntent) -> str:
-        inner = self.inner
-        client_id_for = getattr(inner, "client_id_for", None)
-        if client_id_for is not None:
-            sequence = self._candle_number * 100 + min(self._in_candle, 99)
-            self._in_candle += 1
-            client_id = str(client_id_for(intent, sequence))
-            if self._before_send is not None:
-                self._before_send(client_id, intent, intent.timestamp)
-            order_id = str(inner.submit(intent, client_id=client_id))  # type: ignore[call-arg]
-        else:
-            order_id = str(inner.submit(intent))
-        self.submitted.append((order_id, intent))
-        return order_id
-
-    def drain(self) -> list[tuple[str, OrderIntent]]:
-        """Return the orders accepted since the last call."""
-        submitted, self.submitted = self.submitted, []
-        return submitted
-
-    def cancel(self, order_id: str, timestamp: datetime) -> list[Event]:
-        return self.inner.cancel(order_id, timestamp)
-
-    def on_candle(self, candle: CandleClosed) -> list[Event]:
-        return self.inner.on_candle(candle)
-
-    def on_funding(self, event: FundingSettled) -> list[Event]:
-        return self.inner.on_funding(event)
-
-    def account(self, timestamp: datetime) -> AccountSnapshot:
-        snapshot = self.inner.account(timestamp)
-        if self.trades is not None and not snapshot.closed_trades:
-            return dataclasses.replace(snapshot, closed_trades=tuple(self.trades))
-        return snapshot
-
-    def equity(self) -> float:
-        return self.inner.equity()
-
-    def liquidation_price(self, symbol: str) -> float | None:
-        return self.inner.liquidation_price(symbol)
-
-
-def intent_of(order: OrderRecord) -> OrderIntent:
-    """Return the intent a stored order was sent with (for reconciling after a restart)."""
-    return OrderIntent(
-        order.created_at, order.symbol, Side(order.side), order.quantity,
-        order_type=OrderType(order.order_type), limit_price=order.limit_price,
-        stop_price=order.stop_price, target_price=order.target_price,
-        reduce_only=order.reduce_only, tag=order.tag, confidence=order.confidence,
-        trigger_price=order.trigger_price,
-    )  # fmt: skip
-
-
-def open_orders_of(broker: Any) -> list[tuple[str, OrderIntent]]:
-    """Return a broker's open orders as (id, intent), whatever its own shape."""
-    orders = broker.open_orders()
-    return list(orders.items()) if isinstance(orders, dict) else list(orders)

@@ -21,10 +21,11 @@ import polars as pl
 
 from tradebrain.config import Settings
 from tradebrain.exceptions import NotFoundError, TemporaryError, UserInputError
+from tradebrain.service.control import EMERGENCY, PAUSED, RUNNING
 from tradebrain.service.feeds import LiveFeed, replay_feed, synthetic_feed
 from tradebrain.service.metrics import ServiceMetrics
 from tradebrain.service.options import ServeOptions
-from tradebrain.service.runner import EMERGENCY, PAUSED, RUNNING, Runner
+from tradebrain.service.runner import Runner
 from tradebrain.state import StateStore
 
 log = logging.getLogger(__name__)
