@@ -162,7 +162,7 @@ class TradingService:
                 delay = min(2 * delay, 60.0)
                 self.runner = self._new_runner()  # restored from the state, like a restart
             except UserInputError as error:  # a setting or data problem: say it plainly
-                log.error("the runner cannot start: %s", error)
+                log.error("the runner stopped: %s", error)
                 self._failed(error)
                 return
             except Exception as error:  # the service stays up to say what went wrong
