@@ -41,16 +41,22 @@ def backtest_report(
     timeframe: str,
     funding: pl.DataFrame | None = None,
     risk: RiskGate | None = None,
+    make_risk: Callable[[], RiskGate] | None = None,
     n_trials: int = 1,
     trials_variance: float | None = None,
     settings: dict[str, Any] | None = None,
 ) -> BacktestReport:
     """Run the strategy, the benchmark and the cost sensitivity; return the report.
 
-    ``make_strategy`` returns a fresh strategy for each run (strategies keep state).
+    ``make_strategy`` returns a fresh strategy for each run (strategies keep state). ``risk``
+    gates every run; alternatively ``make_risk`` builds a fresh risk gate for each strategy
+    run (risk keeps state too) and the buy-and-hold benchmark runs ungated.
     """
 
-    def run(strategy: Strategy, run_config: BacktestConfig) -> EngineResult:
+    def run(
+        strategy: Strategy, run_config: BacktestConfig, benchmark: bool = False
+    ) -> EngineResult:
+        gate = risk if make_risk is None else (None if benchmark else make_risk())
         return run_backtest(
             candles,
             strategy,
@@ -58,7 +64,7 @@ def backtest_report(
             symbol=symbol,
             timeframe=timeframe,
             funding=funding,
-            risk=risk,
+            risk=gate,
         )
 
     def metrics(result: EngineResult, trials: int = 1) -> dict[str, Any]:
@@ -75,7 +81,7 @@ def backtest_report(
         )
 
     result = run(make_strategy(), config)
-    benchmark = run(BuyAndHold(), config)
+    benchmark = run(BuyAndHold(), config, benchmark=True)
     sensitivity = {}
     for factor in COST_FACTORS:
         scaled = result if factor == 1.0 else run(make_strategy(), config.with_costs_scaled(factor))

@@ -8,10 +8,12 @@ once over the whole history: they are causal (row ``t`` uses candles ``0..t``), 
 the table equals the table of the prefix. No vote, no trade: nothing happens before the first
 segment.
 
-:func:`hybrid_backtest_report` runs the :class:`~tradebrain.engine.hybrid.HybridStrategy`
-through the engine with a fresh :class:`~tradebrain.risk.manager.RiskManager` as the risk gate,
-the buy-and-hold benchmark (no risk gate: it is the market), and the cost sensitivity (the same
-votes: costs do not change them), and adds ``decisions_summary`` and ``segments``.
+:func:`hybrid_backtest_report` runs the hybrid strategy (its compiled form,
+:class:`~tradebrain.engine.hybrid_fast.FastHybridStrategy`) through
+:func:`~tradebrain.engine.report.backtest_report` with a fresh
+:class:`~tradebrain.risk.manager.RiskManager` per run, the buy-and-hold benchmark (no risk
+gate: it is the market) and the cost sensitivity (the same votes: costs do not change them),
+and adds ``decisions_summary`` and ``segments``.
 """
 
 from __future__ import annotations
@@ -24,20 +26,11 @@ import numpy as np
 import polars as pl
 
 from tradebrain.config import BrainSettings, RiskSettings
-from tradebrain.engine.backtest import BacktestConfig, run_backtest
+from tradebrain.engine.backtest import BacktestConfig
 from tradebrain.engine.engine import EngineResult
 from tradebrain.engine.hybrid import HybridSignals
 from tradebrain.engine.hybrid_fast import FastHybridStrategy
-from tradebrain.engine.report import (
-    COST_FACTORS,
-    SENSITIVITY_KEYS,
-    BacktestReport,
-    finite,
-    trade_row,
-)
-from tradebrain.engine.strategies import BuyAndHold
-from tradebrain.engine.strategy import Strategy
-from tradebrain.evaluation.backtest_metrics import backtest_metrics
+from tradebrain.engine.report import BacktestReport, backtest_report, finite
 from tradebrain.exceptions import UserInputError
 from tradebrain.labels import LabelKind
 from tradebrain.risk.manager import RiskManager
@@ -214,52 +207,25 @@ def hybrid_backtest_report(
     plan = walk_forward_votes(candles, features, hybrid, progress=progress)
     signals = HybridSignals.from_tables(features, plan.votes)
 
+    made: list[FastHybridStrategy] = []
+
     def make() -> FastHybridStrategy:
         # The compiled brain: the same decisions and trades as HybridStrategy (parity tests),
         # about 35 times faster on a replay.
-        return FastHybridStrategy(signals, brain_settings=brain_settings, market=config.market)
-
-    def run(strategy: Strategy, run_config: BacktestConfig, gated: bool) -> EngineResult:
-        risk = RiskManager(risk_settings) if gated else None
-        return run_backtest(
-            candles, strategy, run_config, symbol=symbol, timeframe=timeframe,
-            funding=funding, risk=risk,
-        )  # fmt: skip
-
-    def metrics(result: EngineResult, trials: int = 1) -> dict[str, Any]:
-        return backtest_metrics(
-            result.equity, config.cash, result.trades, timeframe, exposure=result.exposure,
-            fees=result.fees, funding=result.funding, n_trials=trials,
-            trials_variance=trials_variance if trials > 1 else None,
-        )  # fmt: skip
+        strategy = FastHybridStrategy(signals, brain_settings=brain_settings, market=config.market)
+        made.append(strategy)
+        return strategy
 
     if progress is not None:
         progress("running the hybrid strategy through the engine")
-    strategy = make()
-    result = run(strategy, config, gated=True)
-    benchmark = run(BuyAndHold(), config, gated=False)
-    sensitivity = {}
-    for factor in COST_FACTORS:
-        scaled = result
-        if factor != 1.0:
-            scaled = run(make(), config.with_costs_scaled(factor), gated=True)
-        values = metrics(scaled)
-        sensitivity[f"{factor:g}x"] = {key: values[key] for key in SENSITIVITY_KEYS}
+    outcome = backtest_report(
+        candles, make, config, symbol=symbol, timeframe=timeframe, funding=funding,
+        make_risk=lambda: RiskManager(risk_settings), n_trials=n_trials,
+        trials_variance=trials_variance, settings=settings,
+    )  # fmt: skip
+    strategy, result = made[0], outcome.result
     report = {
-        "settings": {"symbol": symbol, "timeframe": timeframe, **(settings or {})},
-        "data": {
-            "candles": candles.height,
-            "start": str(candles["timestamp"][0]),
-            "end": str(candles["timestamp"][-1]),
-            "funding_settlements": 0 if funding is None else funding.height,
-        },
-        "path": result.path,
-        "metrics": metrics(result, n_trials),
-        "benchmark": metrics(benchmark),
-        "cost_sensitivity": sensitivity,
-        "trades": [trade_row(t) for t in result.trades],
-        "open_positions": result.open_positions,
-        "denials": [{"time": d.timestamp.isoformat(), "reason": d.reason} for d in result.denials],
+        **outcome.report,
         "decisions_summary": strategy.decisions_summary(),
         "segments": [segment.to_dict() for segment in plan.segments],
     }
