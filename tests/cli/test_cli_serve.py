@@ -83,3 +83,17 @@ def test_an_unknown_feed_is_refused_with_the_choices() -> None:
     result = Outcome("serve", "--feed", "carrier-pigeon")
     assert result.exit_code == 1
     assert "synthetic, replay:PATH, exchange:NAME" in result.output
+
+
+@pytest.mark.parametrize("port", ["99999", "0", "-1", "65536"])
+def test_a_port_outside_1_to_65535_is_refused_naming_the_range(port: str) -> None:
+    result = Outcome("serve", "--port", port)
+    assert result.exit_code == 1
+    assert f"--port must be between 1 and 65535, got {port}" in result.output
+
+
+@pytest.mark.parametrize("speed", ["nan", "inf", "-1"])
+def test_a_speed_that_is_not_a_finite_number_of_0_or_more_is_refused(speed: str) -> None:
+    result = Outcome("serve", "--speed", speed)
+    assert result.exit_code == 1
+    assert "--speed must be a finite number of candles per second, 0 or more" in result.output

@@ -16,6 +16,7 @@ from tradebrain.cli._shared import console, friendly_errors, settings_of
 from tradebrain.exceptions import UserInputError
 
 GO_LIVE = "TRADEBRAIN_GO_LIVE"
+PORTS = (1, 65535)
 KEY_VARIABLES = ("TRADEBRAIN_EXCHANGE_API_KEY", "TRADEBRAIN_EXCHANGE_SECRET")
 
 
@@ -84,6 +85,8 @@ def serve_command(
     from tradebrain.service.options import ServeOptions
     from tradebrain.service.service import TradingService
 
+    if not PORTS[0] <= port <= PORTS[1]:
+        raise UserInputError(f"--port must be between {PORTS[0]} and {PORTS[1]}, got {port}")
     settings = settings_of(ctx)
     token = settings.api.token.get_secret_value() if settings.api.token else None
     if mode == "live":

@@ -69,6 +69,11 @@ class ServeOptions:
         markets = {self.market_of(s) for s in self.symbols}
         if len(markets) > 1:
             raise UserInputError("--symbols mixes spot and perpetual markets; run one service each")
+        if not (math.isfinite(self.speed) and self.speed >= 0):
+            raise UserInputError(
+                f"--speed must be a finite number of candles per second, 0 or more "
+                f"(0 = as fast as possible), got {self.speed}"
+            )
         if self.warmup < 300:
             raise UserInputError(f"--warmup must be at least 300 candles, got {self.warmup}")
         if not (self.cash > 0 and math.isfinite(self.cash)):
