@@ -35,6 +35,7 @@ from tradebrain.state import (
     TradeRecord,
 )
 from tradebrain.state import _tables as tables
+from tradebrain.state._opening import scrub
 
 RUN = "paper-1"
 SYMBOL = "BTC/USDT"
@@ -459,6 +460,33 @@ def test_a_postgresql_url_that_cannot_be_opened_hides_its_password() -> None:
         StateStore("postgresql+psycopg://trader:hunter2@127.0.0.1:1/state")
     assert "hunter2" not in str(caught.value)
     assert "127.0.0.1" in str(caught.value)
+
+
+def test_a_short_password_is_masked_in_its_field_and_nowhere_else() -> None:
+    with pytest.raises(UserInputError) as caught:
+        StateStore("postgresql://u:p@127.0.0.1:1/db")
+    message = str(caught.value)
+    assert "'postgresql://u:***@127.0.0.1:1/db'" in message
+    assert "No module named 'psycopg'" in message  # not "'***syco***g'"
+    assert "***syco" not in message
+
+
+@pytest.mark.parametrize(
+    ("driver_says", "shown"),
+    [
+        (
+            "connect to postgresql://u:pw@host/db failed",
+            "connect to postgresql://u:***@host/db failed",
+        ),
+        ("invalid dsn: password=pw host=db", "invalid dsn: password=*** host=db"),
+        ("invalid dsn: password='pw' host=db", "invalid dsn: password='***' host=db"),
+        ("user u has no pwd; pw is not a word", "user u has no pwd; pw is not a word"),
+    ],
+)
+def test_a_driver_message_shows_the_password_field_masked_and_other_text_intact(
+    driver_says: str, shown: str
+) -> None:
+    assert scrub(driver_says, sa.make_url("postgresql://u:pw@host/db")) == shown
 
 
 def test_a_file_that_is_not_a_database_is_refused_with_a_way_out(tmp_path: Path) -> None:

@@ -5,9 +5,11 @@ so it becomes a ``UserInputError`` whose message never shows a password.
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy import exc
@@ -38,9 +40,22 @@ def mask(url: str) -> str:
         return f"{scheme}://{user}:***@{tail}"
 
 
-def _scrub(text: str, url: URL) -> str:
+def scrub(text: str, url: URL) -> str:
+    """Return ``text`` with ``url``'s password hidden where it stands as a password.
+
+    Only the password field is masked (``user:PASSWORD@`` in a URL, ``password=PASSWORD`` in a
+    libpq DSN), never every occurrence of its characters: a short password such as ``p``
+    would otherwise turn "psycopg" into "***syco***g" and so reveal itself.
+    """
     password = url.password
-    return text.replace(str(password), "***") if password else text
+    if not password:
+        return text
+    for form in dict.fromkeys((str(password), quote(str(password), safe=""))):
+        escaped = re.escape(form)
+        text = re.sub(f"(?<=:){escaped}(?=@)", "***", text)
+        text = re.sub(f"(?<=password=){escaped}(?![^\\s'\"])", "***", text)
+        text = re.sub(f"(?<=password=')({escaped})(?=')", "***", text)
+    return text
 
 
 def first_line(error: BaseException) -> str:
@@ -50,7 +65,7 @@ def first_line(error: BaseException) -> str:
 
 
 def _reason(error: BaseException, url: URL) -> str:
-    return _scrub(first_line(error), url)
+    return scrub(first_line(error), url)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -39,7 +39,7 @@ from tradebrain.data.schemas import SCHEMAS, Kind
 from tradebrain.exceptions import StoreError
 from tradebrain.state import _rows as rows
 from tradebrain.state import _tables as t
-from tradebrain.state._opening import first_line, mask, open_engine
+from tradebrain.state._opening import first_line, mask, open_engine, scrub
 from tradebrain.state.records import (
     WORKING_STATUSES,
     CandleRecord,
@@ -120,7 +120,8 @@ class StateStore:
                 yield connection
         except exc.SQLAlchemyError as error:
             raise StoreError(
-                f"the state store {self.url} could not {action}: {first_line(error)} (a write "
+                f"the state store {self.url} could not {action}: "
+                f"{scrub(first_line(error), self._engine.url)} (a write "
                 "is all or nothing: none of it was kept); check the disk, the database server "
                 "and its permissions"
             ) from error
