@@ -97,3 +97,15 @@ def test_a_speed_that_is_not_a_finite_number_of_0_or_more_is_refused(speed: str)
     result = Outcome("serve", "--speed", speed)
     assert result.exit_code == 1
     assert "--speed must be a finite number of candles per second, 0 or more" in result.output
+
+
+def test_serve_over_an_empty_state_file_refuses_instead_of_starting_a_fresh_run(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "paper.db"
+    state.touch()
+    result = Outcome("serve", "--state", str(state))
+    assert result.exit_code == 1
+    assert "is an empty file (0 bytes)" in result.output
+    assert "--state NEW.db" in result.output
+    assert state.stat().st_size == 0

@@ -498,6 +498,63 @@ def test_a_file_that_is_not_a_database_is_refused_with_a_way_out(tmp_path: Path)
     assert path.read_text().startswith("these are my trading notes")
 
 
+def _recorded_run(path: Path, steps: int = 400) -> bytes:
+    """Record ``steps`` steps (about 2 KB each) into a new state file, close it, and return
+    its bytes."""
+    with StateStore.for_path(path) as store:
+        for i in range(steps):
+            wordy = decision_at(i) | {"reasons": [f"reason {i}: " + "x" * 2000]}
+            store.record_step(step_at(i, decision=wordy))
+    return path.read_bytes()
+
+
+def test_a_state_file_with_random_bytes_in_the_middle_is_refused_and_left_as_it_is(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "state.db"
+    whole = _recorded_run(path)
+    middle = len(whole) // 2
+    damage = random.Random(7).randbytes(64 * 1024)
+    path.write_bytes(whole[:middle] + damage + whole[middle + len(damage) :])
+    damaged = path.read_bytes()
+
+    with pytest.raises(StoreError) as caught:
+        StateStore.for_path(path)
+    message = str(caught.value)
+    assert f"the state database sqlite:///{path} is corrupt (PRAGMA quick_check: " in message
+    assert "--state NEW.db" in message and ".recover" in message and "backup" in message
+    assert path.read_bytes() == damaged  # not written to
+
+
+def test_an_empty_state_file_is_refused_rather_than_starting_a_fresh_run(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    path.touch()
+
+    with pytest.raises(StoreError, match=r"is an empty file \(0 bytes\).*delete the file"):
+        StateStore.for_path(path)
+    assert path.stat().st_size == 0
+    assert not path.with_name("state.db-wal").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may read and write any file")
+def test_a_state_file_this_user_cannot_read_is_refused_naming_the_fix(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    _recorded_run(path, steps=1)
+    path.chmod(0o200)
+    try:
+        with pytest.raises(StoreError, match="give this user read and write access"):
+            StateStore.for_path(path)
+    finally:
+        path.chmod(0o600)
+
+
+def test_a_healthy_state_file_reopens_with_every_step(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    _recorded_run(path, steps=50)
+    with StateStore.for_path(path) as store:
+        assert store.counts(RUN)["candles"] == 50
+
+
 def test_a_sqlite_file_of_another_application_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "other.db"
     with sqlite3.connect(path) as other:

@@ -1,10 +1,12 @@
 """Opening a state database: parse the URL, make the engine, set SQLite's pragmas, check the
-schema. Every failure here is the user's to fix (a wrong URL, a file that is something else),
-so it becomes a ``UserInputError`` whose message never shows a password.
+schema. A wrong URL or a file that is something else is the user's to fix (``UserInputError``);
+an existing SQLite file that is empty, unreadable or fails ``PRAGMA quick_check`` needs a
+human (``StoreError``), and is never written to. No message shows a password.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from pathlib import Path
@@ -15,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc
 from sqlalchemy.engine import URL, Connection, Engine
 
-from tradebrain.exceptions import UserInputError
+from tradebrain.exceptions import StoreError, UserInputError
 from tradebrain.state import _tables as t
 
 SUPPORTED = ("sqlite", "postgresql")
@@ -79,11 +81,59 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
-def _check_sqlite_path(url: URL, shown: str) -> None:
+def _sqlite_file(url: URL) -> Path | None:
+    """Return the file a SQLite URL names (None: in memory or a ``file:`` URI)."""
     database = url.database
     if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database).expanduser()
+
+
+def _way_out(shown: str) -> str:
+    return (
+        f"restore {shown} from a backup, or salvage what it holds with "
+        "`sqlite3 OLD.db .recover | sqlite3 NEW.db`, or start a new run with --state NEW.db "
+        "(a state database of its own); the file was left as it is"
+    )
+
+
+def _check_existing_file(path: Path, shown: str) -> None:
+    """Refuse an existing state file that is empty or that this user cannot read and write.
+
+    An empty file is not "no run yet": something truncated a run's record, and starting a
+    fresh run over it would hide that (its trades, orders and positions gone from view).
+    """
+    if not path.is_file():
         return
-    path = Path(database).expanduser()
+    if not os.access(path, os.R_OK | os.W_OK):
+        raise StoreError(
+            f"cannot read and write the state database {shown}; give this user read and "
+            "write access to it (and to its folder), or start a new run with --state NEW.db"
+        )
+    if path.stat().st_size == 0:
+        raise StoreError(
+            f"the state database {shown} is an empty file (0 bytes): the run it held, if any, "
+            "is lost, and tradebrain does not start a fresh run over an existing file unasked; "
+            "delete the file to start afresh, or " + _way_out(shown)
+        )
+
+
+def _quick_check(engine: Engine, shown: str) -> None:
+    """Refuse a SQLite file whose pages or indexes are damaged (``PRAGMA quick_check``)."""
+    with engine.connect() as connection:
+        found = [str(row[0]) for row in connection.exec_driver_sql("PRAGMA quick_check(5)")]
+    if found != ["ok"]:
+        raise StoreError(
+            f"the state database {shown} is corrupt (PRAGMA quick_check: "
+            f"{'; '.join(line.splitlines()[0] for line in found[:3])}); tradebrain will not "
+            "trade on a damaged record; " + _way_out(shown)
+        )
+
+
+def _check_sqlite_path(url: URL, shown: str) -> None:
+    path = _sqlite_file(url)
+    if path is None:
+        return
     if path.is_dir():
         raise UserInputError(
             f"state database {shown!r} names a folder, not a file; add a file name, "
@@ -109,8 +159,13 @@ def open_engine(url: str) -> Engine:
             f"state database URL {shown!r} uses {backend!r}; the state store supports "
             f"SQLite and PostgreSQL only: {_HOW}"
         )
+    existing = False
     if backend == "sqlite":
         _check_sqlite_path(parsed, shown)
+        file = _sqlite_file(parsed)
+        if file is not None:
+            _check_existing_file(file, shown)
+            existing = file.is_file()
     try:
         engine = sa.create_engine(parsed, pool_pre_ping=backend == "postgresql")
     except (exc.NoSuchModuleError, ImportError) as error:
@@ -123,14 +178,20 @@ def open_engine(url: str) -> Engine:
     if backend == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     try:
+        if existing:
+            _quick_check(engine, shown)  # before anything writes to it
         _prepare(engine, shown)
-    except UserInputError:
+    except (UserInputError, StoreError):
         engine.dispose()
         raise
     except exc.SQLAlchemyError as error:
         engine.dispose()
         reason = _reason(error, parsed)
-        if "not a database" in reason or "malformed" in reason:
+        if "malformed" in reason:
+            raise StoreError(
+                f"the state database {shown} is corrupt ({reason}); " + _way_out(shown)
+            ) from None
+        if "not a database" in reason:
             hint = (
                 "the file exists but is not a SQLite database; point the store at a new "
                 "file or at a tradebrain state database"

@@ -82,6 +82,10 @@ class StateStore:
     UserInputError
         The URL cannot be parsed or opened, or names something that is not a tradebrain
         state database. The message never shows the password.
+    StoreError
+        An existing SQLite file is empty (0 bytes), cannot be read and written by this
+        user, or fails ``PRAGMA quick_check`` (corrupt); the message says the way out and the
+        file is not written to.
     """
 
     def __init__(self, url: str) -> None:
