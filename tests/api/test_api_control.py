@@ -6,12 +6,21 @@ tape long enough to outlast it (it is stopped at teardown).
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pytest
 from conftest import NewService, client_of
 from real_service import RUN, SYMBOLS, decisions_made, start_trading, wait_for
 
+from tradebrain.api.schemas import Control
 from tradebrain.service.service import TradingService
+
+PRODUCES = {
+    "pause": ("paused", "paused by the operator"),
+    "resume": ("running", "resumed by the operator"),
+    "emergency_stop": ("emergency_stop", "emergency stop pulled by the operator"),
+}
 
 LONG_TAPE = 2000  # candles: minutes at these speeds, far more than a test needs
 
@@ -80,3 +89,28 @@ def test_emergency_stop_closes_every_position_at_the_next_candle(new_service: Ne
             assert client.get("/api/positions").json() == []
         assert client.get("/api/ai/status").json()["control"]["state"] == "emergency_stop"
         assert client.post("/api/control/resume").json()["state"] == "running"
+
+
+def test_each_of_50_parallel_control_calls_answers_with_the_state_it_produced(
+    unstarted_service: TradingService,
+) -> None:
+    calls = [list(PRODUCES)[i % 3] for i in range(50)]
+    with client_of(unstarted_service) as client, ThreadPoolExecutor(50) as pool:
+        for _ in range(4):  # a few rounds: a race shows in most of them
+            answers = list(pool.map(lambda call: client.post(f"/api/control/{call}"), calls))
+            for call, answer in zip(calls, answers, strict=True):
+                assert answer.status_code == 200, answer.text
+                assert (answer.json()["state"], answer.json()["reason"]) == PRODUCES[call]
+    last = max((answer.json() for answer in answers), key=lambda body: body["since"])
+    stored = Control.model_validate(unstarted_service.control())
+    assert stored == Control.model_validate(last)  # the stored state is the last call's
+
+
+def test_a_control_answer_is_the_calls_own_switch_even_if_another_lands_right_after(
+    unstarted_service: TradingService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = unstarted_service.store
+    # Another caller's pause lands between this call's switch and any later read.
+    monkeypatch.setattr(store, "control", lambda run: {"state": "paused", "reason": "other"})
+    answer = unstarted_service.emergency_stop()
+    assert (answer["state"], answer["reason"]) == PRODUCES["emergency_stop"]

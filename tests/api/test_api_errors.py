@@ -61,8 +61,8 @@ def test_a_crashing_service_method_is_a_generic_500_counted_as_api_error(
 def test_a_service_answer_of_the_wrong_shape_is_a_500_not_a_broken_body(
     client: TestClient, broken: TradingService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(broken, "control", lambda: {"state": "dancing", "reason": ""})
-    response = client.post("/api/control/pause")  # the real pause answers with control()
+    monkeypatch.setattr(broken, "pause", lambda: {"state": "dancing", "reason": ""})
+    response = client.post("/api/control/pause")
     assert response.status_code == 500
     assert response.json() == {"detail": INTERNAL_ERROR}
     assert _api_errors(broken) == 1.0

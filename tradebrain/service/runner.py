@@ -605,8 +605,9 @@ class Runner:
         return run.engine if run is not None else default
 
     # --- operator commands (called on the runner's thread) ----------------------------------
-    def set_control(self, state: str, reason: str) -> None:
-        """Switch to running, paused or emergency-stopped, and record it."""
+    def set_control(self, state: str, reason: str) -> dict[str, Any]:
+        """Switch to running, paused or emergency-stopped, record it, and return the control
+        this call produced (``state``, ``since`` as ISO text, ``reason``)."""
         now = datetime.now(UTC)
         self.gate.state = state
         if state == EMERGENCY:
@@ -618,6 +619,7 @@ class Runner:
             self.risk.release_emergency_stop(reason, now)
         self.store.set_control(self.run, state, reason, now)
         self.store.record_event(self.run, "control", f"{state}: {reason}", now)
+        return {"state": state, "since": now.isoformat(), "reason": reason}
 
     def _cancel_entries(self, now: datetime) -> None:
         """Cancel the entry orders not yet filled (a pause means no new position, at once)."""

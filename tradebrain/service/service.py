@@ -401,9 +401,10 @@ class TradingService:
         return self._switch(EMERGENCY, "emergency stop pulled by the operator")
 
     def _switch(self, state: str, reason: str) -> dict[str, Any]:
+        """Switch and answer with the state THIS call produced: reading the store afterwards
+        could return another caller's switch made in between."""
         with self._lock:
-            self.runner.set_control(state, reason)
-        return self.control()
+            return self.runner.set_control(state, reason)
 
     def _check_symbol(self, symbol: str) -> None:
         if symbol not in self.options.symbols:

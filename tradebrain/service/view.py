@@ -95,13 +95,15 @@ class ServiceView(Protocol):
         ...
 
     def pause(self) -> dict[str, Any]:
-        """Stop opening positions (exits, stops and targets still work); return the control."""
+        """Stop opening positions (exits, stops and targets still work); return the control
+        this call produced (not a later read, which may show another caller's switch)."""
         ...
 
     def resume(self) -> dict[str, Any]:
-        """Trade again after a pause or an emergency stop; return the control."""
+        """Trade again after a pause or an emergency stop; return the control it produced."""
         ...
 
     def emergency_stop(self) -> dict[str, Any]:
-        """Close every position at the next price, cancel open orders, stop opening new ones."""
+        """Close every position at the next price, cancel open orders, stop opening new ones;
+        return the control it produced."""
         ...
