@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from tradebrain.api import create_app
+from tradebrain.api._auth import AuthThrottle, token_bits, token_weakness
 from tradebrain.exceptions import UserInputError
 from tradebrain.service.service import TradingService
 
@@ -122,3 +123,115 @@ def test_a_token_given_is_demanded_even_when_not_required(service: TradingServic
     app = create_app(service, token=TOKEN, require_token=False)
     with TestClient(app) as client:
         assert client.get("/api/positions").status_code == 401
+
+
+class FakeClock:
+    """Monotonic seconds that move only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _refusals(service: TradingService, name: str, **labels: str) -> float:
+    return service.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+def test_an_address_that_keeps_sending_wrong_tokens_gets_429_with_retry_after_and_a_metric(
+    unstarted_service: TradingService,
+) -> None:
+    clock = FakeClock()
+    throttle = AuthThrottle(limit=3, window=60.0, clock=clock)
+    app = create_app(unstarted_service, token=TOKEN, auth_throttle=throttle)
+    right = {"Authorization": f"Bearer {TOKEN}"}
+    with TestClient(app) as client:
+        for _ in range(2):
+            assert (
+                client.get("/api/positions", headers={"Authorization": "Bearer x"}).status_code
+                == 401
+            )
+        assert client.get("/api/positions").status_code == 401  # missing counts too
+        clock.now += 15
+        refused = client.get("/api/positions", headers=right)  # not even compared now
+        assert refused.status_code == 429
+        assert refused.headers["retry-after"] == "45"
+        assert "try again in 45 s" in refused.json()["detail"]
+        clock.now += 45
+        assert client.get("/api/positions", headers=right).status_code == 200
+    failures = "tradebrain_auth_failures_total"
+    assert _refusals(unstarted_service, failures, reason="wrong") == 2.0
+    assert _refusals(unstarted_service, failures, reason="missing") == 1.0
+    assert _refusals(unstarted_service, "tradebrain_auth_throttled_total") == 1.0
+
+
+def test_by_default_the_eleventh_bad_token_in_a_minute_is_throttled(
+    unstarted_service: TradingService,
+) -> None:
+    with TestClient(create_app(unstarted_service, token=TOKEN)) as client:
+        wrong = {"Authorization": "Bearer guess"}
+        codes = [client.post("/api/control/pause", headers=wrong).status_code for _ in range(11)]
+    assert codes == [401] * 10 + [429]
+    assert unstarted_service.control()["state"] == "running"
+
+
+def test_the_refused_tokens_are_in_the_prometheus_text(
+    unstarted_service: TradingService,
+) -> None:
+    with TestClient(create_app(unstarted_service, token=TOKEN)) as client:
+        client.get("/metrics", headers={"Authorization": "Bearer guess"})
+        text = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).text
+    assert 'tradebrain_auth_failures_total{reason="wrong"} 1.0' in text
+    assert "tradebrain_auth_throttled_total 0.0" in text
+
+
+def test_a_right_token_wipes_the_addresses_earlier_failures(
+    unstarted_service: TradingService,
+) -> None:
+    throttle = AuthThrottle(limit=2, clock=FakeClock())
+    app = create_app(unstarted_service, token=TOKEN, auth_throttle=throttle)
+    with TestClient(app) as client:
+        wrong, right = {"Authorization": "Bearer x"}, {"Authorization": f"Bearer {TOKEN}"}
+        assert client.get("/api/positions", headers=wrong).status_code == 401
+        assert client.get("/api/positions", headers=right).status_code == 200
+        assert client.get("/api/positions", headers=wrong).status_code == 401
+        assert client.get("/api/positions", headers=right).status_code == 200
+
+
+def test_the_throttle_remembers_a_bounded_number_of_addresses() -> None:
+    throttle = AuthThrottle(limit=1, clock=FakeClock(), max_clients=100)
+    for address in range(1000):
+        throttle.failed(f"10.0.{address // 256}.{address % 256}")
+    assert len(throttle._failures) == 100
+    assert throttle.retry_after("10.0.3.231") is not None  # the newest are kept
+    assert throttle.retry_after("10.0.0.0") is None
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "boqvrapAlyjQ0frOIEUX5hQkwvewsOIFBGEjVD1D_Q4",  # secrets.token_urlsafe(32)
+        "c1cc0c72cfac45e1125e6a30b4a25818",  # secrets.token_hex(16)
+        "2fccdb51-922d-4b9a-80fd-5f9280efe08e",  # a uuid4
+    ],
+)
+def test_tokens_from_the_usual_generators_are_strong(token: str) -> None:
+    assert token_weakness(token) is None
+    assert token_bits(token) >= 128
+
+
+@pytest.mark.parametrize(
+    ("token", "why"),
+    [
+        ("k", "has 1 characters; at least 24 are needed"),
+        (TOKEN, "has 17 characters"),
+        ("z" * 64, "uses only 1 different characters"),
+        ("0123456789" * 3, "repeats a chunk of 10 characters"),
+        ("aabbccddeeffgghhiijjkkll", "holds about 113 bits of entropy; at least 128"),
+    ],
+)
+def test_short_repetitive_or_low_entropy_tokens_are_weak_and_say_why(token: str, why: str) -> None:
+    weakness = token_weakness(token)
+    assert weakness is not None and weakness.startswith(why)
+    assert token not in weakness

@@ -12,6 +12,7 @@ from tradebrain.cli import app
 runner = CliRunner()
 KEY = "AKIA-very-secret-key-123"
 SECRET = "super-secret-value-456"
+STRONG_TOKEN = "Vq3xK8pZ2mT7wR4yN9bL6cH1dF5gJ0sA"
 
 
 @pytest.fixture(autouse=True)
@@ -67,13 +68,35 @@ def test_live_mode_without_an_api_token_refuses_and_never_prints_the_keys(
     assert KEY not in result.output and SECRET not in result.output
 
 
+@pytest.mark.parametrize(
+    ("token", "why"),
+    [
+        ("Zq", "has 2 characters; at least 24 are needed"),
+        ("a" * 40, "uses only 1 different characters"),
+        ("abcdefghij" * 4, "repeats a chunk of 10 characters"),
+    ],
+)
+def test_live_mode_with_a_weak_api_token_refuses_saying_why_without_printing_it(
+    monkeypatch: pytest.MonkeyPatch, token: str, why: str
+) -> None:
+    monkeypatch.setenv("TRADEBRAIN_GO_LIVE", "true")
+    monkeypatch.setenv("TRADEBRAIN_EXCHANGE_API_KEY", KEY)
+    monkeypatch.setenv("TRADEBRAIN_EXCHANGE_SECRET", SECRET)
+    monkeypatch.setenv("TRADEBRAIN_API__TOKEN", token)
+    result = _live()
+    assert result.exit_code == 1
+    assert f"live mode needs a strong API token, and the configured one {why}" in result.output
+    assert "secrets.token_urlsafe(32)" in result.output
+    assert token not in result.output
+
+
 def test_live_mode_with_a_replay_feed_is_refused_before_anything_starts(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("TRADEBRAIN_GO_LIVE", "true")
     monkeypatch.setenv("TRADEBRAIN_EXCHANGE_API_KEY", KEY)
     monkeypatch.setenv("TRADEBRAIN_EXCHANGE_SECRET", SECRET)
-    monkeypatch.setenv("TRADEBRAIN_API__TOKEN", "t0ken")
+    monkeypatch.setenv("TRADEBRAIN_API__TOKEN", STRONG_TOKEN)
     result = Outcome("serve", "--mode", "live", "--feed", "replay:x.parquet")
     assert result.exit_code == 1
     assert "needs --feed exchange:NAME" in result.output

@@ -90,6 +90,10 @@ def _doc(model: type, description: str) -> dict[str, Any]:
 
 UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
     401: _doc(ErrorBody, "Missing or wrong bearer token (with `WWW-Authenticate: Bearer`)."),
+    429: _doc(
+        ErrorBody,
+        "Too many missing or wrong tokens from this address; wait `Retry-After` seconds.",
+    ),
 }
 SERVER_ERROR: dict[int | str, dict[str, Any]] = {
     500: _doc(ErrorBody, "Unexpected failure; details are in the service log, not here."),

@@ -27,7 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, PlainTextResponse
 
 from tradebrain.api import _errors
-from tradebrain.api._auth import bearer_check, check_token
+from tradebrain.api._auth import AuthThrottle, bearer_check, check_token
 from tradebrain.api._errors import GuardedRoute, as_http
 from tradebrain.api.schemas import (
     AiStatus,
@@ -68,7 +68,13 @@ SymbolQuery = Annotated[
 ]
 
 
-def create_app(service: ServiceView, *, token: str | None, require_token: bool = True) -> FastAPI:
+def create_app(
+    service: ServiceView,
+    *,
+    token: str | None,
+    require_token: bool = True,
+    auth_throttle: AuthThrottle | None = None,
+) -> FastAPI:
     """Return the FastAPI application serving ``service``.
 
     Parameters
@@ -81,6 +87,9 @@ def create_app(service: ServiceView, *, token: str | None, require_token: bool =
         None with ``require_token=False`` leaves the API open (local paper runs only).
     require_token
         Refuse to build the app without a token (the runner always asks for this in live mode).
+    auth_throttle
+        How many missing or wrong tokens one address may send before it gets 429 (default:
+        10 a minute; see :mod:`tradebrain.api._auth`).
 
     Raises
     ------
@@ -104,7 +113,7 @@ def create_app(service: ServiceView, *, token: str | None, require_token: bool =
     app.add_exception_handler(UserInputError, _errors.user_input_error)
     app.add_exception_handler(RequestValidationError, _errors.invalid_request)
     app.include_router(_public_routes(service))
-    guard = [] if token is None else [Depends(bearer_check(token))]
+    guard = [] if token is None else [Depends(bearer_check(token, service.metrics, auth_throttle))]
     private = APIRouter(
         route_class=GuardedRoute,
         dependencies=guard,
@@ -201,7 +210,7 @@ def _add_predict_routes(router: APIRouter, service: ServiceView) -> None:
 
 
 def _add_account_routes(router: APIRouter, service: ServiceView, *, open_api: bool) -> None:
-    auth_codes = () if open_api else (401,)
+    auth_codes = () if open_api else (401, 429)
 
     @router.get("/api/positions", tags=["account"])
     def positions() -> list[Position]:

@@ -21,7 +21,8 @@ KEY_VARIABLES = ("TRADEBRAIN_EXCHANGE_API_KEY", "TRADEBRAIN_EXCHANGE_SECRET")
 
 
 def live_gate(environ: dict[str, str] | os._Environ[str], token: str | None) -> None:
-    """Refuse live trading unless it was switched on, keys are given and the API is locked."""
+    """Refuse live trading unless it was switched on, keys are given and the API is locked
+    with a strong token (:func:`~tradebrain.api._auth.token_weakness`)."""
     if environ.get(GO_LIVE, "").strip().lower() != "true":
         raise UserInputError(
             f"live mode places real orders with real money, so it is off unless {GO_LIVE}=true "
@@ -37,6 +38,13 @@ def live_gate(environ: dict[str, str] | os._Environ[str], token: str | None) -> 
         raise UserInputError(
             "live mode needs an API token so nobody else can steer it: set "
             "TRADEBRAIN_API__TOKEN or api.token in the config file"
+        )
+    from tradebrain.api._auth import TOKEN_HELP, token_weakness  # fastapi: only when serving
+
+    weakness = token_weakness(token)
+    if weakness is not None:
+        raise UserInputError(
+            f"live mode needs a strong API token, and the configured one {weakness}; {TOKEN_HELP}"
         )
 
 
@@ -96,7 +104,11 @@ def serve_command(
         timeframe=timeframe, models=models, state=state, speed=speed, warmup=warmup, seed=seed,
         cash=cash, leverage=leverage, api_url=api_url,
     )  # fmt: skip
+    from tradebrain.api._auth import token_weakness
+
     generated = token is None
+    if token is not None and (weakness := token_weakness(token)) is not None:
+        console.print(f"[yellow]the API token {weakness}; fine for paper, refused in live mode[/]")
     if token is None:
         token = secrets.token_urlsafe(24)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")

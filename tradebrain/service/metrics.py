@@ -13,7 +13,8 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 
 
 class ServiceMetrics:
-    """Decisions, decision latency, feed lag, equity, open positions and errors by kind."""
+    """Decisions, decision latency, feed lag, equity, open positions, errors by kind, and
+    refused API tokens."""
 
     content_type = CONTENT_TYPE_LATEST
 
@@ -44,6 +45,17 @@ class ServiceMetrics:
         )
         self.errors = Counter(
             "tradebrain_errors", "Errors, by kind.", ["kind"], registry=self.registry
+        )
+        self.auth_failures = Counter(
+            "tradebrain_auth_failures",
+            "API requests refused with 401: bearer token missing or wrong.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.auth_throttled = Counter(
+            "tradebrain_auth_throttled",
+            "API requests refused with 429: their address sent too many bad tokens.",
+            registry=self.registry,
         )
 
     def observe_decision(self, symbol: str, action: str, seconds: float) -> None:
