@@ -102,3 +102,27 @@ def test_the_api_token_is_masked_when_shown() -> None:
     assert "s3cret-token" not in settings.to_yaml()
     assert "s3cret-token" in settings.to_yaml(reveal_secrets=True)
     assert "s3cret-token" not in repr(settings)
+
+
+def test_a_token_given_as_a_yaml_list_is_refused_without_echoing_it(tmp_path: Path) -> None:
+    path = tmp_path / "tradebrain.yaml"
+    path.write_text("api:\n  token: [hunter2-secret, second-part]\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, env={})
+    message = str(caught.value)
+    assert (
+        f"api.token = <hidden list> (from file {path}): Input should be a valid string" in message
+    )
+    assert "hunter2" not in message and "second-part" not in message
+
+
+def test_a_token_variable_is_read_as_text_even_when_it_looks_like_json() -> None:
+    for token in ('["hunter3"]', "[not-json", '{"a": "hunter4"}'):
+        settings = load_settings(env={"TRADEBRAIN_API__TOKEN": token})
+        assert settings.api.token is not None
+        assert settings.api.token.get_secret_value() == token
+
+
+def test_the_test_suites_own_variables_are_not_settings() -> None:
+    env = {"TRADEBRAIN_REAL_DATA_REQUIRED": "1", "TRADEBRAIN_BROWSER_REQUIRED": "1"}
+    assert load_settings(env=env) == Settings()

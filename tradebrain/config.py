@@ -39,7 +39,11 @@ _NOT_SETTINGS = {
     # Read by the test suite only.
     "TRADEBRAIN_SCREENSHOT_DIR",
     "TRADEBRAIN_BROWSER_REQUIRED",
+    "TRADEBRAIN_REAL_DATA_REQUIRED",
 }
+# Settings whose values are never shown, not even in an error about them; their variables are
+# read as plain text (a token may start with "[" or "{").
+_SECRETS = {("api", "token")}
 
 
 class _Section(BaseModel):
@@ -228,7 +232,7 @@ def _env_overrides(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[s
             continue
         keys = tuple(part.lower() for part in name[len(ENV_PREFIX) :].split("__"))
         value: Any = raw
-        if raw.strip().startswith(("[", "{")):
+        if keys not in _SECRETS and raw.strip().startswith(("[", "{")):
             try:
                 value = json.loads(raw)
             except json.JSONDecodeError:
@@ -266,8 +270,9 @@ def _explain(
             continue
         bounds = _allowed_range(loc)
         value = item.get("input")
+        shown = f"<hidden {type(value).__name__}>" if loc[:2] in _SECRETS else repr(value)
         hint = f"; allowed range: {bounds}" if bounds else ""
-        lines.append(f"  {key} = {value!r} (from {source}): {item['msg']}{hint}")
+        lines.append(f"  {key} = {shown} (from {source}): {item['msg']}{hint}")
     return "\n".join(lines)
 
 
