@@ -54,6 +54,23 @@ def test_negative_volume_or_non_positive_price_is_422_at_that_field(
     assert issue["loc"] == ["body", "candles", 0, field]
 
 
+@pytest.mark.parametrize(
+    ("field", "value"), [("close", "30000"), ("open", True), ("high", "11"), ("volume", "2")]
+)
+def test_a_price_or_volume_sent_as_text_or_a_boolean_is_422_not_converted(
+    client: TestClient, field: str, value: Any
+) -> None:
+    issue = _issues(_post(client, [_candle(**{field: value})]))[0]
+    assert issue["loc"] == ["body", "candles", 0, field]
+    assert issue["type"] == "float_type"
+
+
+def test_whole_numbers_are_prices_too(client: TestClient) -> None:
+    response = _post(client, [_candle(open=10, high=11, low=9, close=10, volume=0)])
+    assert response.status_code == 422  # one candle is too few, but every field was read
+    assert "send between" in response.json()["detail"]
+
+
 def test_infinite_price_is_422_at_that_field(client: TestClient) -> None:
     content = (
         '{"symbol": "BTC/USDT", "timeframe": "1h", "candles": [{"timestamp": 0, '
@@ -152,3 +169,46 @@ def test_candles_ending_in_a_day_without_volume_get_a_decision(
         candle["volume"] = 0.0
     response = _post(client, candles)
     assert response.status_code == 200, response.text
+
+
+def test_candles_with_a_gap_are_refused_saying_what_to_send_not_a_cli_flag(
+    client: TestClient, service: TradingService
+) -> None:
+    candles = candles_body(service.feed.history("BTC/USDT", 700, None))
+    del candles[300]
+    response = _post(client, candles)
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert (
+        "1 missing 1h candle(s); send every candle of the span: the API accepts no gaps" in detail
+    )
+    assert "--allow-gaps" not in detail
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (b'{"symbol": "BTC/USDT", "timeframe": "1h"', "Expecting ',' delimiter at character 40"),
+        (b"nope", "Expecting value at character 0"),
+    ],
+)
+def test_a_body_that_is_not_json_is_400_as_the_openapi_document_says(
+    client: TestClient, body: bytes, why: str
+) -> None:
+    response = client.post(
+        "/predict/single", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json()["detail"] == (
+        f"the request body is not valid JSON ({why}); "
+        "send a UTF-8 JSON object with Content-Type: application/json"
+    )
+    responses = client.app.openapi()["paths"]["/predict/single"]["post"]["responses"]  # type: ignore[attr-defined]
+    assert "400" in responses
+
+
+def test_a_body_that_is_not_utf_8_is_400_too(client: TestClient) -> None:
+    response = client.post(
+        "/predict/batch", content=b"\xff\xfe", headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400

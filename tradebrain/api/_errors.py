@@ -2,6 +2,7 @@
 
 - :class:`~tradebrain.exceptions.UserInputError` from the service: 422 with its message, or 404
   when it is also a :class:`LookupError` (an unknown symbol or model).
+- A body that is not JSON: 400 saying where it stops parsing.
 - A malformed request: 422 with the list of problems, each naming its field (``loc``).
 - Anything else: a 500 with a generic message; the traceback goes to the log and
   ``tradebrain_errors{kind="api"}`` counts it. A response the service shaped wrongly is such a
@@ -50,11 +51,23 @@ async def user_input_error(request: Request, error: Exception) -> Response:
 
 
 async def invalid_request(request: Request, error: Exception) -> Response:
-    """Answer a malformed request with 422 and, per broken rule, where (loc) and what (msg).
+    """Answer a body that is not JSON with 400, and a request that breaks a rule with 422
+    and, per broken rule, where (loc) and what (msg).
 
     The offending input is not echoed back: it may hold values JSON cannot carry (Infinity).
     """
     assert isinstance(error, RequestValidationError)
+    for issue in error.errors():
+        if issue["type"] == "json_invalid":  # not a rule broken: the body cannot be read
+            where = issue["loc"][-1] if len(issue["loc"]) > 1 else 0
+            why = issue.get("ctx", {}).get("error", "unreadable")
+            return JSONResponse(
+                {
+                    "detail": f"the request body is not valid JSON ({why} at character {where}); "
+                    "send a UTF-8 JSON object with Content-Type: application/json"
+                },
+                status_code=status.HTTP_400_BAD_REQUEST,
+            )
     issues = [
         {"loc": list(issue["loc"]), "msg": issue["msg"], "type": issue["type"]}
         for issue in error.errors()

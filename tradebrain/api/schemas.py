@@ -253,7 +253,8 @@ Timestamp = Annotated[
         }
     ),
 ]
-Price = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+# strict: a price is a JSON number; "30000" (text) or true is refused, not converted.
+Price = Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)]
 
 
 class CandleIn(BaseModel):
@@ -266,7 +267,7 @@ class CandleIn(BaseModel):
     high: Price
     low: Price
     close: Price
-    volume: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    volume: Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
 
     @model_validator(mode="after")
     def _body_inside_range(self) -> CandleIn:

@@ -94,6 +94,7 @@ def validate(
     allow_gaps: bool = False,
     source: str = "<frame>",
     first_line: int | None = None,
+    gap_fix: str = "pass --allow-gaps to accept them",
 ) -> tuple[pl.DataFrame, ValidationReport]:
     """Check ``frame`` against the rules of its kind.
 
@@ -108,6 +109,9 @@ def validate(
         Candle timeframe (``"1h"``); needed for the grid and gap checks of candles.
     allow_gaps
         Report gaps between candles as warnings instead of errors.
+    gap_fix
+        What the reader can do about a gap, said in the error (the CLI's flag by default; the
+        API says what a caller can send instead).
 
     Returns
     -------
@@ -130,7 +134,7 @@ def validate(
     for rule, description, mask in _row_rules(frame, kind, timeframe):
         problems.extend(_problem(frame, rule, description, mask))
     if kind in (Kind.CANDLES, Kind.MARK) and timeframe is not None:
-        problems.extend(_gap_problems(frame, timeframe, allow_gaps))
+        problems.extend(_gap_problems(frame, timeframe, allow_gaps, gap_fix))
     report = ValidationReport(kind, frame.height, problems, source, first_line)
     return frame, report
 
@@ -270,7 +274,9 @@ def _problem(frame: pl.DataFrame, rule: str, description: str, mask: pl.Series) 
     return [Problem(rule, description, count, "error", examples)]
 
 
-def _gap_problems(frame: pl.DataFrame, timeframe: str, allow_gaps: bool) -> list[Problem]:
+def _gap_problems(
+    frame: pl.DataFrame, timeframe: str, allow_gaps: bool, gap_fix: str
+) -> list[Problem]:
     step_s = timeframe_seconds(timeframe)
     stamps = frame.select("timestamp", ROW).unique("timestamp", keep="first", maintain_order=True)
     gaps = stamps.with_columns(
@@ -290,11 +296,7 @@ def _gap_problems(frame: pl.DataFrame, timeframe: str, allow_gaps: bool) -> list
         for row in gaps.head(EXAMPLES_PER_PROBLEM).to_dicts()
     ]
     severity: Severity = "warning" if allow_gaps else "error"
-    hint = (
-        ""
-        if allow_gaps
-        else "; pass --allow-gaps to accept them (tradebrain never invents candles)"
-    )
+    hint = "" if allow_gaps else f"; {gap_fix} (tradebrain never invents candles)"
     description = (
         f"{gaps.height} gap(s) between candles, {missing} missing {timeframe} candle(s){hint}"
     )

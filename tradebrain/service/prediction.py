@@ -19,6 +19,7 @@ from tradebrain.data.validation import ROW, validate
 from tradebrain.exceptions import UserInputError
 
 MAX_CANDLES = 5000
+API_GAP_FIX = "send every candle of the span: the API accepts no gaps (rows are candles[i])"
 
 
 def min_candles(bundle: Any) -> int:
@@ -47,7 +48,9 @@ def decide_on_candles(
             f"send between {needed} and {MAX_CANDLES} candles (the models' features need "
             f"{needed - 1} candles of history before the last one); got {candles.height}"
         )
-    frame, report = validate(candles, "candles", timeframe, source="request body")
+    frame, report = validate(
+        candles, "candles", timeframe, source="request body", gap_fix=API_GAP_FIX
+    )
     if not report.ok:
         raise UserInputError("the candles are not clean:\n" + report.summary())
     frame = frame.drop(ROW)
