@@ -98,25 +98,63 @@ class FusionWeights(_Section):
 
 
 class BrainSettings(_Section):
-    """The meta-reasoner and its decision filters."""
+    """The meta-reasoner: fusion, filters and how a forecast becomes a target position."""
 
     fusion_weights: FusionWeights = Field(default_factory=FusionWeights)
-    min_confidence: float = Field(0.55, ge=0.34, le=1.0)
     kalman: bool = True
     chop_filter: bool = True
     panic_exit: bool = True
     funding_flip_filter: bool = True
+    disabled_parts: list[str] = Field(
+        default_factory=list,
+        description="further brain parts to switch off (see `tradebrain ablation`)",
+    )
+    kelly_fraction: float = Field(
+        0.5, gt=0, le=1.0, description="share of the growth-optimal (Kelly) position"
+    )
+    max_position: float = Field(
+        1.0, gt=0, le=10.0, description="largest |target position|, notional / equity"
+    )
+    entry_cost_multiple: float = Field(
+        1.5, ge=0, le=100, description="expected return over the horizon needed to open, "
+        "in round trips of fees + slippage"
+    )
+    exit_cost_multiple: float = Field(
+        -0.5, ge=-100, le=100, description="a position is held while its expected return "
+        "stays above this many round trips (negative: hold through small wobbles)"
+    )
+    rebalance_band: float = Field(
+        0.25, ge=0, le=10, description="resize only when the target moved this far away"
+    )
+    trade_rate: float = Field(
+        1.0, gt=0, le=1.0, description="share of the way to the target moved on a resize"
+    )
+
+    @model_validator(mode="after")
+    def _exit_below_entry(self) -> BrainSettings:
+        if self.exit_cost_multiple > self.entry_cost_multiple:
+            raise ValueError(
+                f"exit_cost_multiple {self.exit_cost_multiple} must not exceed "
+                f"entry_cost_multiple {self.entry_cost_multiple} (the position would be closed "
+                "as soon as it opens)"
+            )
+        return self
 
 
 class RiskSettings(_Section):
     """Risk limits; risk has the last word on every order."""
 
-    risk_per_trade: float = Field(0.02, gt=0, le=0.10, description="fraction of equity at risk")
-    stop_atr_multiple: float = Field(1.5, gt=0, le=10)
+    risk_per_trade: float = Field(
+        0.05, gt=0, le=0.10, description="fraction of equity lost if an entry's stop is hit"
+    )
+    stop_atr_multiple: float = Field(3.0, gt=0, le=20, description="protective stop, in ATR(14)")
+    take_profit: bool = Field(
+        False, description="entries carry a take-profit target at reward_risk stop distances"
+    )
     reward_risk: float = Field(2.0, gt=0, le=20)
-    max_daily_drawdown: float = Field(0.03, gt=0, le=0.5)
-    max_drawdown: float = Field(0.10, gt=0, le=0.9)
-    margin_cap: float = Field(0.10, gt=0, le=1.0, description="margin per position / equity")
+    max_daily_drawdown: float = Field(0.10, gt=0, le=0.5)
+    max_drawdown: float = Field(0.40, gt=0, le=0.9)
+    margin_cap: float = Field(1.0, gt=0, le=1.0, description="margin per position / equity")
     leverage_cap: float = Field(3.0, ge=1, le=125)
     kelly_fraction: float = Field(0.5, gt=0, le=1.0)
     kelly_min_trades: int = Field(20, ge=1)
@@ -145,6 +183,12 @@ class ApiSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     token: SecretStr | None = None
+    predict_workers: int = Field(
+        1, ge=1, le=16, description="processes deciding on sent candles, apart from trading"
+    )
+    predict_queue: int = Field(
+        2, ge=0, le=100, description="requests with candles that may wait; more get 429"
+    )
 
 
 class Settings(_Section):

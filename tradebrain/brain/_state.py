@@ -85,6 +85,9 @@ class Draft:
         stop: float | None = None,
         target: float | None = None,
         maker: bool = False,
+        target_position: float = 0.0,
+        expected_return: float = 0.0,
+        horizon: int = 0,
     ) -> Decision:
         """Return the frozen Decision (confidence clipped to [0, 1], filters de-duplicated)."""
         return Decision(
@@ -102,4 +105,7 @@ class Draft:
             maker=maker,
             proba=self.proba,
             family_weights=self.family_weights,
+            target_position=target_position,
+            expected_return=expected_return,
+            horizon=horizon,
         )

@@ -3,16 +3,24 @@
 On each candle, in order: read the regime; fold the candle into the stateful parts (spread
 history, gap tracker, funding cool-down, panic history); fuse the model votes with
 regime-adaptive family weights and the risk family's flat vote; smooth the fused edge with the
-Kalman filter; set the confidence bar (``min_confidence`` raised by volatility and chop, the
-chop raise skipped in a deep trend); cut confidence in high volatility; pick BUY, SELL or HOLD;
-then let the overrides speak, strongest first: panic exit (EXIT), liquidation guard (EXIT),
-risk block (HOLD), funding-flip cool-down (no new long). A trade gets a suggested stop
-(``k x ATR``), a target (reward:risk by regime), a size (fraction of equity to risk, cut in
-gap-safe mode; risk decides the final size) and a maker/taker choice.
+Kalman filter. Then turn the fused vote into money terms (:mod:`tradebrain.brain.positioning`):
+the **expected return** over the forecast's horizon (the models' calibration says how much a
+unit of forecast score is worth), a **target position** (fractional Kelly, capped), scaled by the
+volatility cut and gap-safe mode, and the **entry bar** in round trips of the trading costs,
+raised by the volatility threshold and the chop filter (not in a deep trend). The overrides
+speak next, strongest first: panic exit (EXIT), liquidation guard (EXIT), risk block (no trade),
+funding-flip cool-down (no long opens or grows). Last, the position rules move the current
+exposure toward the target only when the edge beats the costs: enter above the entry bar, hold
+while the forecast stays above the exit bar, resize outside the band.
 
-``Decision.confidence`` is the probability of the side bought or sold after every filter; for a
-HOLD, that of the best side, which fell short of the bar or was blocked; for a panic EXIT, the
-panic score; for a liquidation EXIT, 1.
+A move that opens or grows a position gets a protective stop (``k x ATR``), a take-profit
+target only when ``take_profit`` is set, the fraction of equity it risks at the stop (risk
+decides the final size) and a maker/taker choice.
+
+``Decision.action`` names the move: BUY (exposure up), SELL (down), EXIT (to flat), HOLD
+(none). ``Decision.confidence`` is the fused probability that the horizon's move goes the
+forecast's way (``p_up / (p_up + p_down)`` or its complement); for a panic EXIT, the panic
+score; for a liquidation EXIT, 1.
 
 A part is listed in ``Decision.filters`` when its condition held on this candle, whether or not
 it changed the action; its reason says what it did. Every part can be switched off for
@@ -37,10 +45,12 @@ from tradebrain.brain.filters import (
 from tradebrain.brain.fusion import Vote, clean_vote, family_of, fuse, order_flow_vote
 from tradebrain.brain.guards import danger_level, liquidation_guard, risk_block, volatility_cut
 from tradebrain.brain.panic import PanicReading
+from tradebrain.brain.positioning import FLAT, Forecast, Plan, kelly_target, step
 from tradebrain.brain.regime import ATR_PCT, RegimeReading, detect_regime, feature
 from tradebrain.brain.tuning import PARTS, BrainTuning, PositionContext
 from tradebrain.config import BrainSettings
 from tradebrain.exceptions import ConfigError
+from tradebrain.models.forecast import probit_score
 
 ORDER_FLOW_FEATURE_VOTE = "order_flow_features"
 """Name under which the vote derived from order-flow features appears in ``Decision.votes``."""
@@ -58,12 +68,13 @@ class Brain:
     Parameters
     ----------
     settings
-        Fusion weights, ``min_confidence`` and the on/off switches of Kalman, chop filter,
-        panic exit and funding-flip filter; the defaults when None.
+        Fusion weights, the on/off switches of Kalman, chop filter, panic exit and
+        funding-flip filter, and ``disabled_parts``; the defaults when None.
     disabled
         Further parts to switch off (names in :data:`PARTS`), e.g. for ablations.
     tuning
-        Every threshold; the documented defaults when None.
+        Every threshold (:meth:`BrainTuning.from_settings` builds it from the settings); the
+        default settings' when None.
     """
 
     def __init__(
@@ -75,7 +86,7 @@ class Brain:
     ) -> None:
         self.settings = settings or BrainSettings()
         self.tuning = tuning or BrainTuning()
-        off = set(disabled)
+        off = set(disabled) | set(self.settings.disabled_parts)
         unknown = sorted(off - set(PARTS))
         if unknown:
             raise ConfigError(
@@ -100,6 +111,7 @@ class Brain:
         features: Mapping[str, float],
         votes: Mapping[str, Vote],
         market: PositionContext | None = None,
+        forecast: Forecast | None = None,
     ) -> Decision:
         """Decide what to do on one closed candle.
 
@@ -114,8 +126,11 @@ class Brain:
         votes
             Model name -> (p_down, p_flat, p_up); an unusable vote is ignored with a reason.
         market
-            Price, position, liquidation distance and data gaps; without it no stop or target
-            is suggested and the liquidation guard is idle.
+            Price, position, exposure, liquidation distance and data gaps; without it the
+            brain assumes a flat book, suggests no stop and the liquidation guard is idle.
+        forecast
+            The votes' calibration (beta, sigma over the horizon, horizon); without a usable
+            one the expected return is 0 and no position opens.
 
         Returns
         -------
@@ -135,40 +150,105 @@ class Brain:
         panic = memory.panic.update(features) if "panic_exit" in on else PanicReading(0.0)
         danger = danger_level(atr_ratio, spread_ratio, t.guards) if "risk_vote" in on else 0.0
         self._fuse(memory, features, danger, draft)
-        action, confidence, threshold, deep = self._direction(draft, features)
+        plan, confidence, deep = self._plan(draft, features, forecast, size_factor)
+        exposure = market.exposure if market is not None else 0.0
 
         if panic.fired:
             draft.fire("panic_exit", "; ".join(panic.reasons))
-            return draft.finish(Action.EXIT, panic.score)
+            return draft.finish(Action.EXIT, panic.score, **plan_fields(plan, 0.0))
         distance = market.liquidation_distance if market and market.position else None
         liquidation = liquidation_guard(distance, atr_pct, t.guards)
         if "liquidation_guard" in on and liquidation:
             draft.fire("liquidation_guard", liquidation)
-            return draft.finish(Action.EXIT, 1.0)
+            return draft.finish(Action.EXIT, 1.0, **plan_fields(plan, 0.0))
         block = risk_block(atr_ratio, spread_ratio, t.guards) if "risk_block" in on else None
         if block:
             draft.fire("risk_block", block)
-            action = Action.HOLD
-        if "funding_flip" in on and cooling:
+        no_new_long = "funding_flip" in on and bool(cooling)
+        if no_new_long:
             draft.fire("funding_flip", memory.funding.reason())
-            if action is Action.BUY:
-                action = Action.HOLD
-        if action is Action.HOLD:
-            return draft.finish(action, confidence)
-
-        room = 1.0 - threshold
-        strength = min(1.0, max(0.0, (confidence - threshold) / room)) if room > 0 else 1.0
-        size = t.base_risk * (0.5 + 0.5 * strength) * size_factor
-        draft.reasons.append(
-            f"size: {size:.2%} of equity at risk (strength {strength:.2f}, x{size_factor:g})"
-        )
-        stop, target = self._levels(action, reading, atr_pct, market, draft)
+        plan = Plan(
+            plan.expected, plan.target, plan.entry_bar, plan.exit_bar,
+            hold_only=bool(block), no_new_long=no_new_long, horizon=plan.horizon,
+        )  # fmt: skip
+        shorts = market.shorts if market is not None else True
+        new, why = step(plan, exposure, t.positions, shorts)
+        draft.reasons.append(why)
+        action = move(exposure, new)
+        if action is Action.HOLD or action is Action.EXIT:
+            return draft.finish(action, confidence, **plan_fields(plan, new))
+        growing = abs(new) > abs(exposure) + FLAT and new * exposure >= 0
+        if not growing and abs(exposure) >= FLAT and new * exposure >= 0:
+            return draft.finish(action, confidence, **plan_fields(plan, new))
+        added = abs(new) - (abs(exposure) if new * exposure > 0 else 0.0)
+        stop, target, risked = self._levels(new > 0, added, reading, atr_pct, market, draft)
         maker = False
         if "maker_taker" in on:
-            with_trend = deep and (reading.direction > 0) == (action is Action.BUY)
+            with_trend = deep and (reading.direction > 0) == (new > 0)
             maker, order_reason = order_type(spread_ratio, with_trend, t.filters)
             draft.fire("maker_taker", order_reason)
-        return draft.finish(action, confidence, size=size, stop=stop, target=target, maker=maker)
+        return draft.finish(
+            action, confidence, size=risked, stop=stop, target=target, maker=maker,
+            **plan_fields(plan, new),
+        )  # fmt: skip
+
+    def _plan(
+        self,
+        draft: Draft,
+        features: Mapping[str, float],
+        forecast: Forecast | None,
+        size_factor: float,
+    ) -> tuple[Plan, float, bool]:
+        """Return the plan (expected return, target, bars), the confidence and trend depth."""
+        on, t, reading = self.enabled, self.tuning, draft.reading
+        rules = t.positions
+        p_down, _, p_up = draft.proba
+        z = probit_score(p_down, p_up)
+        mass = p_down + p_up
+        confidence = max(p_up, p_down) / mass if mass > 0 else 0.5
+        expected, target = 0.0, 0.0
+        if forecast is not None and forecast.usable:
+            expected = forecast.beta * z * forecast.sigma
+            target = kelly_target(expected, forecast.sigma, rules)
+            draft.reasons.append(
+                f"forecast: score {z:+.2f} over {forecast.horizon} candles -> expected "
+                f"{expected:+.2%} (beta {forecast.beta:.2f}, sigma {forecast.sigma:.2%}); "
+                f"Kelly x{rules.kelly_fraction:g} target {target:+.2f} of equity"
+            )
+        else:
+            draft.reasons.append("no usable forecast calibration: expected return 0, no entry")
+        if "volatility_cut" in on:
+            factor, reason = volatility_cut(reading.atr_ratio, t.guards)
+            if reason:
+                target *= factor
+                draft.fire("volatility_cut", reason)
+        if size_factor != 1.0:
+            target *= size_factor
+        raise_by = 0.0
+        if "volatility_threshold" in on:
+            extra, reason = volatility_threshold(reading.atr_ratio, t.filters)
+            if reason:
+                raise_by += extra
+                draft.fire("volatility_threshold", reason)
+        deep_reason = trend_depth(
+            reading.adx, reading.alignment, feature(features, "efficiency_ratio_20"), t.filters
+        )
+        deep = "trend_depth" in on and deep_reason is not None
+        if deep and deep_reason:
+            draft.fire("trend_depth", deep_reason)
+        if "chop" in on and not deep:
+            extra, reason = chop_filter(reading.atr_ratio, reading.cycle_power, t.filters)
+            if reason:
+                raise_by += extra
+                draft.fire("chop", reason)
+        entry_bar = rules.entry_cost_multiple * rules.round_trip * (1.0 + raise_by)
+        exit_bar = rules.exit_cost_multiple * rules.round_trip
+        draft.reasons.append(
+            f"bars: enter above {entry_bar:.2%} ({rules.entry_cost_multiple:g} round trips of "
+            f"{rules.round_trip:.2%}, raised x{1.0 + raise_by:.2f}), hold above {exit_bar:+.2%}"
+        )
+        horizon = forecast.horizon if forecast is not None and forecast.usable else 0
+        return Plan(expected, target, entry_bar, exit_bar, horizon=horizon), confidence, deep
 
     def _fuse(
         self,
@@ -205,49 +285,6 @@ class Brain:
                 "kalman",
                 f"Kalman smoothed the up-minus-down edge {fusion.edge:+.2f} -> {smoothed:+.2f}",
             )
-
-    def _direction(
-        self, draft: Draft, features: Mapping[str, float]
-    ) -> tuple[Action, float, float, bool]:
-        """Return the candidate action, its confidence, the bar and whether the trend is deep."""
-        on, t, reading = self.enabled, self.tuning, draft.reading
-        threshold = self.settings.min_confidence
-        if "volatility_threshold" in on:
-            raise_by, reason = volatility_threshold(reading.atr_ratio, t.filters)
-            if reason:
-                threshold += raise_by
-                draft.fire("volatility_threshold", reason)
-        deep_reason = trend_depth(
-            reading.adx, reading.alignment, feature(features, "efficiency_ratio_20"), t.filters
-        )
-        deep = "trend_depth" in on and deep_reason is not None
-        if deep and deep_reason:
-            draft.fire("trend_depth", deep_reason)
-        if "chop" in on and not deep:
-            raise_by, reason = chop_filter(reading.atr_ratio, reading.cycle_power, t.filters)
-            if reason:
-                threshold += raise_by
-                draft.fire("chop", reason)
-        threshold = min(threshold, max(t.max_threshold, self.settings.min_confidence))
-        p_down, p_flat, p_up = draft.proba
-        action = Action.BUY if p_up >= p_down else Action.SELL
-        confidence = max(p_up, p_down)
-        if "volatility_cut" in on:
-            factor, reason = volatility_cut(reading.atr_ratio, t.guards)
-            if reason:
-                confidence *= factor
-                draft.fire("volatility_cut", reason)
-        if confidence < threshold:
-            why = f"below the bar {threshold:.2f}"
-        elif max(p_up, p_down) <= p_flat:
-            why = f"not above flat ({p_flat:.2f})"
-        else:
-            why = ""
-        if why:
-            draft.reasons.append(f"hold: best side {action.value} at {confidence:.2f} is {why}")
-            return Action.HOLD, confidence, threshold, deep
-        draft.reasons.append(f"{action.value}: confidence {confidence:.2f} >= bar {threshold:.2f}")
-        return action, confidence, threshold, deep
 
     def _remember(self, symbol: str) -> SymbolMemory:
         if symbol not in self._memory:
@@ -287,26 +324,51 @@ class Brain:
 
     def _levels(
         self,
-        action: Action,
+        long: bool,
+        added: float,
         reading: RegimeReading,
         atr_pct: float,
         market: PositionContext | None,
         draft: Draft,
-    ) -> tuple[float | None, float | None]:
-        """Return the suggested stop and target for a BUY or SELL (None without price or ATR)."""
+    ) -> tuple[float | None, float | None, float]:
+        """Return the stop, the take-profit target (or None) and the fraction of equity risked.
+
+        ``added`` is the exposure the move opens or adds; it risks ``added x stop distance``
+        (never more than ``max_risk``). Without price or ATR no levels are suggested and risk
+        sets them.
+        """
+        t = self.tuning
         if market is None or not math.isfinite(market.price) or math.isnan(atr_pct):
             draft.reasons.append(
-                "no stop or target suggested: price or ATR unknown; risk sets them"
+                "no stop suggested: price or ATR unknown; risk sets the protective levels"
             )
-            return None, None
-        t = self.tuning
-        reward_risk = t.reward_risk.get(reading.regime, t.default_reward_risk)
-        stop_distance = t.stop_atr_multiple * atr_pct * market.price
-        side = 1.0 if action is Action.BUY else -1.0
-        stop = market.price - side * stop_distance
-        target = market.price + side * reward_risk * stop_distance
+            return None, None, t.max_risk
+        stop_fraction = t.stop_atr_multiple * atr_pct
+        risked = min(t.max_risk, added * stop_fraction)
+        side = 1.0 if long else -1.0
+        stop = market.price * (1.0 - side * stop_fraction)
+        target = None
+        words = "no take-profit: held while the forecast holds"
+        if t.take_profit:
+            reward_risk = t.reward_risk.get(reading.regime, t.default_reward_risk)
+            target = market.price * (1.0 + side * reward_risk * stop_fraction)
+            words = f"target {target:.2f} at reward:risk {reward_risk:g} for {reading.regime.value}"
         draft.reasons.append(
-            f"stop {stop:.2f} at {t.stop_atr_multiple:g} ATR ({stop_distance:.2f}), target "
-            f"{target:.2f} at reward:risk {reward_risk:g} for {reading.regime.value}"
+            f"stop {stop:.2f} at {t.stop_atr_multiple:g} ATR ({stop_fraction:.2%}); {words}; "
+            f"risks {risked:.2%} of equity"
         )
-        return stop, target
+        return stop, target, risked
+
+
+def move(exposure: float, new: float) -> Action:
+    """Return the action that takes the exposure from ``exposure`` to ``new``."""
+    if abs(new - exposure) < FLAT:
+        return Action.HOLD
+    if abs(new) < FLAT:
+        return Action.EXIT
+    return Action.BUY if new > exposure else Action.SELL
+
+
+def plan_fields(plan: Plan, new: float) -> dict[str, float | int]:
+    """Return the Decision fields that report the plan and the resulting target position."""
+    return {"expected_return": plan.expected, "target_position": new, "horizon": plan.horizon}

@@ -27,7 +27,8 @@ class Decision:
     confidence
         In [0, 1]: the fused probability of the chosen direction after every filter.
     size
-        Fraction of equity the brain suggests risking (risk has the last word and may cut it).
+        Fraction of equity the move risks at its stop (risk has the last word and may cut it);
+        0 for a move that opens or grows nothing.
     stop, target
         Suggested protective levels (quote currency), or None for hold.
     votes
@@ -42,6 +43,13 @@ class Decision:
         The fused (p_down, p_flat, p_up) after smoothing, summing to 1.
     family_weights
         Model family -> weight it had in the fusion (sums to 1 over the families that voted).
+    target_position
+        The exposure to hold after this decision: signed notional over equity (+1 all in
+        long, -0.5 half the equity short, 0 flat).
+    expected_return
+        The forecast's expected log return over ``horizon`` candles (0 without a forecast).
+    horizon
+        Candles the forecast looks ahead (0 without a forecast).
     """
 
     timestamp: datetime
@@ -58,6 +66,9 @@ class Decision:
     maker: bool = False  # prefer a passive (maker) order
     proba: tuple[float, float, float] = (1 / 3, 1 / 3, 1 / 3)
     family_weights: dict[str, float] = field(default_factory=dict)
+    target_position: float = 0.0
+    expected_return: float = 0.0
+    horizon: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict (timestamp as ISO text)."""

@@ -15,14 +15,31 @@ order flow around them (trades, order-book snapshots, funding rates):
   drop over the next 4-12 candles; volatility doubles after the crash and decays.
 * **Volume** is lognormal around a level that rises with ``|r| / sigma_base``.
 
-The planted edge (``signal = rho``), with ``r[t]`` the close-to-close log return of candle
-``t`` (``r[0] = log(close[0] / open[0])``)::
+The planted edge (``signal = rho``) has three kinds (``edge``). With ``r[t]`` the
+close-to-close log return of candle ``t`` (``r[0] = log(close[0] / open[0])``) and ``vol[t]`` an
+EWMA volatility known at the close of ``t``::
 
-    v2[t]   = 0.94 * v2[t-1] + 0.06 * r[t]**2           v2[-1] = sigma_base**2
-    R[t]    = r[t-k+1] + ... + r[t]                     (k = signal_lookback; fewer at the start)
-    z[t]    = -tanh(R[t] / (sqrt(v2[t]) * sqrt(k)))      a short-term reversal, in [-1, 1]
-    m[t]    = rho * sqrt(v2[t]) * z[t]                   known at the close of candle t
+    v2[t]   = 0.94 * v2[t-1] + 0.06 * r[t]**2           v2[-1] = sigma_base**2,  vol = sqrt(v2)
     r[t+1]  = m[t] + drift[regime] + sigma[t+1] * eps[t+1] + crash[t+1]
+
+* ``reversal`` (the default): a one-candle reversal, too short-lived to pay a round trip::
+
+      R[t] = r[t-k+1] + ... + r[t]  (k = signal_lookback)
+      m[t] = -rho * vol * tanh(R / (vol * sqrt(k)))
+
+* ``trend``: a persistent drift that follows the recent trend (time-series momentum). With
+  ``a = 1 - 2**(-1 / half_life)`` and ``c = sqrt(a / (2 - a))`` (the spread of an EMA of unit
+  noise)::
+
+      s[t] = (1 - a) * s[t-1] + a * r[t] / vol[t],       m[t] = rho * vol * tanh(s[t] / c)
+
+* ``revert``: a persistent pull back toward a slow average of the price. With ``p[t]`` the log
+  price and ``L[t] = (1 - a) * L[t-1] + a * p[t]``::
+
+      m[t] = -rho * vol * tanh((p[t] - L[t]) / (vol * sqrt(half_life)))
+
+  A ``trend`` or ``revert`` drift keeps its sign for tens of candles, so a position held while it
+  lasts earns many times the cost of trading; ``half_life`` (candles) sets how slowly it moves.
 
 ``m[t]`` is a function of the closes up to ``t`` only; :func:`oracle_expected_returns`
 recomputes it from a candle frame. It is the ``oracle_expected_return`` column of
@@ -36,10 +53,11 @@ from __future__ import annotations
 
 import json
 import math
+from collections import deque
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
@@ -51,7 +69,9 @@ from tradebrain.data.timeframes import timeframe_seconds
 from tradebrain.exceptions import ConfigError, UserInputError
 
 __all__ = [
+    "EDGE_KINDS",
     "REGIMES",
+    "PlantedEdge",
     "SyntheticConfig",
     "SyntheticMarket",
     "generate_market",
@@ -78,13 +98,23 @@ _SECONDS_PER_YEAR = 365 * 86_400
 _CRASH_VOLUME = 50.0
 _CRASH_SPREAD = 4.0
 _CRASH_VOL_BOOST = 4.0  # variance multiplier after a crash
-_FORMULA = (
-    "v2[t] = 0.94*v2[t-1] + 0.06*r[t]^2 (v2[-1] = sigma_base^2); "
-    "R[t] = sum of the last k log returns r up to t; "
-    "z[t] = -tanh(R[t] / (sqrt(v2[t]) * sqrt(k))); "
-    "oracle_expected_return[t] = rho * sqrt(v2[t]) * z[t]; "
-    "r[t+1] = oracle_expected_return[t] + regime drift + sigma[t+1]*eps[t+1] + crash[t+1]"
-)
+EdgeKind = Literal["reversal", "trend", "revert"]
+EDGE_KINDS: tuple[EdgeKind, ...] = ("reversal", "trend", "revert")
+"""Kinds of planted edge: a one-candle reversal, a persistent trend, a persistent reversion."""
+_VOLATILITY = "v2[t] = 0.94*v2[t-1] + 0.06*r[t]^2 (v2[-1] = sigma_base^2), vol[t] = sqrt(v2[t]); "
+_NEXT = "r[t+1] = oracle_expected_return[t] + regime drift + sigma[t+1]*eps[t+1] + crash[t+1]"
+_FORMULAS: dict[str, str] = {
+    "reversal": _VOLATILITY
+    + "R[t] = sum of the last k log returns r up to t; "
+    "oracle_expected_return[t] = -rho * vol[t] * tanh(R[t] / (vol[t] * sqrt(k))); " + _NEXT,
+    "trend": _VOLATILITY
+    + "a = 1 - 2^(-1/half_life), c = sqrt(a/(2-a)); s[t] = (1-a)*s[t-1] + a*r[t]/vol[t]; "
+    "oracle_expected_return[t] = rho * vol[t] * tanh(s[t] / c); " + _NEXT,
+    "revert": _VOLATILITY
+    + "a = 1 - 2^(-1/half_life); p[t] = log price; L[t] = (1-a)*L[t-1] + a*p[t]; "
+    "oracle_expected_return[t] = -rho * vol[t] * tanh((p[t] - L[t]) / (vol[t] * "
+    "sqrt(half_life))); " + _NEXT,
+}
 
 
 @dataclass(frozen=True)
@@ -121,7 +151,12 @@ class SyntheticConfig:
     base_spread
         Typical relative bid-ask spread (``2e-4`` = 2 basis points).
     signal_lookback
-        ``k``: number of past log returns the planted component reverses.
+        ``k``: number of past log returns the ``reversal`` edge reverses.
+    edge
+        Kind of planted edge: ``"reversal"`` (one candle), ``"trend"`` or ``"revert"``
+        (persistent; see the module docstring).
+    half_life
+        Candles over which a ``trend`` or ``revert`` edge forgets half of its past.
     trades_per_candle
         Mean number of trades per candle at typical volume (orderflow only).
     book_levels
@@ -144,12 +179,17 @@ class SyntheticConfig:
     signal_lookback: int = 1
     trades_per_candle: float = 20.0
     book_levels: int = 10
+    edge: EdgeKind = "reversal"
+    half_life: int = 48
 
     def __post_init__(self) -> None:
         _check_int("bars", self.bars, 2)
         _check_int("seed", self.seed, 0)
         _check_int("signal_lookback", self.signal_lookback, 1)
         _check_int("book_levels", self.book_levels, 1)
+        _check_int("half_life", self.half_life, 1)
+        if self.edge not in EDGE_KINDS:
+            raise ConfigError(f"edge must be one of {', '.join(EDGE_KINDS)}; got {self.edge!r}")
         try:
             timeframe_seconds(self.timeframe)
         except UserInputError as error:
@@ -282,7 +322,8 @@ def oracle_expected_returns(candles: pl.DataFrame, config: SyntheticConfig) -> n
         ``(n, 6)`` candle frame in time order; only ``open`` of the first row and ``close``
         are read.
     config
-        Supplies ``signal`` (rho), ``signal_lookback`` (k) and the base sigma.
+        Supplies ``signal`` (rho), ``edge``, ``signal_lookback`` (k), ``half_life`` and the
+        base sigma.
 
     Returns
     -------
@@ -292,17 +333,49 @@ def oracle_expected_returns(candles: pl.DataFrame, config: SyntheticConfig) -> n
     """
     close = candles["close"].to_numpy()
     log_close = np.log(np.concatenate(([candles["open"][0]], close)))
-    returns = np.diff(log_close)
-    k = config.signal_lookback
-    trailing = log_close[1:] - log_close[np.maximum(np.arange(1, close.size + 1) - k, 0)]
-    variance = np.empty_like(returns)
-    level = config.sigma_base**2
-    for t, r in enumerate(returns.tolist()):
-        level = _VOL_EWMA_DECAY * level + (1.0 - _VOL_EWMA_DECAY) * r * r
-        variance[t] = level
-    vol = np.sqrt(variance)
-    result: np.ndarray = -config.signal * vol * np.tanh(trailing / (vol * math.sqrt(k)))
-    return result
+    edge = PlantedEdge(config)
+    return np.array([edge.update(r) for r in np.diff(log_close).tolist()], dtype=np.float64)
+
+
+class PlantedEdge:
+    """The planted expected return, one closed candle at a time (past-only by construction).
+
+    :meth:`update` folds in the log return of the candle that just closed and returns the
+    expected log return of the next one; the generator and :func:`oracle_expected_returns`
+    share it, so both compute the same numbers.
+    """
+
+    def __init__(self, config: SyntheticConfig) -> None:
+        self.rho = config.signal
+        self.kind = config.edge
+        self.lookback = config.signal_lookback
+        self.half_life = config.half_life
+        self.variance = config.sigma_base**2
+        self.log_price = 0.0
+        self._past = deque([0.0], maxlen=config.signal_lookback + 1)
+        self._alpha = 1.0 - 2.0 ** (-1.0 / config.half_life)
+        self._noise = math.sqrt(self._alpha / (2.0 - self._alpha))
+        self._level = 0.0  # trend: EMA of r / vol; revert: EMA of the log price
+
+    def update(self, r: float) -> float:
+        """Fold in the log return ``r`` of the candle that just closed; return the next mean."""
+        self.variance = _VOL_EWMA_DECAY * self.variance + (1.0 - _VOL_EWMA_DECAY) * r * r
+        self.log_price += r
+        vol = math.sqrt(self.variance)
+        alpha = self._alpha
+        if self.kind == "reversal":
+            self._past.append(self.log_price)
+        if not self.rho:
+            return 0.0
+        if self.kind == "reversal":
+            trailing = self.log_price - self._past[0]
+            return -self.rho * vol * math.tanh(trailing / (vol * math.sqrt(self.lookback)))
+        if self.kind == "trend":
+            self._level = (1.0 - alpha) * self._level + alpha * (r / vol if vol > 0 else 0.0)
+            return self.rho * vol * math.tanh(self._level / self._noise)
+        self._level = (1.0 - alpha) * self._level + alpha * self.log_price
+        distance = self.log_price - self._level
+        return -self.rho * vol * math.tanh(distance / (vol * math.sqrt(self.half_life)))
 
 
 def write_market(market: SyntheticMarket, out: Path) -> list[Path]:
@@ -388,18 +461,17 @@ def _simulate_returns(
 
     Keys: ``returns`` (log), ``sigma`` (the candle's volatility), ``variance`` (GARCH ``h``)
     and ``expected`` (the oracle's expected next return). A plain loop: each step depends on
-    the last, and 1M steps take about a second.
+    the last, and 1M steps take about two seconds.
     """
     base = config.sigma_base
     drift = [d * base for d in _DRIFT_SIGMAS]
     scale = [s * base for s in _VOL_SCALE]
-    rho, k = config.signal, config.signal_lookback
-    root_k, omega = math.sqrt(k), 1.0 - _GARCH_ALPHA - _GARCH_BETA
-    alpha, beta, lam = _GARCH_ALPHA, _GARCH_BETA, _VOL_EWMA_DECAY
+    omega = 1.0 - _GARCH_ALPHA - _GARCH_BETA
+    alpha, beta = _GARCH_ALPHA, _GARCH_BETA
     n = shocks.size
     returns, sigmas, variances, expected = [0.0] * n, [0.0] * n, [0.0] * n, [0.0] * n
-    log_price = [0.0] * (n + 1)
-    h, v2, mean_next, sqrt = 1.0, base * base, 0.0, math.sqrt
+    h, mean_next, sqrt = 1.0, 0.0, math.sqrt
+    edge = PlantedEdge(config)
     for t, (eps, state, jump, boost) in enumerate(
         zip(
             shocks.tolist(),
@@ -413,14 +485,9 @@ def _simulate_returns(
         sigma = scale[state] * sqrt(h)
         r = mean_next + drift[state] + sigma * eps + jump
         returns[t], sigmas[t], variances[t] = r, sigma, h
-        log_price[t + 1] = log_price[t] + r
         h = omega + alpha * h * eps * eps + beta * h
-        v2 = lam * v2 + (1.0 - lam) * r * r
-        if rho:
-            vol = sqrt(v2)
-            trailing = log_price[t + 1] - log_price[max(t + 1 - k, 0)]
-            mean_next = -rho * vol * math.tanh(trailing / (vol * root_k))
-            expected[t] = mean_next
+        mean_next = edge.update(r)
+        expected[t] = mean_next
     return {
         "returns": np.asarray(returns),
         "sigma": np.asarray(sigmas),
@@ -489,7 +556,9 @@ def _oracle_report(
     stderr = math.sqrt(0.25 / max(count, 1))
     settings = asdict(config) | {"start": config.start.isoformat()}
     return {
-        "formula": _FORMULA,
+        "formula": _FORMULAS[config.edge],
+        "edge": config.edge,
+        "half_life": config.half_life if config.edge != "reversal" else None,
         "rho": config.signal,
         "seed": config.seed,
         "bars": config.bars,

@@ -169,6 +169,7 @@ class Engine:
         if self.position_source is not None:  # a venue's account is the truth (live trading)
             context.position = self.position_source(context.symbol)
         position = context.position
+        context.equity = equity
         self._open_times.append(candle.open_time)
         self._equity.append(equity)
         self._exposure.append(position * candle.close / equity if equity > 0 else 0.0)

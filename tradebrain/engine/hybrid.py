@@ -1,15 +1,18 @@
 """The ``hybrid`` strategy: features and model votes -> Brain -> order intents -> risk -> broker.
 
-On each closed candle the strategy reads the candle's feature row and the models' votes at
-that candle, asks the :class:`~tradebrain.brain.brain.Brain` for a
-:class:`~tradebrain.brain.decision.Decision` and turns it into order intents:
+On each closed candle the strategy reads the candle's feature row, the models' votes and
+their forecast calibration at that candle, tells the :class:`~tradebrain.brain.brain.Brain` the
+exposure it holds (position notional over equity), and turns the
+:class:`~tradebrain.brain.decision.Decision`'s target position into order intents
+(:func:`target_intents`):
 
-- EXIT closes what is open (a reduce-only exit);
-- BUY opens a long when flat (quantity 0: risk sizes it, with the brain's suggested size as
-  an upper bound) with the decision's stop, target, confidence and reasons — a market order,
-  or a one-candle limit at the close when the brain chose a maker fill; a short is closed
-  first;
-- SELL closes a long; on a perpetual it opens a short when flat; on spot it never shorts.
+- a target of 0, or one on the other side, closes what is open (a reduce-only exit; a flip
+  opens the other side on a later candle, once flat);
+- a larger target on the same side (or any target when flat) buys or sells the difference,
+  with the decision's stop, confidence, reasons and the fraction of equity it risks (risk has
+  the last word on the size) — a market order, or a one-candle limit at the close when the
+  brain chose a maker fill;
+- a smaller target on the same side sells or buys back the difference (reduce-only).
 
 Features and votes are precomputed causally (:class:`HybridSignals`): the walk-forward runner
 (:mod:`tradebrain.engine.walk_forward_backtest`) trains one bundle per segment on data before
@@ -22,6 +25,7 @@ not decided on (no trading before the first segment). Every decision is kept in
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -31,7 +35,8 @@ import polars as pl
 
 from tradebrain.brain.brain import Brain
 from tradebrain.brain.decision import Action, Decision
-from tradebrain.brain.tuning import PositionContext
+from tradebrain.brain.positioning import Forecast
+from tradebrain.brain.tuning import BrainTuning, PositionContext
 from tradebrain.config import BrainSettings
 from tradebrain.engine.events import CandleClosed
 from tradebrain.engine.strategy import StrategyContext
@@ -45,8 +50,13 @@ class LiveInputs(Protocol):
 
     def update(
         self, candle: CandleClosed
-    ) -> tuple[dict[str, float], dict[str, tuple[float, float, float]]] | None:
-        """Fold ``candle`` in; return its feature row and the models' votes (None: warming up)."""
+    ) -> (
+        tuple[dict[str, float], dict[str, tuple[float, float, float]], Forecast | None] | None
+    ):
+        """Fold ``candle`` in; return its features, the votes and their calibration.
+
+        None while warming up.
+        """
         ...
 
 
@@ -63,18 +73,42 @@ class HybridSignals:
     votes
         Model name -> (n, 3) probabilities (p_down, p_flat, p_up) decided at candle ``t``'s
         close by a model trained before ``t``'s segment; NaN rows are candles with no vote.
+    forecast
+        (n, 3) the votes' calibration per candle: ``beta``, ``sigma`` over the horizon and the
+        horizon (see :class:`~tradebrain.brain.positioning.Forecast`); NaN rows have none.
     """
 
     feature_names: tuple[str, ...]
     features: np.ndarray
     votes: dict[str, np.ndarray]
+    forecast: np.ndarray | None = None
 
     @classmethod
-    def from_tables(cls, features: pl.DataFrame, votes: dict[str, np.ndarray]) -> HybridSignals:
-        """Build from a feature table (``timestamp`` + features) and vote arrays."""
+    def from_tables(
+        cls,
+        features: pl.DataFrame,
+        votes: dict[str, np.ndarray],
+        forecast: np.ndarray | None = None,
+    ) -> HybridSignals:
+        """Build from a feature table (``timestamp`` + features), vote and forecast arrays."""
         names = tuple(c for c in features.columns if c != "timestamp")
         matrix = features.select(names).to_numpy().astype(np.float64)
-        return cls(names, matrix, {k: np.asarray(v, dtype=np.float64) for k, v in votes.items()})
+        calibration = None if forecast is None else np.asarray(forecast, dtype=np.float64)
+        return cls(
+            names,
+            matrix,
+            {k: np.asarray(v, dtype=np.float64) for k, v in votes.items()},
+            calibration,
+        )
+
+    def forecast_at(self, bar: int) -> Forecast | None:
+        """Return candle ``bar``'s forecast calibration, or None when it has none."""
+        if self.forecast is None:
+            return None
+        beta, sigma, horizon = self.forecast[bar].tolist()
+        if not (beta == beta and sigma == sigma and horizon == horizon):
+            return None
+        return Forecast(beta, sigma, int(horizon))
 
     def __len__(self) -> int:
         return int(self.features.shape[0])
@@ -93,10 +127,10 @@ class HybridStrategy:
     live
         Alternatively (paper and live trading) an incremental source of features and votes,
         asked on every candle the precomputed signals do not cover.
-    brain_settings, disabled
+    brain_settings, disabled, tuning
         Passed to the :class:`~tradebrain.brain.brain.Brain` (``disabled`` for ablations).
     market
-        Spot never shorts: a SELL only closes a long.
+        Spot never shorts: the target position is never below 0.
     """
 
     name = "hybrid"
@@ -111,6 +145,7 @@ class HybridStrategy:
         disabled: tuple[str, ...] = (),
         market: MarketType = MarketType.SPOT,
         live: LiveInputs | None = None,
+        tuning: BrainTuning | None = None,
     ) -> None:
         if signals is None and bundle is None and live is None:
             raise UserInputError(
@@ -121,7 +156,7 @@ class HybridStrategy:
         self._bundle = bundle
         self._feature_sets = feature_sets
         self.live = live
-        self.brain = Brain(brain_settings, disabled=disabled)
+        self.brain = Brain(brain_settings, disabled=disabled, tuning=tuning)
         self.market = market
         self.signals: HybridSignals | None = signals
         self.decisions: list[Decision] = []
@@ -143,6 +178,7 @@ class HybridStrategy:
         """Decide on the closed candle and return the intents that carry the decision out."""
         signals = self.signals
         bar = context.bar
+        forecast: Forecast | None = None
         if signals is not None and bar < len(signals):
             votes = {
                 name: (float(row[0]), float(row[1]), float(row[2]))
@@ -152,11 +188,12 @@ class HybridStrategy:
             features = dict(
                 zip(signals.feature_names, signals.features[bar].tolist(), strict=True)
             )
+            forecast = signals.forecast_at(bar)
         elif self.live is not None:
             inputs = self.live.update(candle)
             if inputs is None:
                 return []
-            features, votes = inputs
+            features, votes, forecast = inputs
         else:
             return []
         if not votes:
@@ -164,46 +201,35 @@ class HybridStrategy:
         liquidation = context.liquidation_price
         distance = abs(candle.close - liquidation) / candle.close if liquidation else None
         market = PositionContext(
-            price=candle.close, position=context.position, liquidation_distance=distance
+            price=candle.close,
+            position=context.position,
+            liquidation_distance=distance,
+            exposure=exposure_of(context.position, candle.close, context.equity),
+            shorts=self.market is not MarketType.SPOT,
         )
-        decision = self.brain.decide(candle.open_time, candle.symbol, features, votes, market)
+        decision = self.brain.decide(
+            candle.open_time, candle.symbol, features, votes, market, forecast
+        )
         self.decisions.append(decision)
-        return self.intents(decision, context.position, candle)
+        return self.intents(decision, context.position, candle, context.equity)
 
     def intents(
-        self, decision: Decision, position: float, candle: CandleClosed
+        self, decision: Decision, position: float, candle: CandleClosed, equity: float
     ) -> list[OrderIntent]:
-        """Return the order intents for ``decision`` given the signed open ``position``."""
-        when = candle.close_time
-        reasons = tuple(decision.reasons)
-
-        def exit_(held: float) -> OrderIntent:
-            side = Side.SELL if held > 0 else Side.BUY
-            return OrderIntent(
-                when, candle.symbol, side, reduce_only=True, tag="exit",
-                confidence=decision.confidence, reasons=reasons,
-            )  # fmt: skip
-
-        def entry(side: Side) -> OrderIntent:
-            return entry_intent(
-                candle, side, stop=decision.stop, target=decision.target,
-                confidence=decision.confidence, reasons=reasons, size=decision.size,
-                maker=decision.maker,
-            )  # fmt: skip
-
-        action = decision.action
-        if action is Action.EXIT:
-            return [exit_(position)] if position else []
-        if action is Action.BUY:
-            if position < 0:
-                return [exit_(position)]
-            return [entry(Side.BUY)] if position == 0 else []
-        if action is Action.SELL:
-            if position > 0:
-                return [exit_(position)]
-            if position == 0 and self.market is not MarketType.SPOT:
-                return [entry(Side.SELL)]
-        return []
+        """Return the order intents that carry ``decision`` out from the signed ``position``."""
+        return target_intents(
+            candle,
+            position,
+            equity,
+            decision.action,
+            decision.target_position,
+            reasons=tuple(decision.reasons),
+            confidence=decision.confidence,
+            stop=decision.stop,
+            target=decision.target,
+            risk_fraction=decision.size,
+            maker=decision.maker,
+        )
 
     def decisions_frame(self) -> pl.DataFrame:
         """Return one row per decision (see :func:`decisions_frame`)."""
@@ -226,7 +252,69 @@ class HybridStrategy:
             }
         )
         features = compute_features(candles, self._feature_sets)
-        return HybridSignals.from_tables(features, self._bundle.predict_proba(features))
+        bundle = self._bundle
+        votes = {m: p for m, p in bundle.predict_proba(features).items() if m in bundle.voters()}
+        return HybridSignals.from_tables(features, votes, bundle.forecast_inputs(features))
+
+
+def exposure_of(position: float, price: float, equity: float) -> float:
+    """Return the signed exposure: position notional over equity (0 without equity)."""
+    if not position or not (equity > 0) or not math.isfinite(equity):
+        return 0.0
+    return position * price / equity
+
+
+def target_intents(
+    candle: CandleClosed,
+    position: float,
+    equity: float,
+    action: Action,
+    target_position: float,
+    *,
+    reasons: tuple[str, ...],
+    confidence: float,
+    stop: float | None,
+    target: float | None,
+    risk_fraction: float,
+    maker: bool,
+) -> list[OrderIntent]:
+    """Return the intents that move ``position`` toward ``target_position`` (see the module).
+
+    Quantities are worked out at the candle's close: the exposure difference times equity over
+    the close. An EXIT, a target of 0 or a target on the other side closes the position
+    (reduce-only); the other side opens on a later candle, once flat.
+    """
+    when = candle.close_time
+    if action is Action.HOLD:
+        return []
+
+    def exit_(quantity: float = 0.0) -> OrderIntent:
+        side = Side.SELL if position > 0 else Side.BUY
+        return OrderIntent(
+            when, candle.symbol, side, quantity, reduce_only=True, tag="exit",
+            confidence=confidence, reasons=reasons,
+        )  # fmt: skip
+
+    if action is Action.EXIT:
+        return [exit_()] if position else []
+    if position and target_position * position <= 0:
+        return [exit_()]
+    if not (equity > 0) or not math.isfinite(equity):
+        return []
+    current = exposure_of(position, candle.close, equity)
+    difference = abs(target_position) - abs(current)
+    quantity = abs(difference) * equity / candle.close
+    if quantity <= 0:
+        return []
+    if position and difference < 0:
+        return [exit_(quantity)]
+    side = Side.BUY if target_position > 0 else Side.SELL
+    return [
+        entry_intent(
+            candle, side, quantity=quantity, stop=stop, target=target, confidence=confidence,
+            reasons=reasons, size=risk_fraction, maker=maker,
+        )
+    ]  # fmt: skip
 
 
 def entry_intent(
@@ -239,24 +327,26 @@ def entry_intent(
     reasons: tuple[str, ...],
     size: float,
     maker: bool,
+    quantity: float = 0.0,
 ) -> OrderIntent:
-    """Return the entry that carries out a BUY or SELL decided at ``candle``'s close.
+    """Return the entry that opens or grows a position, decided at ``candle``'s close.
 
-    The brain's suggested size becomes the intent's ``risk_fraction`` (risk sizes with the
-    smaller of it and its own limit). A maker choice becomes a limit order at the close that
-    rests for one candle: it fills only if the next candle trades through it, else it expires.
-    A taker choice is a market order for the next candle's open.
+    ``quantity`` (base units; 0 lets risk size it) is an upper bound: risk may cut it. The
+    brain's ``size`` becomes the intent's ``risk_fraction`` (risk sizes with the smaller of it
+    and its own limit). A maker choice becomes a limit order at the close that rests for one
+    candle: it fills only if the next candle trades through it, else it expires. A taker
+    choice is a market order for the next candle's open.
     """
     if maker:
         one_candle = candle.close_time - candle.open_time
         return OrderIntent(
-            candle.close_time, candle.symbol, side, order_type=OrderType.LIMIT,
+            candle.close_time, candle.symbol, side, quantity, order_type=OrderType.LIMIT,
             limit_price=candle.close, stop_price=stop, target_price=target, tag="entry",
             confidence=confidence, reasons=(*reasons, "maker: a limit at the close for 1 candle"),
             risk_fraction=size, expires_at=candle.close_time + one_candle,
         )  # fmt: skip
     return OrderIntent(
-        candle.close_time, candle.symbol, side, stop_price=stop, target_price=target,
+        candle.close_time, candle.symbol, side, quantity, stop_price=stop, target_price=target,
         tag="entry", confidence=confidence, reasons=reasons, risk_fraction=size,
     )  # fmt: skip
 
@@ -268,6 +358,9 @@ def decisions_frame(decisions: list[Decision]) -> pl.DataFrame:
             "timestamp": [d.timestamp for d in decisions],
             "action": [d.action.value for d in decisions],
             "confidence": [d.confidence for d in decisions],
+            "target_position": [d.target_position for d in decisions],
+            "expected_return": [d.expected_return for d in decisions],
+            "horizon": [d.horizon for d in decisions],
             "regime": [str(d.regime) for d in decisions],
             "filters": ["; ".join(d.filters) for d in decisions],
             "reasons": ["; ".join(d.reasons) for d in decisions],
@@ -277,6 +370,9 @@ def decisions_frame(decisions: list[Decision]) -> pl.DataFrame:
             "timestamp": pl.Datetime("us", "UTC"),
             "action": pl.String,
             "confidence": pl.Float64,
+            "target_position": pl.Float64,
+            "expected_return": pl.Float64,
+            "horizon": pl.Int64,
             "regime": pl.String,
             "filters": pl.String,
             "reasons": pl.String,

@@ -41,6 +41,8 @@ class StrategyContext:
         Signed open quantity in ``symbol`` (base units), kept current by the engine.
     liquidation_price
         Where the open leveraged position would be liquidated (perps), or None.
+    equity
+        Account equity marked at the candle's close (quote currency; NaN before the first).
     """
 
     symbol: str
@@ -50,6 +52,7 @@ class StrategyContext:
     position: float = 0.0
     params: dict[str, Any] = field(default_factory=dict)
     liquidation_price: float | None = None
+    equity: float = math.nan
 
 
 class Strategy(Protocol):

@@ -1,6 +1,6 @@
 """Features: named, leak-free functions of past candles; one definition for batch and live.
 
-Importing this package registers the candle feature sets (``atomic``, ``indicators``,
+Importing this package registers the candle feature sets (``atomic``, ``indicators``, ``momentum``,
 ``alpha158``, ``alphas``, ``patterns``, ``regime``, ``multi_timeframe``) and the sets that also
 need trades, book snapshots or funding rates put on the candle grid by
 :func:`orderflow_columns` (``orderflow``, ``sentiment``).
@@ -13,6 +13,7 @@ from tradebrain.features import (  # noqa: F401 - importing a set module registe
     alphas,
     atomic,
     indicators,
+    momentum,
     multi_timeframe,
     orderflow,
     patterns,
@@ -39,6 +40,7 @@ from tradebrain.features.registry import (
 CANDLE_SETS = (
     "atomic",
     "indicators",
+    "momentum",
     "alpha158",
     "alphas",
     "patterns",

@@ -26,13 +26,19 @@ from tradebrain.data.atomic import write_text_atomic
 from tradebrain.exceptions import UserInputError
 from tradebrain.models.base import MODEL_CLASSES, Model, load_model, make_windows
 from tradebrain.models.calibration import TemperatureCalibrator
+from tradebrain.models.forecast import ForecastCalibration
 
 MANIFEST = "manifest.json"
 
 
 @dataclass
 class ModelBundle:
-    """Fitted models plus what they need to predict: names, medians, temperatures."""
+    """Fitted models plus what they need to predict: names, medians, temperatures.
+
+    ``calibration`` (bundles trained as a forecast, see
+    :func:`~tradebrain.models.forecaster.train_forecaster`) turns the votes into expected
+    returns and names the models that vote (those with out-of-sample skill).
+    """
 
     models: dict[str, Model]
     temperatures: dict[str, float]
@@ -41,6 +47,30 @@ class ModelBundle:
     medians: dict[str, float]
     window: int
     manifest: dict[str, Any]
+    calibration: ForecastCalibration | None = None
+
+    def voters(self) -> tuple[str, ...]:
+        """Return the models whose votes count: all, or those with skill when calibrated."""
+        if self.calibration is None:
+            return tuple(self.models)
+        return tuple(m for m in self.models if self.calibration.weights.get(m, 0.0) > 0)
+
+    def forecast_inputs(self, features: pl.DataFrame) -> np.ndarray:
+        """Return (n, 3) ``beta, sigma_h, horizon`` per row (NaN without a calibration).
+
+        ``sigma_h`` is the calibration's volatility feature times the square root of the
+        horizon; the brain turns a vote into ``beta * z * sigma_h`` (see
+        :mod:`tradebrain.models.forecast`).
+        """
+        out = np.full((features.height, 3), np.nan)
+        calibration = self.calibration
+        if calibration is None or calibration.volatility_feature not in features.columns:
+            return out
+        volatility = features[calibration.volatility_feature].cast(pl.Float64).to_numpy()
+        out[:, 0] = calibration.beta
+        out[:, 1] = np.where(volatility > 0, volatility, np.nan) * np.sqrt(calibration.horizon)
+        out[:, 2] = calibration.horizon
+        return out
 
     def predict_proba(self, features: pl.DataFrame) -> dict[str, np.ndarray]:
         """Return ``{model: (n, 3) probabilities}`` for every row of a feature table.
@@ -77,6 +107,8 @@ class ModelBundle:
             "medians": self.medians,
             "window": self.window,
         }
+        if self.calibration is not None:
+            manifest["calibration"] = self.calibration.to_dict()
         write_text_atomic(json.dumps(manifest, indent=2), folder / MANIFEST)
         return folder
 
@@ -100,6 +132,11 @@ class ModelBundle:
             medians={k: float(v) for k, v in manifest["medians"].items()},
             window=int(manifest["window"]),
             manifest=manifest,
+            calibration=(
+                ForecastCalibration.from_dict(manifest["calibration"])
+                if "calibration" in manifest
+                else None
+            ),
         )
 
     def _matrix(self, features: pl.DataFrame, names: tuple[str, ...]) -> np.ndarray:

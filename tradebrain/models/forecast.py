@@ -1,0 +1,284 @@
+"""From probabilities to an expected return: skill weights, calibration and horizon value.
+
+The models say how likely the price is to be higher ``h`` candles from now (``p_up`` against
+``p_down``). A trader needs more: how much is expected, in return units, to weigh against what
+trading costs. With ``z = Φ⁻¹(p_up / (p_up + p_down))`` — the standard-normal score of the
+forecast (0 for a coin flip) — the expected log return over the horizon is read as::
+
+    E[r_h] = beta * z * sigma_h,        sigma_h = volatility per candle * sqrt(h)
+
+``beta`` is learned out of sample, on validation rows the models never trained on: the slope of
+the realized ``r_h / sigma_h`` on ``z``. If the forecasts had no skill there, the slope is about
+zero and so is every expected return: a system without an edge stands aside. The slope is
+shrunk by its own uncertainty (positive-part James–Stein, ``beta = slope * (1 - 1/t²)``, with
+the standard error widened by ``sqrt(h)`` because overlapping ``h``-candle returns are not
+independent), and a negative slope counts as no skill — a model is never traded backwards.
+
+The same measurement, made per model, gives the **skill weights** of the ensemble: a model whose
+validation slope is not positive weighs zero and is named as such.
+
+:func:`policy_value` scores a forecast in money: the after-cost log growth of trading it with
+the brain's entry and exit bars. It is how the horizon is chosen on training data.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numba
+import numpy as np
+from scipy.special import ndtri
+
+VOLATILITY_FEATURE = "rv_std_60"
+"""Feature that gives the volatility per candle (std of 1-candle log returns, 60 candles)."""
+HORIZONS = (6, 12, 24, 48, 96)
+"""Default forecast horizons (candles) tried in each training window."""
+Z_LIMIT = 3.0
+"""Scores are clipped to ±3 (probabilities beyond 0.9987 carry no more information)."""
+MIN_ROWS = 30
+
+
+@dataclass(frozen=True)
+class ForecastSettings:
+    """How a training window turns models into an expected-return forecast.
+
+    Attributes
+    ----------
+    horizons
+        Horizons (candles) tried; the one whose forecast is worth most after costs on the
+        validation rows is kept. One value fixes the horizon.
+    max_features, cluster_corr
+        Feature selection inside the window (see :mod:`tradebrain.models.selection`);
+        ``max_features`` None keeps every feature.
+    validation_fraction, folds
+        Share of the window's newest rows predicted out of sample, in ``folds`` consecutive
+        blocks each by a model trained on the rows before it (purged): they give the skill
+        weights, the calibration and the choice of horizon.
+    min_independent
+        A horizon is tried only when the scored rows hold this many non-overlapping returns
+        over it: a 96-candle forecast cannot be judged on 1,000 candles.
+    cost_per_side, entry_cost_multiple, exit_cost_multiple
+        What trading costs and the brain's bars, to value each horizon in money.
+    volatility_feature
+        The feature that gives the volatility per candle.
+    """
+
+    horizons: tuple[int, ...] = HORIZONS
+    max_features: int | None = 16
+    cluster_corr: float = 0.9
+    validation_fraction: float = 0.5
+    folds: int = 3
+    min_independent: int = 20
+    cost_per_side: float = 0.0011
+    entry_cost_multiple: float = 1.5
+    exit_cost_multiple: float = -0.5
+    volatility_feature: str = VOLATILITY_FEATURE
+
+
+@dataclass(frozen=True)
+class ForecastCalibration:
+    """How one trained bundle's probabilities become expected returns.
+
+    Attributes
+    ----------
+    horizon
+        Candles the forecast looks ahead.
+    beta
+        Shrunk slope: expected ``r_h / sigma_h`` per unit of ``z``; 0 means no skill.
+    slope, t_stat, rows
+        The raw validation slope, its t statistic (overlap-corrected) and the rows behind it.
+    weights
+        Model -> skill weight in the combined vote (0: no out-of-sample skill).
+    skill
+        Model -> ``{"slope", "t_stat"}`` on the validation rows.
+    volatility_feature
+        Feature giving the volatility per candle.
+    horizon_values
+        Horizon -> after-cost log growth per candle of trading its forecast on the
+        validation rows (how the horizon was chosen).
+    """
+
+    horizon: int
+    beta: float
+    slope: float
+    t_stat: float
+    rows: int
+    weights: dict[str, float] = field(default_factory=dict)
+    skill: dict[str, dict[str, float]] = field(default_factory=dict)
+    volatility_feature: str = VOLATILITY_FEATURE
+    horizon_values: dict[int, float] = field(default_factory=dict)
+
+    def sigma(self, volatility: np.ndarray | float) -> np.ndarray | float:
+        """Return the volatility over the horizon from the volatility per candle."""
+        return volatility * math.sqrt(self.horizon)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {
+            "horizon": self.horizon,
+            "beta": self.beta,
+            "slope": self.slope,
+            "t_stat": self.t_stat,
+            "rows": self.rows,
+            "weights": dict(self.weights),
+            "skill": {m: dict(v) for m, v in self.skill.items()},
+            "volatility_feature": self.volatility_feature,
+            "horizon_values": {str(h): v for h, v in self.horizon_values.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ForecastCalibration:
+        """Rebuild a calibration saved with :meth:`to_dict`."""
+        return cls(
+            horizon=int(data["horizon"]),
+            beta=float(data["beta"]),
+            slope=float(data["slope"]),
+            t_stat=float(data["t_stat"]),
+            rows=int(data["rows"]),
+            weights={str(k): float(v) for k, v in data.get("weights", {}).items()},
+            skill={str(k): dict(v) for k, v in data.get("skill", {}).items()},
+            volatility_feature=str(data.get("volatility_feature", VOLATILITY_FEATURE)),
+            horizon_values={int(k): float(v) for k, v in data.get("horizon_values", {}).items()},
+        )
+
+
+def probit_scores(proba: np.ndarray) -> np.ndarray:
+    """Return ``z = Φ⁻¹(p_up / (p_up + p_down))`` per row of (n, 3) probabilities, in ±3.
+
+    Rows without a usable vote (NaN, or no mass on up or down) give NaN.
+    """
+    proba = np.asarray(proba, dtype=np.float64)
+    mass = proba[:, 0] + proba[:, 2]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(mass > 0, proba[:, 2] / mass, np.nan)
+    z = np.clip(ndtri(np.clip(share, 1e-12, 1 - 1e-12)), -Z_LIMIT, Z_LIMIT)
+    return np.where(np.isfinite(share), z, np.nan)
+
+
+def probit_score(p_down: float, p_up: float) -> float:
+    """Return ``z`` of one vote (see :func:`probit_scores`); 0 when there is no up/down mass."""
+    mass = p_down + p_up
+    if not (mass > 0 and math.isfinite(mass)):
+        return 0.0
+    share = min(1.0 - 1e-12, max(1e-12, p_up / mass))
+    return min(Z_LIMIT, max(-Z_LIMIT, float(ndtri(share))))
+
+
+def combine_votes(probas: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> np.ndarray:
+    """Return the (n, 3) skill- and confidence-weighted average of the models' probabilities.
+
+    Each model counts with ``weight × (confidence + 1e-6)``, confidence being
+    ``(max p − 1/3) / (2/3)`` as in the brain's fusion; models of weight 0 are left out. Rows
+    where no weighted model voted are NaN.
+    """
+    names = [m for m in probas if weights.get(m, 0.0) > 0]
+    if not names:
+        n = next(iter(probas.values())).shape[0] if probas else 0
+        return np.full((n, 3), np.nan)
+    total = np.zeros(next(iter(probas.values())).shape[0])
+    mixed = np.zeros((total.size, 3))
+    for name in names:
+        proba = np.asarray(probas[name], dtype=np.float64)
+        confidence = np.clip((proba.max(axis=1) - 1.0 / 3.0) * 1.5, 0.0, 1.0)
+        strength = weights[name] * (confidence + 1e-6)
+        strength = np.where(np.isnan(strength), 0.0, strength)
+        mixed += strength[:, None] * np.nan_to_num(proba)
+        total += strength
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out: np.ndarray = np.where(total[:, None] > 0, mixed / total[:, None], np.nan)
+    return out
+
+
+@dataclass(frozen=True)
+class Slope:
+    """The validation slope of realized returns (in sigma_h) on the forecast's z."""
+
+    slope: float
+    t_stat: float
+    beta: float
+    rows: int
+
+
+def fit_slope(z: np.ndarray, realized: np.ndarray, horizon: int) -> Slope:
+    """Return the slope of ``realized`` on ``z`` through the origin, its t and the shrunk beta.
+
+    Parameters
+    ----------
+    z
+        (n,) forecast scores.
+    realized
+        (n,) realized ``r_h / sigma_h`` of the same rows.
+    horizon
+        Overlapping returns over ``h`` candles: the standard error is widened by ``sqrt(h)``.
+    """
+    ok = np.isfinite(z) & np.isfinite(realized)
+    n = int(ok.sum())
+    if n < MIN_ROWS:
+        return Slope(0.0, 0.0, 0.0, n)
+    x, y = z[ok], realized[ok]
+    spread = float(x @ x)
+    if spread <= 0:
+        return Slope(0.0, 0.0, 0.0, n)
+    slope = float(x @ y) / spread
+    residual = y - slope * x
+    se = math.sqrt(float(residual @ residual) / (n - 1) / spread) * math.sqrt(max(horizon, 1))
+    t = slope / se if se > 0 else 0.0
+    beta = slope * max(0.0, 1.0 - 1.0 / (t * t)) if t > 1.0 else 0.0
+    return Slope(slope, t, beta, n)
+
+
+def policy_value(
+    expected: np.ndarray,
+    next_return: np.ndarray,
+    cost_per_side: float,
+    entry_cost_multiple: float,
+    exit_cost_multiple: float,
+    long_short: bool = True,
+) -> float:
+    """Return the after-cost log growth per candle of trading ``expected`` with the brain's bars.
+
+    Enter (all of the equity) when the expected return over the horizon beats
+    ``entry_cost_multiple`` round trips, hold while it stays above ``exit_cost_multiple``
+    round trips on the position's side. ``next_return[t]`` is the log return earned by a
+    position decided at ``t``; rows must be consecutive candles.
+    """
+    round_trip = 2.0 * cost_per_side
+    growth = _policy(
+        np.asarray(expected, dtype=np.float64),
+        np.asarray(next_return, dtype=np.float64),
+        cost_per_side,
+        entry_cost_multiple * round_trip,
+        exit_cost_multiple * round_trip,
+        long_short,
+    )
+    return float(growth) / max(len(expected), 1)
+
+
+@numba.njit(cache=True)
+def _policy(expected, next_return, cost, enter, leave, long_short):  # type: ignore[no-untyped-def]  # pragma: no cover - jitted
+    position = 0
+    total = 0.0
+    for t in range(expected.shape[0]):
+        m = expected[t]
+        r = next_return[t]
+        if m != m:
+            m = 0.0
+        new = position
+        if position == 0:
+            if m >= enter:
+                new = 1
+            elif long_short and m <= -enter:
+                new = -1
+        elif position * m < leave:
+            new = 0
+            if long_short and -position * m >= enter:
+                new = -position
+        if new != position:
+            total += math.log(1.0 - abs(new - position) * cost)
+            position = new
+        if position != 0 and r == r:
+            total += math.log(1.0 + position * (math.exp(r) - 1.0))
+    return total
