@@ -6,8 +6,9 @@ from datetime import timedelta, timezone
 from typing import Any
 
 import pytest
+from conftest import NewService, client_of
 from fastapi.testclient import TestClient
-from real_service import candles_body
+from real_service import candles_body, run_to_end
 
 from tradebrain.service.prediction import MAX_CANDLES, min_candles
 from tradebrain.service.service import TradingService
@@ -212,3 +213,35 @@ def test_a_body_that_is_not_utf_8_is_400_too(client: TestClient) -> None:
         "/predict/batch", content=b"\xff\xfe", headers={"Content-Type": "application/json"}
     )
     assert response.status_code == 400
+
+
+def test_while_every_prediction_worker_is_busy_a_request_with_candles_is_429_with_retry_after(
+    new_service: NewService,
+) -> None:
+    import threading
+    import time
+
+    from tradebrain.service.prediction_pool import PredictionPool
+
+    service = run_to_end(new_service())
+    service.predictions = PredictionPool(workers=1, queue=0)
+    candles = candles_body(service.feed.history("BTC/USDT", 700, None))
+    on_candles = {"symbol": "BTC/USDT", "timeframe": "1h", "candles": candles}
+    with client_of(service) as client:
+        assert client.post("/predict/single", json=on_candles).status_code == 200
+        busy = threading.Thread(target=service.predictions.run, args=(time.sleep, 3.0))
+        busy.start()
+        while service.predictions.held == 0:
+            time.sleep(0.01)
+        for path, body in [
+            ("/predict/single", on_candles),
+            ("/predict/batch", {"requests": [on_candles]}),
+        ]:
+            refused = client.post(path, json=body)
+            assert refused.status_code == 429, refused.text
+            assert int(refused.headers["retry-after"]) >= 1
+            assert "try again in" in refused.json()["detail"]
+        live = client.post("/predict/single", json={"symbol": "BTC/USDT", "timeframe": "1h"})
+        assert live.status_code == 200  # the live decision needs no worker
+        busy.join()
+        assert client.post("/predict/single", json=on_candles).status_code == 200

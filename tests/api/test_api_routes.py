@@ -11,6 +11,7 @@ from importlib.metadata import version
 from typing import Any
 
 import pytest
+from builders import make_candles
 from conftest import TRADED_CANDLES, client_of
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
@@ -284,3 +285,29 @@ def test_metrics_count_every_decision_and_its_latency(client: TestClient) -> Non
                if not s.labels}  # fmt: skip
     assert latency["tradebrain_decision_latency_seconds_count"] == made
     assert 0 < latency["tradebrain_decision_latency_seconds_sum"] < made  # under 1 s each
+
+
+def test_a_decision_on_sent_candles_is_the_one_the_services_own_models_make(
+    client: TestClient, service: TradingService
+) -> None:
+    from tradebrain.service.prediction import decide_on_candles
+
+    history = service.feed.history("ETH/USDT", 700, None)
+    body = {"symbol": "ETH/USDT", "timeframe": "1h", "candles": candles_body(history)}
+    answer = client.post("/predict/single", json=body).json()  # decided in a worker process
+    here = decide_on_candles(service.runner.bundle, history, "ETH/USDT", "1h", service.settings)
+    assert _same_decision(answer, here)
+
+
+def test_a_batch_of_more_than_20000_candles_in_all_is_422_before_any_work(
+    client: TestClient, service: TradingService
+) -> None:
+    candles = candles_body(make_candles(5000))
+    requests = [{"symbol": "BTC/USDT", "timeframe": "1h", "candles": candles}] * 5
+    held = service.predictions.held
+    response = client.post("/predict/batch", json={"requests": requests})
+    assert response.status_code == 422
+    issue = response.json()["detail"][0]
+    assert issue["loc"] == ["body", "requests"]
+    assert "the batch holds 25000 candles; at most 20000 in all" in issue["msg"]
+    assert service.predictions.held == held

@@ -4,6 +4,8 @@
   when it is also a :class:`LookupError` (an unknown symbol or model).
 - A body that is not JSON: 400 saying where it stops parsing.
 - A malformed request: 422 with the list of problems, each naming its field (``loc``).
+- :class:`~tradebrain.exceptions.TemporaryError`: 429 when the prediction pool is full, else
+  503; both with ``Retry-After``.
 - Anything else: a 500 with a generic message; the traceback goes to the log and
   ``tradebrain_errors{kind="api"}`` counts it. A response the service shaped wrongly is such a
   failure too (FastAPI checks every response against its model).
@@ -15,14 +17,15 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import HTTPException, Request, Response, status
+from fastapi import Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tradebrain.api.schemas import ErrorBody, Problem
-from tradebrain.exceptions import UserInputError
+from tradebrain.exceptions import TemporaryError, UserInputError
+from tradebrain.service.prediction_pool import PredictionsBusyError
 
 log = logging.getLogger("tradebrain.api")
 
@@ -38,16 +41,27 @@ def status_of(error: UserInputError) -> int:
     return status.HTTP_422_UNPROCESSABLE_CONTENT
 
 
-def as_http(error: UserInputError, prefix: str = "") -> HTTPException:
-    """Return the HTTPException that says ``error`` to the caller."""
-    return HTTPException(status_code=status_of(error), detail=f"{prefix}{error}")
-
-
 async def user_input_error(request: Request, error: Exception) -> Response:
     """Answer a UserInputError the service raised with 422 (or 404) and its message."""
     assert isinstance(error, UserInputError)
     log.info("%s %s rejected: %s", request.method, request.url.path, error)
     return JSONResponse({"detail": str(error)}, status_code=status_of(error))
+
+
+async def temporary_error(request: Request, error: Exception) -> Response:
+    """Answer a full prediction pool with 429, any other temporary failure with 503; both
+    with ``Retry-After`` in seconds."""
+    assert isinstance(error, TemporaryError)
+    busy = isinstance(error, PredictionsBusyError)
+    wait = error.retry_after if isinstance(error, PredictionsBusyError) else 5
+    log.warning("%s %s refused for now: %s", request.method, request.url.path, error)
+    return JSONResponse(
+        {"detail": str(error)},
+        status_code=(
+            status.HTTP_429_TOO_MANY_REQUESTS if busy else status.HTTP_503_SERVICE_UNAVAILABLE
+        ),
+        headers={"Retry-After": str(wait)},
+    )
 
 
 async def invalid_request(request: Request, error: Exception) -> Response:
@@ -84,7 +98,7 @@ class GuardedRoute(APIRoute):
         async def guarded(request: Request) -> Response:
             try:
                 return await handler(request)
-            except (StarletteHTTPException, RequestValidationError, UserInputError):
+            except (StarletteHTTPException, RequestValidationError, UserInputError, TemporaryError):
                 raise
             except Exception:
                 log.exception("%s %s failed", request.method, request.url.path)
@@ -116,6 +130,13 @@ INVALID: dict[int | str, dict[str, Any]] = {
 }
 BAD_BODY: dict[int | str, dict[str, Any]] = {
     400: _doc(ErrorBody, "The body cannot be read (not UTF-8 JSON)."),
+}
+BUSY: dict[int | str, dict[str, Any]] = {
+    429: _doc(
+        ErrorBody,
+        "Every prediction worker is busy and the queue is full; wait `Retry-After` seconds.",
+    ),
+    503: _doc(ErrorBody, "The prediction worker died or overran; retry after `Retry-After`."),
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: _doc(ErrorBody, "No such model or symbol; `detail` says which exist."),

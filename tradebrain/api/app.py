@@ -28,7 +28,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse
 
 from tradebrain.api import _errors
 from tradebrain.api._auth import AuthThrottle, bearer_check, check_token
-from tradebrain.api._errors import GuardedRoute, as_http
+from tradebrain.api._errors import GuardedRoute
 from tradebrain.api.schemas import (
     AiStatus,
     BatchPredictRequest,
@@ -46,7 +46,7 @@ from tradebrain.api.schemas import (
     WarmingUp,
 )
 from tradebrain.data.schemas import TIMESTAMP
-from tradebrain.exceptions import UserInputError
+from tradebrain.exceptions import TemporaryError, UserInputError
 from tradebrain.service.view import ServiceView
 
 log = logging.getLogger("tradebrain.api")
@@ -112,6 +112,7 @@ def create_app(
     app.state.service = service
     app.add_exception_handler(UserInputError, _errors.user_input_error)
     app.add_exception_handler(RequestValidationError, _errors.invalid_request)
+    app.add_exception_handler(TemporaryError, _errors.temporary_error)
     app.include_router(_public_routes(service))
     guard = [] if token is None else [Depends(bearer_check(token, service.metrics, auth_throttle))]
     private = APIRouter(
@@ -185,23 +186,25 @@ def _add_ai_routes(router: APIRouter, service: ServiceView) -> None:
 
 
 def _add_predict_routes(router: APIRouter, service: ServiceView) -> None:
-    answers = _errors.BAD_BODY | _errors.INVALID | _errors.NOT_FOUND
+    answers = _errors.BAD_BODY | _errors.INVALID | _errors.NOT_FOUND | _errors.BUSY
 
     @router.post("/predict/single", tags=["predict"], responses=answers)
     def predict_single(request: PredictRequest) -> Decision:
-        """Decide on a symbol now, or on the candles sent (oldest first)."""
+        """Decide on a symbol now, or on the candles sent (oldest first).
+
+        Decisions on sent candles run in worker processes apart from trading, a few at a
+        time; when they are all taken the answer is 429 with ``Retry-After``."""
         return Decision.model_validate(_predict(service, request))
 
     @router.post("/predict/batch", tags=["predict"], responses=answers)
     def predict_batch(batch: BatchPredictRequest) -> list[Decision]:
-        """Decide on up to 20 requests; the first one refused fails the batch, named by index."""
-        decisions = []
-        for i, request in enumerate(batch.requests):
-            try:
-                decisions.append(Decision.model_validate(_predict(service, request)))
-            except UserInputError as error:
-                raise as_http(error, prefix=f"requests[{i}]: ") from None
-        return decisions
+        """Decide on up to 20 requests (at most 20,000 candles in all); the first one refused
+        fails the batch, named by index."""
+        requests = [
+            (r.symbol, r.timeframe, None if r.candles is None else _candle_frame(r.candles))
+            for r in batch.requests
+        ]
+        return [Decision.model_validate(d) for d in service.predict_batch(requests)]
 
     @router.get("/predict/top", tags=["predict"], responses=_errors.INVALID)
     def predict_top(limit: Annotated[int, Query(ge=1, le=100)] = 10) -> list[Decision]:

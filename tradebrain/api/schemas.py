@@ -24,6 +24,7 @@ from pydantic import (
 
 MAX_CANDLES = 5000
 MAX_BATCH = 20
+MAX_BATCH_CANDLES = 20_000  # in all the requests of a batch: seconds of CPU, not minutes
 _MAX_EPOCH_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 
 
@@ -309,8 +310,19 @@ class PredictRequest(BaseModel):
 
 
 class BatchPredictRequest(BaseModel):
-    """Several predict requests at once (at most 20)."""
+    """Several predict requests at once (at most 20, with at most 20,000 candles in all)."""
 
     model_config = ConfigDict(extra="forbid")
 
     requests: list[PredictRequest] = Field(min_length=1, max_length=MAX_BATCH)
+
+    @field_validator("requests")
+    @classmethod
+    def _candles_in_all(cls, requests: list[PredictRequest]) -> list[PredictRequest]:
+        total = sum(len(r.candles) for r in requests if r.candles is not None)
+        if total > MAX_BATCH_CANDLES:
+            raise ValueError(
+                f"the batch holds {total} candles; at most {MAX_BATCH_CANDLES} in all are "
+                "decided in one call: split it into smaller batches"
+            )
+        return requests

@@ -136,6 +136,7 @@ class Runner:
         self.run = options.run
         self.runs: dict[str, SymbolRun] = {}
         self.bundle: Any = None
+        self.bundle_dir: Path | None = None  # where the bundle is saved (workers load it)
         self.broker: Any = None  # SimulatedBroker (paper) or ExchangeBroker (live)
         self.venue: RecordingBroker | None = None
         self._exchange_broker = exchange_broker
@@ -287,11 +288,13 @@ class Runner:
             self.progress(f"loading models from {self.options.models}")
             bundle = ModelBundle.load(self.options.models)
             self.trained_at = str(bundle.manifest.get("data_end"))
+            self.bundle_dir = self.options.models
             return bundle
         if (self.model_dir / "manifest.json").exists():
             self.progress(f"loading the service's models from {self.model_dir}")
             bundle = ModelBundle.load(self.model_dir)
             self.trained_at = str(bundle.manifest.get("data_end"))
+            self.bundle_dir = self.model_dir
             return bundle
         return self._train(history)
 
@@ -312,6 +315,7 @@ class Runner:
         )  # fmt: skip
         bundle.save(self.model_dir)
         self.trained_at = str(bundle.manifest.get("data_end"))
+        self.bundle_dir = self.model_dir
         return bundle
 
     def _live_broker(self) -> Any:
@@ -556,8 +560,14 @@ class Runner:
             symbol=candle.symbol,
             timeframe=self.feed.timeframe,
             candle=CandleRecord(
-                candle.symbol, self.feed.timeframe, candle.open_time,
-                candle.open, candle.high, candle.low, candle.close, candle.volume,
+                candle.symbol,
+                self.feed.timeframe,
+                candle.open_time,
+                candle.open,
+                candle.high,
+                candle.low,
+                candle.close,
+                candle.volume,
             ),
             decision=None if decision is None else self.latest_shape(decision, candle),
             orders=self.orders.drain(),
@@ -567,7 +577,9 @@ class Runner:
             positions=[position_record(p) for p in account.positions.values()],
             broker_state=broker_state(broker) if isinstance(broker, SimulatedBroker) else None,
             runner_state={
-                **self.state.to_dict(), "memory": self._memory(), "shadow": self._shadow_state()
+                **self.state.to_dict(),
+                "memory": self._memory(),
+                "shadow": self._shadow_state(),
             },
         )
         self.store.record_step(step)

@@ -25,6 +25,7 @@ from tradebrain.service.control import EMERGENCY, PAUSED, RUNNING
 from tradebrain.service.feeds import LiveFeed, replay_feed, synthetic_feed
 from tradebrain.service.metrics import ServiceMetrics
 from tradebrain.service.options import ServeOptions
+from tradebrain.service.prediction_pool import PredictionPool
 from tradebrain.service.runner import Runner
 from tradebrain.state import StateStore
 
@@ -93,6 +94,7 @@ class TradingService:
         self.options = options
         self.settings = settings
         self.metrics = ServiceMetrics()
+        self.predictions = PredictionPool(settings.api.predict_workers, settings.api.predict_queue)
         url, model_dir = state_location(options, settings.home)
         self.store = store or StateStore(url)
         self.feed = feed or make_feed(options, settings)
@@ -123,6 +125,7 @@ class TradingService:
     def stop(self, timeout: float = 10.0) -> None:
         """Ask the runner to stop after the candle in hand, and wait for it."""
         self._stop.set()
+        self.predictions.close()
         if self._thread is not None:
             self._thread.join(timeout)
         with self._lock:
@@ -243,9 +246,7 @@ class TradingService:
             "trades_processed": counts.get("trades", 0),
             "fills": counts.get("fills", 0),
             "decisions": counts.get("decisions", 0),
-            "models": {
-                m["id"]: {"ready": m["ready"], "kind": m["kind"]} for m in self.models()
-            },
+            "models": {m["id"]: {"ready": m["ready"], "kind": m["kind"]} for m in self.models()},
             "feed_lag_s": self._feed_lag,
             "feed_status": self.feed.status(),
             "control": self.control(),
@@ -283,7 +284,8 @@ class TradingService:
                 "ready": True,
                 "trained_at": self.runner.trained_at,
                 "n_features": len(
-                    bundle.sequence_names if model.input_kind == "sequence"
+                    bundle.sequence_names
+                    if model.input_kind == "sequence"
                     else bundle.feature_names
                 ),
                 "temperature": bundle.temperatures.get(name, 1.0),
@@ -302,24 +304,68 @@ class TradingService:
     def predict(
         self, symbol: str, timeframe: str, candles: pl.DataFrame | None = None
     ) -> dict[str, Any]:
-        """Return the latest decision of a served symbol, or a decision on given candles."""
+        """Return the latest decision of a served symbol, or a decision on given candles
+        (decided in a worker process: see :mod:`~tradebrain.service.prediction_pool`)."""
+        return self.predict_batch([(symbol, timeframe, candles)], name_index=False)[0]
+
+    def predict_batch(
+        self,
+        requests: list[tuple[str, str, pl.DataFrame | None]],
+        *,
+        name_index: bool = True,
+    ) -> list[dict[str, Any]]:
+        """Return one decision per ``(symbol, timeframe, candles or None)``, in order.
+
+        Every request is checked first (cheap); the ones with candles then go to ONE worker
+        job, so a batch takes one place in the prediction pool. The first request refused
+        fails the batch, its message starting with ``requests[i]: `` when ``name_index``.
+        """
+        answers: list[dict[str, Any] | None] = []
+        sent: list[tuple[int, tuple[pl.DataFrame, str, str]]] = []
+        for index, (symbol, timeframe, candles) in enumerate(requests):
+            try:
+                answers.append(self._check_request(symbol, timeframe, candles))
+            except UserInputError as error:
+                raise _indexed(error, index, name_index) from None
+            if candles is not None:
+                sent.append((index, (candles, symbol, timeframe)))
+        if sent:
+            bundle_dir = self.runner.bundle_dir
+            if bundle_dir is None:
+                raise UserInputError("the service is still warming up; try again in a moment")
+            from tradebrain.service.prediction_pool import decide_each
+
+            decided = self.predictions.run(
+                decide_each, str(bundle_dir), self.settings, [job for _, job in sent]
+            )
+            for (index, _), answer in zip(sent, decided, strict=False):
+                if isinstance(answer, str):
+                    raise _indexed(UserInputError(answer), index, name_index)
+                answers[index] = _finite(answer)
+        missing = [i for i, answer in enumerate(answers) if answer is None]
+        if missing:
+            raise RuntimeError(f"the prediction worker answered no decision for {missing}")
+        return [answer for answer in answers if answer is not None]
+
+    def _check_request(
+        self, symbol: str, timeframe: str, candles: pl.DataFrame | None
+    ) -> dict[str, Any] | None:
+        """Refuse a request the service cannot answer; return the live decision it asks for
+        (None: a decision on its candles is still to be made)."""
         if timeframe != self.feed.timeframe:
             raise UserInputError(
                 f"the service's models work on {self.feed.timeframe} candles, not {timeframe}"
             )
         if candles is None:
             self._check_symbol(symbol)
-        bundle = self.runner.bundle
-        if bundle is None:
+        if self.runner.bundle is None:
             raise UserInputError("the service is still warming up; try again in a moment")
-        if candles is None:
-            decision = self.live_decision(symbol)
-            if decision is None:
-                raise UserInputError(f"no decision for {symbol} yet; the service is warming up")
-            return decision
-        from tradebrain.service.prediction import decide_on_candles
-
-        return _finite(decide_on_candles(bundle, candles, symbol, timeframe, self.settings))
+        if candles is not None:
+            return None
+        decision = self.live_decision(symbol)
+        if decision is None:
+            raise UserInputError(f"no decision for {symbol} yet; the service is warming up")
+        return decision
 
     def top_predictions(self, limit: int) -> list[dict[str, Any]]:
         """Return the latest decision of each symbol, most confident first."""
@@ -344,26 +390,41 @@ class TradingService:
             else:
                 unrealized = p.quantity * (mark - p.entry_price)
             out.append(
-                _finite({
-                    "symbol": p.symbol, "side": "long" if p.quantity > 0 else "short",
-                    "quantity": abs(p.quantity), "entry_price": p.entry_price,
-                    "stop_price": p.stop_price, "target_price": p.target_price,
-                    "opened_at": p.opened_at.isoformat(), "mark_price": mark,
-                    "unrealized_pnl": unrealized,
-                })
+                _finite(
+                    {
+                        "symbol": p.symbol,
+                        "side": "long" if p.quantity > 0 else "short",
+                        "quantity": abs(p.quantity),
+                        "entry_price": p.entry_price,
+                        "stop_price": p.stop_price,
+                        "target_price": p.target_price,
+                        "opened_at": p.opened_at.isoformat(),
+                        "mark_price": mark,
+                        "unrealized_pnl": unrealized,
+                    }
+                )
             )
         return out
 
     def trades(self, limit: int = 100) -> list[dict[str, Any]]:
         """Return closed trades, newest first."""
         return [
-            _finite({
-                "symbol": t.symbol, "side": t.side, "entry_time": t.entry_time.isoformat(),
-                "exit_time": t.exit_time.isoformat(), "entry_price": t.entry_price,
-                "exit_price": t.exit_price, "quantity": t.quantity, "pnl": t.pnl,
-                "fees": t.fees, "funding": t.funding, "exit_reason": t.exit_reason,
-                "r_multiple": t.r_multiple,
-            })
+            _finite(
+                {
+                    "symbol": t.symbol,
+                    "side": t.side,
+                    "entry_time": t.entry_time.isoformat(),
+                    "exit_time": t.exit_time.isoformat(),
+                    "entry_price": t.entry_price,
+                    "exit_price": t.exit_price,
+                    "quantity": t.quantity,
+                    "pnl": t.pnl,
+                    "fees": t.fees,
+                    "funding": t.funding,
+                    "exit_reason": t.exit_reason,
+                    "r_multiple": t.r_multiple,
+                }
+            )
             for t in self.store.trades(self.options.run, limit)
         ]
 
@@ -411,6 +472,14 @@ class TradingService:
             raise NotFoundError(
                 f"{symbol!r} is not served; this service trades {', '.join(self.options.symbols)}"
             )
+
+
+def _indexed(error: UserInputError, index: int, name_index: bool) -> UserInputError:
+    """Return ``error`` (same kind: 422, or 404 for a name) saying which request it was."""
+    if not name_index:
+        return error
+    kind = NotFoundError if isinstance(error, NotFoundError) else UserInputError
+    return kind(f"requests[{index}]: {error}")
 
 
 def _plain(value: Any) -> Any:

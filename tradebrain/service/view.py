@@ -74,6 +74,19 @@ class ServiceView(Protocol):
         """
         ...
 
+    def predict_batch(
+        self, requests: list[tuple[str, str, pl.DataFrame | None]]
+    ) -> list[dict[str, Any]]:
+        """One decision per ``(symbol, timeframe, candles or None)``, as :meth:`predict`.
+
+        The first request refused fails the batch with its error, the message starting with
+        ``requests[i]: ``. Decisions on sent candles run in a bounded pool of worker
+        processes: when it is full, :class:`~tradebrain.service.prediction_pool.
+        PredictionsBusyError` (retry after ``retry_after`` seconds); a worker that died or
+        overran, :class:`~tradebrain.exceptions.TemporaryError`.
+        """
+        ...
+
     def top_predictions(self, limit: int) -> list[dict[str, Any]]:
         """The latest decision of each served symbol, most confident first, at most ``limit``."""
         ...
