@@ -560,14 +560,8 @@ class Runner:
             symbol=candle.symbol,
             timeframe=self.feed.timeframe,
             candle=CandleRecord(
-                candle.symbol,
-                self.feed.timeframe,
-                candle.open_time,
-                candle.open,
-                candle.high,
-                candle.low,
-                candle.close,
-                candle.volume,
+                candle.symbol, self.feed.timeframe, candle.open_time,
+                candle.open, candle.high, candle.low, candle.close, candle.volume,
             ),
             decision=None if decision is None else self.latest_shape(decision, candle),
             orders=self.orders.drain(),
@@ -577,9 +571,7 @@ class Runner:
             positions=[position_record(p) for p in account.positions.values()],
             broker_state=broker_state(broker) if isinstance(broker, SimulatedBroker) else None,
             runner_state={
-                **self.state.to_dict(),
-                "memory": self._memory(),
-                "shadow": self._shadow_state(),
+                **self.state.to_dict(), "memory": self._memory(), "shadow": self._shadow_state()
             },
         )
         self.store.record_step(step)
