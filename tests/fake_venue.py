@@ -7,7 +7,8 @@ account trades, balances, leverage and position risk; plus exchangeInfo (with th
 ccxt checks), time and tickers. It keeps balances, fills market orders at once at its current
 price, rests limit and stop orders until :meth:`FakeVenue.set_price` crosses them, refuses what
 the balance cannot cover and duplicate client order ids with Binance's error JSON, and checks
-that a signature and an API key are present (it does not verify the HMAC).
+that a signature and an API key are present (and, when given ``api_key`` and ``secret``, that
+they are this account's: the key matches and the HMAC-SHA256 signature verifies).
 
 Fault injection: :meth:`FakeVenue.fail` answers the Nth request to a path with an HTTP error;
 :meth:`FakeVenue.accept_then_drop` and :meth:`FakeVenue.accept_then_stall` process the Nth
@@ -18,6 +19,8 @@ Point ccxt at it with ``make_exchange("binance", markets=("spot", "perp"), api_u
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import itertools
 import json
 import threading
@@ -100,6 +103,8 @@ class FakeVenue:
         Commission rates; spot buys pay it in the base asset they receive, like Binance.
     market_fill_parts
         Split every market fill into this many trades (one order, several trade ids).
+    api_key, secret
+        This account's credentials; None: any key and signature are accepted.
     """
 
     prices: dict[str, float] = field(default_factory=lambda: {"BTCUSDT": 100.0, "ETHUSDT": 20.0})
@@ -110,6 +115,8 @@ class FakeVenue:
     perp_maker_fee: float = 0.0002
     maintenance_margin: float = 0.004
     market_fill_parts: int = 1
+    api_key: str | None = None
+    secret: str | None = None
     now_ms: int = int(NOW.timestamp() * 1000)
     url: str = ""
     requests: list[Request] = field(default_factory=list)
@@ -180,9 +187,15 @@ class FakeVenue:
 
     # --- the HTTP entry point ---------------------------------------------------------------
     def answer(
-        self, method: str, path: str, params: dict[str, str], api_key: str | None
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str],
+        api_key: str | None,
+        signed_text: str = "",
     ) -> tuple[int, Any, int | str | float | None]:
-        """Return the status, the body and the planned after-effect of one request."""
+        """Return the status, the body and the planned after-effect of one request
+        (``signed_text``: the query and body as sent, which the signature covers)."""
         with self._lock:
             self.requests.append(Request(method, path, params))
             count = len(self.requests_to(path, method))
@@ -194,11 +207,25 @@ class FakeVenue:
             signed = endpoint not in _PUBLIC and not path.startswith("/sapi/")
             if signed and ("signature" not in params or not api_key):
                 return 401, BAD_SIGNATURE, None
+            if signed and not self._genuine(api_key, signed_text, params["signature"]):
+                return 401, BAD_SIGNATURE, None
             self.now_ms += 1
             try:
                 return 200, self._route(method, path, params), planned
             except VenueError as error:
                 return error.status, error.body, planned
+
+    def _genuine(self, api_key: str | None, signed_text: str, signature: str) -> bool:
+        """Whether a signed request carries this account's key and a valid HMAC."""
+        if self.api_key is not None and api_key != self.api_key:
+            return False
+        if self.secret is None:
+            return True
+        payload = signed_text.replace(f"&signature={signature}", "").replace(
+            f"signature={signature}", ""
+        )
+        digest = hmac.new(self.secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+        return hmac.compare_digest(digest, signature)
 
     def _route(self, method: str, path: str, params: dict[str, str]) -> Any:
         market = "perp" if path.startswith("/fapi/") else "spot"
@@ -703,10 +730,13 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         params = dict(parse_qsl(parts.query))
         length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            params |= dict(parse_qsl(self.rfile.read(length).decode()))
+        text = self.rfile.read(length).decode() if length else ""
+        params |= dict(parse_qsl(text))
         api_key = self.headers.get("X-MBX-APIKEY")
-        status, body, after = self.server.venue.answer(self.command, parts.path, params, api_key)
+        signed_text = "&".join(part for part in (parts.query, text) if part)
+        status, body, after = self.server.venue.answer(
+            self.command, parts.path, params, api_key, signed_text
+        )
         if after == "drop":
             self.close_connection = True
             return

@@ -55,3 +55,44 @@ def test_a_restart_gets_every_candle_after_the_last_recorded_one_once_and_in_ord
 def test_a_symbol_the_venue_does_not_list_is_named(fake_binance: FakeBinance) -> None:
     with pytest.raises(UserInputError, match="DOGE/USDT"):
         _feed(fake_binance, ("DOGE/USDT",)).history("DOGE/USDT", 10, None)
+
+
+def test_live_exchange_hands_the_environments_keys_to_ccxt_and_they_sign_requests(
+    loopback_only: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fake_venue import FakeVenue, serve
+
+    from tradebrain.service.exchange_feed import live_exchange
+    from tradebrain.service.options import ServeOptions
+
+    key, secret = "live-key-from-the-environment", "live-secret-from-the-environment"
+    monkeypatch.setenv("TRADEBRAIN_EXCHANGE_API_KEY", key)
+    monkeypatch.setenv("TRADEBRAIN_EXCHANGE_SECRET", secret)
+    monkeypatch.setenv("TRADEBRAIN_EXCHANGE_PASSWORD", "live-passphrase")
+    with serve(FakeVenue(api_key=key, secret=secret, balances={"USDT": 1234.5})) as venue:
+        options = ServeOptions(mode="live", feed="exchange:binance", api_url=venue.url)
+        exchange = live_exchange(options)
+        assert (exchange.apiKey, exchange.secret, exchange.password) == (
+            key, secret, "live-passphrase",
+        )  # fmt: skip
+        balance = exchange.fetch_balance()  # signed: the venue checks the key and the HMAC
+    assert balance["USDT"]["free"] == 1234.5
+
+
+def test_the_fake_venue_refuses_a_request_signed_with_another_secret(
+    loopback_only: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ccxt
+    from fake_venue import FakeVenue, serve
+
+    from tradebrain.service.exchange_feed import live_exchange
+    from tradebrain.service.options import ServeOptions
+
+    monkeypatch.setenv("TRADEBRAIN_EXCHANGE_API_KEY", "the-key")
+    monkeypatch.setenv("TRADEBRAIN_EXCHANGE_SECRET", "not-the-secret")
+    with serve(FakeVenue(api_key="the-key", secret="the-secret")) as venue:
+        exchange = live_exchange(
+            ServeOptions(mode="live", feed="exchange:binance", api_url=venue.url)
+        )
+        with pytest.raises(ccxt.AuthenticationError):
+            exchange.fetch_balance()

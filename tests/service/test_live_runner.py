@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from datetime import datetime
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from fake_venue import FakeVenue, serve
 from tradebrain.config import Settings
 from tradebrain.data.exchanges import RetryPolicy, make_exchange
 from tradebrain.engine.events import CandleClosed
+from tradebrain.exceptions import ExchangeUnavailableError
 from tradebrain.execution.exchange_broker import ExchangeBroker
 from tradebrain.risk.market import MarketType
 from tradebrain.service.feeds import TapeFeed, synthetic_feed
@@ -68,26 +69,34 @@ def _exchange(venue: FakeVenue) -> ccxt.Exchange:
     return exchange
 
 
-def _service(tmp_path: Path, venue: FakeVenue, bars: int) -> TradingService:
+def _service(
+    tmp_path: Path,
+    venue: FakeVenue,
+    bars: int,
+    *,
+    max_candle_age: float | None = 1e12,  # the tape's candles are from 2024: none is stale
+    tape: TapeFeed | None = None,
+    feed: Callable[[TapeFeed, FakeVenue], Any] = PricedFeed,
+) -> TradingService:
     options = ServeOptions(
         mode="live", feed="exchange:binance", warmup=WARMUP, speed=0,
-        state=str(tmp_path / "s.db"), max_candle_age=1e12,  # the tape's candles are from 2024
+        state=str(tmp_path / "s.db"), max_candle_age=max_candle_age,
     )  # fmt: skip
     settings = Settings.model_validate(
         {"home": tmp_path, "models": {"enabled": ["logistic", "lightgbm"]}}
     )
-    tape = synthetic_feed(["BTC/USDT"], "1h", seed=7, warmup=WARMUP, speed=0, bars=bars)
+    tape = tape or synthetic_feed(["BTC/USDT"], "1h", seed=7, warmup=WARMUP, speed=0, bars=bars)
     broker = ExchangeBroker(
         _exchange(venue), market=MarketType.SPOT, client_prefix="tb",
         retry=RetryPolicy(retries=3, base_delay_s=0.01, max_delay_s=0.05),
     )  # fmt: skip
-    return TradingService(options, settings, feed=PricedFeed(tape, venue), broker=broker)
+    return TradingService(options, settings, feed=feed(tape, venue), broker=broker)
 
 
 def _run(service: TradingService, until: str = "finished") -> TradingService:
     service.start()
     deadline = time.monotonic() + 120
-    while service.phase in ("starting", "warming_up", "running"):
+    while service.phase in ("starting", "warming_up", "running", "reconnecting"):
         assert time.monotonic() < deadline
         time.sleep(0.02)
     assert service.phase == until, service.error
@@ -169,3 +178,92 @@ def test_a_restarted_live_run_keeps_its_trades_and_drawdown_watermarks(
     assert again.runner.broker.venue.watermarks()["peak"] == marks["peak"]
     assert again.runner.broker.venue.watermarks()["day"] == marks["day"]
     assert len(again.runner.shadow.closed_trades) == len(trades)
+
+
+def _entries_sent(venue: FakeVenue) -> list[str]:
+    return [c for c in _sent_client_ids(venue) if not c.endswith(("-sl", "-tp"))]
+
+
+def test_a_new_live_spot_run_refuses_to_start_while_the_account_holds_the_coin(
+    tmp_path: Path,
+) -> None:
+    with serve(FakeVenue(balances={"USDT": 10_000.0, "BTC": 0.5})) as venue:
+        service = _run(_service(tmp_path, venue, WARMUP + 20), until="failed")
+        assert service.error is not None
+        assert "the account already holds 0.5 BTC" in service.error
+        assert "could sell them. Move them to another account" in service.error
+        assert _sent_client_ids(venue) == []  # nothing was traded
+        assert service.store.counts("live")["candles"] == 0
+
+
+def test_coins_worth_less_than_dust_do_not_stop_a_new_live_spot_run(tmp_path: Path) -> None:
+    with serve(FakeVenue(balances={"USDT": 10_000.0, "BTC": 1e-8})) as venue:
+        _run(_service(tmp_path, venue, WARMUP + 20))
+
+
+def _ending_now(bars: int) -> TapeFeed:
+    """The seeded tape moved in time so that its last candle closed at the last full hour:
+    like a restart, all but the newest two candles are a backfill of old prices."""
+    tape = synthetic_feed(["BTC/USDT"], "1h", seed=7, warmup=WARMUP, speed=0, bars=bars)
+    frame = tape.history("BTC/USDT", bars, datetime(2100, 1, 1, tzinfo=UTC))
+    last_close = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    shift = last_close - (frame["timestamp"][-1] + timedelta(hours=1))
+    moved = frame.with_columns(frame["timestamp"] + shift)
+    return TapeFeed("synthetic", {"BTC/USDT": moved}, "1h", warmup=WARMUP, speed=0)
+
+
+def test_no_position_opens_on_a_backfilled_candle_in_live_mode(
+    tmp_path: Path, venue: FakeVenue
+) -> None:
+    service = _run(
+        _service(tmp_path, venue, WARMUP + 100, max_candle_age=None, tape=_ending_now(WARMUP + 100))
+    )
+    fresh_from = datetime.now(UTC) - timedelta(hours=2, minutes=5)
+    stale = [
+        o for o in service.store.orders("live", limit=None) if o.reason.startswith("stale_candle:")
+    ]
+    assert stale, "the strategy never tried to enter on the backfill (the test proves nothing)"
+    assert all("no new position is opened on old prices" in o.reason for o in stale)
+    assert all(o.created_at < fresh_from for o in stale)
+    recorded = {o.client_id: o for o in service.store.orders("live", limit=None)}
+    for client_id in _entries_sent(venue):
+        assert recorded[client_id].created_at >= fresh_from, f"{client_id} entered on a backfill"
+
+
+class OutageFeed(PricedFeed):
+    """A priced feed whose venue goes down once, after ``outage_after`` candles."""
+
+    outage_after = 40
+
+    def __init__(self, tape: TapeFeed, venue: FakeVenue) -> None:
+        super().__init__(tape, venue)
+        self.outages = 0
+
+    def events(
+        self, after: Mapping[str, datetime | None], stop: threading.Event
+    ) -> Iterator[CandleClosed]:
+        for number, candle in enumerate(super().events(after, stop)):
+            if self.outages == 0 and number == self.outage_after:
+                self.outages += 1
+                raise ExchangeUnavailableError("binance: 503 Service Unavailable (fake outage)")
+            yield candle
+
+
+def test_after_a_venue_outage_the_runner_restarts_from_its_state_and_ends_as_without_one(
+    tmp_path: Path,
+) -> None:
+    with serve(FakeVenue(balances={"USDT": 10_000.0})) as venue:
+        steady = _run(_service(tmp_path / "steady", venue, WARMUP + 100))
+        steady_sent = _sent_client_ids(venue)
+    with serve(FakeVenue(balances={"USDT": 10_000.0})) as venue:
+        service = _service(tmp_path / "outage", venue, WARMUP + 100, feed=OutageFeed)
+        before = service.runner
+        _run(service)  # waits out the 1 s back-off, then resumes
+        assert service.feed.outages == 1
+        assert service.runner is not before  # rebuilt from the state, as after a crash
+        venue_errors = {"kind": "venue"}
+        assert service.metrics.registry.get_sample_value("tradebrain_errors_total", venue_errors)
+        assert _sent_client_ids(venue) == steady_sent  # the same orders, none twice
+    assert service.store.counts("live")["candles"] == 100
+    decided = service.store.decisions("live", limit=None)
+    assert decided == steady.store.decisions("live", limit=None)
