@@ -4,6 +4,8 @@ interruptions exactly, and obeys the operator's pause and emergency stop."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -123,16 +125,67 @@ def test_a_paused_service_opens_nothing_and_stays_paused_after_a_restart(tmp_pat
     assert again.resume()["state"] == "running"
 
 
-def test_an_emergency_stop_closes_the_open_position_at_the_next_candle(tmp_path: Path) -> None:
+def _stop_when_holding(service: TradingService, then: Callable[[], Any]) -> dict[str, Any]:
+    """Call ``then`` (on the runner's thread, between two candles) after the first candle
+    that ends with a position open and on which the strategy sent no exit of its own; return
+    what that candle was."""
+    record = service.store.record_step
+    seen: dict[str, Any] = {}
+
+    def record_then_check(step: Any) -> None:
+        record(step)
+        exits = [o for o in step.orders if o.reduce_only and o.tag != "stop"]
+        if not seen and step.positions and step.decision and not exits:
+            seen["candle"] = step.candle
+            seen["position"] = step.positions[0]
+            then()
+
+    service.store.record_step = record_then_check  # type: ignore[method-assign]
+    return seen
+
+
+def test_an_emergency_stop_mid_run_closes_the_position_at_the_next_open_and_opens_nothing(
+    tmp_path: Path,
+) -> None:
+    service = _service(tmp_path, WARMUP + 300, tmp_path / "s.db")
+    seen = _stop_when_holding(service, service.emergency_stop)
+    _run_to_end(service)
+    assert seen, "no candle ended with a position open (seed 7 always has one)"
+    pulled = seen["candle"].open_time + timedelta(hours=1)  # its close
+    closing = [
+        t
+        for t in service.trades(limit=10_000)
+        if t["entry_time"] == seen["position"].opened_at.isoformat()
+    ]
+    assert [t["exit_reason"] for t in closing] == ["emergency"]
+    assert closing[0]["exit_time"] == pulled.isoformat()  # at the next candle's open
+    fills = service.store.fills("paper", limit=None)
+    assert all(f.timestamp <= pulled for f in fills)  # nothing opened after the stop
+    assert service.positions() == []
+    assert service.control()["state"] == "emergency_stop"
+
+
+def test_an_emergency_stop_pulled_while_stopped_closes_the_position_after_a_restart(
+    tmp_path: Path,
+) -> None:
     state = tmp_path / "s.db"
-    first = _run_to_end(_service(tmp_path, WARMUP + 300, state))
-    positions = first.positions()
-    if not positions:
-        pytest.skip("the run ended flat; nothing to close (deterministic for seed 7: not expected)")
+    first = _service(tmp_path, WARMUP + 300, state)
+    seen = _stop_when_holding(first, first._stop.set)  # the run stops holding a position
+    first.start()
+    deadline = time.monotonic() + 120
+    while first.phase in ("starting", "warming_up", "running"):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert seen and first.positions(), "the first run must stop holding a position"
+    held = first.positions()[0]
     first.emergency_stop()
-    second = _run_to_end(_service(tmp_path, WARMUP + 302, state))
+
+    second = _run_to_end(_service(tmp_path, WARMUP + 300, state))
+    closing = [t for t in second.trades(limit=10_000) if t["entry_time"] == held["opened_at"]]
+    assert [t["exit_reason"] for t in closing] == ["emergency"]
+    restart_at = seen["candle"].open_time + timedelta(hours=1)
+    assert closing[0]["exit_time"] == restart_at.isoformat()  # the first candle after it
     assert second.positions() == []
-    assert second.trades(limit=1)[0]["exit_reason"] in ("emergency", "exit")
     assert second.control()["state"] == "emergency_stop"
 
 
