@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import polars as pl
@@ -14,6 +16,7 @@ from tradebrain.data.schemas import TIMESTAMP
 from tradebrain.data.timeframes import timeframe_seconds
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+REAL_DATA_REQUIRED = "TRADEBRAIN_REAL_DATA_REQUIRED"
 START = datetime(2024, 1, 1, tzinfo=UTC)
 
 CandleMaker = Callable[..., pl.DataFrame]
@@ -41,9 +44,17 @@ def make_candles(
     )
 
 
+def skip_without_real_data(reason: str) -> NoReturn:
+    """Skip the test for want of real data, or fail it when ``TRADEBRAIN_REAL_DATA_REQUIRED=1``
+    (set by CI, where the data must be there: a silent skip would hide ~40 tests)."""
+    if os.environ.get(REAL_DATA_REQUIRED, "").strip() == "1":
+        pytest.fail(f"{reason}; {REAL_DATA_REQUIRED}=1 says it must be there", pytrace=False)
+    pytest.skip(reason)
+
+
 def real_file(name: str) -> Path:
-    """Return one real data file, skipping the test when it is absent."""
+    """Return one real data file, skipping the test when it is absent (failing in CI)."""
     path = REAL_DATA / name
     if not path.exists():
-        pytest.skip(f"real data file {name} not found in {REAL_DATA}")
+        skip_without_real_data(f"real data file {name} not found in {REAL_DATA}")
     return path

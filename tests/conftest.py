@@ -11,11 +11,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
-from builders import REAL_DATA, CandleMaker, make_candles
+from builders import REAL_DATA, CandleMaker, make_candles, skip_without_real_data
 from fake_exchange import FakeBinance, serve
 
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+# Property tests draw the same examples on every run unless asked to explore: a CI failure can
+# be reproduced, and a green run is not luck. No deadline: a loaded 2-core machine is slow.
+# HYPOTHESIS_PROFILE=explore draws new examples each run.
+hypothesis.settings.register_profile("ci", derandomize=True, database=None, deadline=None)
+hypothesis.settings.register_profile("explore", deadline=None)
+hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture
@@ -28,7 +36,7 @@ def candles() -> CandleMaker:
 def real_data() -> Path:
     """The folder of real exchange data; the test is skipped when it is absent."""
     if not REAL_DATA.is_dir():
-        pytest.skip(f"real market data not found at {REAL_DATA} (../shared/data/real)")
+        skip_without_real_data(f"real market data not found at {REAL_DATA} (../shared/data/real)")
     return REAL_DATA
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from builders import skip_without_real_data
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
@@ -267,7 +268,9 @@ def test_resample_conserves_volume_and_price_range_over_complete_buckets(
 def _read_real(name: str) -> pl.DataFrame:
     path = REAL_DATA / name
     if not path.exists():
-        pytest.skip(f"real data file {path} is absent (see ../shared/data/real/SOURCES.md)")
+        skip_without_real_data(
+            f"real data file {path} is absent (see ../shared/data/real/SOURCES.md)"
+        )
     frame = pl.read_parquet(path).rename({"date": "timestamp"})
     return frame.with_columns(pl.col("timestamp").cast(pl.Datetime("us", "UTC")))
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from builders import skip_without_real_data
 
 from tradebrain.data.synthetic import SyntheticConfig, generate_market
 
@@ -29,7 +30,7 @@ def synthetic_candles() -> pl.DataFrame:
 def real_candles() -> pl.DataFrame:
     """2,400 real BTC/USDT 1h candles; the test is skipped when the file is absent."""
     if not REAL_BTC_1H.is_file():
-        pytest.skip(f"real candles not found at {REAL_BTC_1H} (../shared/data/real)")
+        skip_without_real_data(f"real candles not found at {REAL_BTC_1H} (../shared/data/real)")
     frame = pl.read_parquet(REAL_BTC_1H).rename({"date": "timestamp"})
     return frame.with_columns(pl.col("timestamp").cast(pl.Datetime("us", "UTC"))).head(BARS)
 

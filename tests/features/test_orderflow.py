@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from builders import skip_without_real_data
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lookahead import as_matrix, column_scales, cut_points, mismatched
@@ -156,7 +157,7 @@ def real_trade_flow() -> Flow:
     """Real BTCUSDT trades of one ~11-minute capture, on 1s candles built from them."""
     path = REAL / "hftbacktest__BTC-ETH_USDT_multi__trades.parquet"
     if not path.is_file():
-        pytest.skip(f"real trades not found at {path} (../shared/data/real)")
+        skip_without_real_data(f"real trades not found at {path} (../shared/data/real)")
     trades = conform(
         read_market_file(path, Kind.TRADES, source_symbol="btcusdt").frame, Kind.TRADES
     )
@@ -186,7 +187,7 @@ def real_funding_flow() -> Flow:
     candles_path = REAL / "marketlab__BTC_USDT-PERP__1h_futures.parquet"
     funding_path = REAL / "marketlab__BTC_USDT-PERP__funding_rate.parquet"
     if not (candles_path.is_file() and funding_path.is_file()):
-        pytest.skip(f"real perpetual candles or funding not found in {REAL}")
+        skip_without_real_data(f"real perpetual candles or funding not found in {REAL}")
     candles = conform(read_market_file(candles_path).frame, Kind.CANDLES).head(1200)
     funding = conform(read_market_file(funding_path, Kind.FUNDING).frame, Kind.FUNDING)
     return Flow(candles, "1h", funding=funding)
