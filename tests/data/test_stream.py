@@ -240,12 +240,10 @@ def test_stop_ends_a_stream_that_waits_for_the_next_close_promptly(
     worker.start()
     time.sleep(0.3)
 
-    stopped_at = time.monotonic()
     stop.set()
-    worker.join(timeout=5)
+    worker.join(timeout=30)  # generous for a loaded machine; the close is up to an hour away
 
-    assert not worker.is_alive()
-    assert time.monotonic() - stopped_at < 0.5
+    assert not worker.is_alive(), "stop did not end the wait for the next close"
     assert received == []
 
 
@@ -283,17 +281,18 @@ def test_an_unreachable_venue_fails_at_start_with_where_it_looked() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # closed again: nothing listens there
+    backoffs: list[float] = []  # counted, not timed: a loaded machine is slow, not wrong
     stream = ExchangeCandleStream(
         lambda: make_exchange("binance", api_urls=f"http://127.0.0.1:{port}"),
         SYMBOLS,
         "1m",
         retry=SLOW_RETRY,
+        sleep=backoffs.append,
     )
-    started = time.monotonic()
 
     with pytest.raises(ExchangeUnavailableError, match=rf"cannot reach binance at .*:{port}"):
         next(iter(stream))
-    assert time.monotonic() - started < 5
+    assert backoffs == []  # SLOW_RETRY would back off 30 s and more
 
 
 def test_websocket_mode_is_refused_as_not_implemented(
