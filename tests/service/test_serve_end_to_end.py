@@ -3,7 +3,8 @@
 The service runs the synthetic feed in accelerated time with a small model set; the test
 checks every endpoint and the auth, kills the process with SIGKILL mid-run, starts it again on
 the same state database, and checks that positions, trades and decisions survived without
-duplicates and that the candles it handled have no hole and no repeat across the restart.
+duplicates, that the candles it handled have no hole and no repeat across the restart, and that
+it ends exactly where an uninterrupted run of the same tape ends (decisions, trades, equity).
 """
 
 from __future__ import annotations
@@ -24,8 +25,14 @@ from typing import Any
 import httpx
 import pytest
 
+from tradebrain.config import Settings
+from tradebrain.service.options import ServeOptions
+from tradebrain.service.service import TradingService
+from tradebrain.state import StateStore
+
 TOKEN = "e2e-secret-token"
 HOUR_US = 3_600_000_000
+RUN = "paper"
 
 
 def _free_port() -> int:
@@ -118,9 +125,8 @@ def test_serve_trades_answers_every_endpoint_and_survives_sigkill_without_losing
 
     # --- every endpoint answers, and only with the token ---------------------------------
     assert httpx.get(f"{served.url}/api/ai/live").status_code == 401
-    assert httpx.get(
-        f"{served.url}/api/positions", headers={"Authorization": "Bearer wrong"}
-    ).status_code == 401
+    wrong = {"Authorization": "Bearer wrong"}
+    assert httpx.get(f"{served.url}/api/positions", headers=wrong).status_code == 401
     decision = served.get("/api/ai/live")
     for key in ("action", "confidence", "regime", "size", "votes", "filters", "reasons"):
         assert key in decision
@@ -177,3 +183,41 @@ def test_serve_trades_answers_every_endpoint_and_survives_sigkill_without_losing
         db, "SELECT symbol, timestamp, COUNT(*) FROM tb_decisions GROUP BY 1, 2 HAVING COUNT(*) > 1"
     )
     assert duplicates == []
+
+    # --- the same tape without the kill ends exactly where the killed run did --------------
+    steady = _uninterrupted(served.home, candles=len(times))
+    killed = StateStore.for_path(db)
+    assert killed.counts(RUN)["candles"] == steady.store.counts(RUN)["candles"] == len(times)
+    assert killed.decisions(RUN, limit=None) == steady.store.decisions(RUN, limit=None)
+    assert killed.trades(RUN, limit=None) == steady.store.trades(RUN, limit=None)
+    assert [(p.timestamp, p.equity, p.cash) for p in killed.equity(RUN)] == [
+        (p.timestamp, p.equity, p.cash) for p in steady.store.equity(RUN)
+    ]
+
+
+def _uninterrupted(home: Path, candles: int) -> TradingService:
+    """Run the killed service's tape in-process, without a kill, for ``candles`` candles, on
+    the models it trained (so the comparison is of the run, not of two trainings)."""
+    options = ServeOptions(
+        feed="synthetic", symbols=("BTC/USDT",), timeframe="1h", speed=0, warmup=800,
+        state=str(home / "steady" / "state.db"), models=home / "state-models",
+    )  # fmt: skip
+    settings = Settings.model_validate(
+        {"home": home / "steady", "models": {"enabled": ["logistic", "lightgbm"]}}
+    )
+    service = TradingService(options, settings)
+    record = service.store.record_step
+
+    def record_then_stop_at_the_end(step: Any) -> None:
+        record(step)
+        if service.store.counts(RUN)["candles"] == candles:
+            service._stop.set()  # the feed yields nothing after the candle in hand
+
+    service.store.record_step = record_then_stop_at_the_end  # type: ignore[method-assign]
+    service.start()
+    deadline = time.monotonic() + 300
+    while service.phase in ("starting", "warming_up", "running"):
+        assert time.monotonic() < deadline, "the uninterrupted run did not reach its end"
+        time.sleep(0.05)
+    assert service.phase == "stopped", service.error
+    return service
