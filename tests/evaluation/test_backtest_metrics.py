@@ -1,16 +1,22 @@
-"""Backtest metrics: known values on hand-built equity curves and trades."""
+"""Backtest metrics: known values on hand-built equity curves and trades, and agreement with an
+independent implementation (empyrical) and the PSR paper's formula on real equity curves."""
 
 from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
 
+import empyrical
 import numpy as np
+import pandas as pd
+import polars as pl
 import pytest
+from builders import real_file
 
 from tradebrain.evaluation.backtest_metrics import (
     backtest_metrics,
     max_drawdown,
+    period_returns,
     periods_per_year,
 )
 from tradebrain.execution.account import ClosedTrade
@@ -57,3 +63,79 @@ def test_more_trials_deflate_the_sharpe_ratio() -> None:
     many = backtest_metrics(equity, 100.0, [], "1d", n_trials=100, trials_variance=1e-3)
     assert one["dsr"] == pytest.approx(one["psr"])
     assert many["dsr"] < one["dsr"]
+
+
+# --- against an independent implementation, on real equity curves -------------------------
+
+REAL_CURVES = [
+    ("marketlab__BTC_USDT__1h.parquet", "1h"),
+    ("marketlab__ETH_USDT-PERP__1h_futures.parquet", "1h"),
+    ("freqtrade__ETH_BTC__5m.parquet", "5m"),
+]
+
+
+def _real_equity_curves(name: str) -> list[np.ndarray]:
+    """Two equity curves on a real market, starting from 10,000: buy and hold, and a trend
+    rule (long while the close is above its 48-candle mean, else flat: long flat stretches,
+    so the downside deviation differs from the standard deviation)."""
+    close = pl.read_parquet(real_file(name))["close"].to_numpy().astype(np.float64)
+    hold = 10_000.0 * close / close[0]
+    mean = np.convolve(close, np.ones(48) / 48, mode="full")[: close.size]
+    long = np.concatenate([[False], (close > mean)[:-1]])  # decided on the previous close
+    long[:48] = False
+    moves = np.concatenate([[1.0], close[1:] / close[:-1]])
+    trend = 10_000.0 * np.cumprod(np.where(long, moves, 1.0))
+    return [hold, trend]
+
+
+@pytest.mark.real_data
+@pytest.mark.parametrize(("name", "timeframe"), REAL_CURVES)
+def test_sharpe_sortino_cagr_calmar_and_drawdown_agree_with_empyrical_on_real_curves(
+    name: str, timeframe: str
+) -> None:
+    per_year = periods_per_year(timeframe)
+    for equity in _real_equity_curves(name):
+        ours = backtest_metrics(equity, 10_000.0, [], timeframe)
+        returns = pd.Series(np.concatenate([[10_000.0], equity])).pct_change().dropna()
+        assert ours["sharpe"] == pytest.approx(
+            empyrical.sharpe_ratio(returns, annualization=per_year), rel=1e-9
+        )
+        assert ours["sortino"] == pytest.approx(
+            empyrical.sortino_ratio(returns, annualization=per_year), rel=1e-9
+        )
+        assert ours["cagr"] == pytest.approx(
+            empyrical.cagr(returns, annualization=per_year), rel=1e-9
+        )
+        assert ours["max_drawdown"] == pytest.approx(-empyrical.max_drawdown(returns), rel=1e-9)
+        assert ours["calmar"] == pytest.approx(
+            empyrical.calmar_ratio(returns, annualization=per_year), rel=1e-9
+        )
+
+
+def _psr_from_scratch(returns: np.ndarray) -> float:
+    """PSR(0) as Bailey and López de Prado (2012) write it, from plain sample moments."""
+    n = returns.size
+    mean = returns.mean()
+    centred = returns - mean
+    sharpe = mean / returns.std(ddof=1)
+    m2 = np.mean(centred**2)
+    skew = np.mean(centred**3) / m2**1.5
+    kurt = np.mean(centred**4) / m2**2
+    z = sharpe * math.sqrt(n - 1) / math.sqrt(1 - skew * sharpe + (kurt - 1) / 4 * sharpe**2)
+    return 0.5 * (1 + math.erf(z / math.sqrt(2)))
+
+
+@pytest.mark.real_data
+@pytest.mark.parametrize(("name", "timeframe"), REAL_CURVES)
+def test_the_reported_psr_is_the_papers_formula_on_the_real_returns(
+    name: str, timeframe: str
+) -> None:
+    for equity in _real_equity_curves(name):
+        returns = period_returns(equity, 10_000.0)
+        reported = backtest_metrics(equity, 10_000.0, [], timeframe)["psr"]
+        assert reported == pytest.approx(_psr_from_scratch(returns), abs=1e-9)
+        assert 0.0 < reported < 1.0
+        sharpe = empyrical.sharpe_ratio(pd.Series(returns), annualization=1)
+        assert backtest_metrics(equity, 10_000.0, [], timeframe)["sharpe_per_period"] == (
+            pytest.approx(sharpe, rel=1e-9)
+        )
