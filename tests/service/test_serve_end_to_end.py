@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
+from builders import make_candles
 
 from tradebrain.config import Settings
 from tradebrain.service.options import ServeOptions
@@ -33,6 +34,7 @@ from tradebrain.state import StateStore
 TOKEN = "e2e-secret-token"
 HOUR_US = 3_600_000_000
 RUN = "paper"
+OHLCV = ("open", "high", "low", "close", "volume")
 
 
 def _free_port() -> int:
@@ -143,6 +145,14 @@ def test_serve_trades_answers_every_endpoint_and_survives_sigkill_without_losing
     single = served.client.post("/predict/single", json={"symbol": "BTC/USDT", "timeframe": "1h"})
     assert single.status_code == 200 and single.json()["symbol"] == "BTC/USDT"
     assert served.client.post("/predict/single", json={"symbol": 3}).status_code == 422
+    sent = [  # decided in the service's worker process (spawned from the real command)
+        {"timestamp": row["timestamp"].isoformat(), **{k: row[k] for k in OHLCV}}
+        for row in make_candles(800).iter_rows(named=True)
+    ]
+    on_candles = {"symbol": "BTC/USDT", "timeframe": "1h", "candles": sent}
+    decided = served.client.post("/predict/single", json=on_candles, timeout=120)
+    assert decided.status_code == 200, decided.text
+    assert decided.json()["timestamp"].startswith(sent[-1]["timestamp"][:19])
     equity = served.get("/api/equity")
     assert len(equity["equity"]) == len(equity["buy_and_hold"]) > 10
     metrics = served.client.get("/metrics")
