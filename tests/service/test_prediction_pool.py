@@ -16,7 +16,7 @@ from tradebrain.service.prediction_pool import PredictionPool, PredictionsBusyEr
 @pytest.fixture
 def pool() -> Iterator[PredictionPool]:
     """One worker and no queue: a second job while one runs is refused."""
-    made = PredictionPool(workers=1, queue=0, timeout_s=20)
+    made = PredictionPool(workers=1, queue=0, timeout_s=120)
     yield made
     made.close()
 
@@ -52,7 +52,7 @@ def test_a_job_beyond_the_workers_and_the_queue_is_refused_at_once_with_a_retry_
 
 
 def test_the_queue_lets_that_many_jobs_wait_for_a_worker() -> None:
-    pool = PredictionPool(workers=1, queue=1, timeout_s=20)
+    pool = PredictionPool(workers=1, queue=1, timeout_s=120)
     try:
         pool.run(os.getpid)
         first = _occupy(pool, 1.0)
@@ -77,14 +77,14 @@ def test_a_worker_that_dies_is_replaced_and_its_caller_told_to_try_again(
 
 
 def test_a_job_past_its_time_is_stopped_and_the_worker_replaced() -> None:
-    pool = PredictionPool(workers=1, queue=0, timeout_s=20)
+    pool = PredictionPool(workers=1, queue=0, timeout_s=120)
     try:
         first = pool.run(os.getpid)  # the worker is up (starting it takes a while)
         pool.timeout_s = 1.0
         with pytest.raises(TemporaryError, match="longer than 1 s"):
             pool.run(time.sleep, 60)
         assert pool.held == 0
-        pool.timeout_s = 20
+        pool.timeout_s = 120
         assert pool.run(os.getpid) not in (first, os.getpid())  # a new worker
     finally:
         pool.close()
