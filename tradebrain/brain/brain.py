@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from tradebrain.brain._state import Draft, SymbolMemory
@@ -45,8 +46,15 @@ from tradebrain.brain.filters import (
 from tradebrain.brain.fusion import Vote, clean_vote, family_of, fuse, order_flow_vote
 from tradebrain.brain.guards import danger_level, liquidation_guard, risk_block, volatility_cut
 from tradebrain.brain.panic import PanicReading
-from tradebrain.brain.positioning import FLAT, Forecast, Plan, kelly_target, step
-from tradebrain.brain.regime import ATR_PCT, RegimeReading, detect_regime, feature
+from tradebrain.brain.positioning import (
+    FLAT,
+    Forecast,
+    Plan,
+    PositionRules,
+    kelly_target,
+    step,
+)
+from tradebrain.brain.regime import ATR_PCT, Regime, detect_regime, feature
 from tradebrain.brain.tuning import PARTS, BrainTuning, PositionContext
 from tradebrain.config import BrainSettings
 from tradebrain.exceptions import ConfigError
@@ -167,29 +175,20 @@ class Brain:
         no_new_long = "funding_flip" in on and bool(cooling)
         if no_new_long:
             draft.fire("funding_flip", memory.funding.reason())
-        plan = Plan(
-            plan.expected, plan.target, plan.entry_bar, plan.exit_bar,
-            hold_only=bool(block), no_new_long=no_new_long, horizon=plan.horizon,
+        plan = replace(plan, hold_only=bool(block), no_new_long=no_new_long)
+        done = carry_out(
+            plan, exposure, t, on,
+            shorts=market.shorts if market is not None else True,
+            price=market.price if market is not None else math.nan,
+            atr_pct=atr_pct, regime=reading.regime, deep=deep, trend_up=reading.direction > 0,
+            spread_ratio=spread_ratio,
         )  # fmt: skip
-        shorts = market.shorts if market is not None else True
-        new, why = step(plan, exposure, t.positions, shorts)
-        draft.reasons.append(why)
-        action = move(exposure, new)
-        if action is Action.HOLD or action is Action.EXIT:
-            return draft.finish(action, confidence, **plan_fields(plan, new))
-        growing = abs(new) > abs(exposure) + FLAT and new * exposure >= 0
-        if not growing and abs(exposure) >= FLAT and new * exposure >= 0:
-            return draft.finish(action, confidence, **plan_fields(plan, new))
-        added = abs(new) - (abs(exposure) if new * exposure > 0 else 0.0)
-        stop, target, risked = self._levels(new > 0, added, reading, atr_pct, market, draft)
-        maker = False
-        if "maker_taker" in on:
-            with_trend = deep and (reading.direction > 0) == (new > 0)
-            maker, order_reason = order_type(spread_ratio, with_trend, t.filters)
-            draft.fire("maker_taker", order_reason)
+        draft.reasons.extend(done.reasons)
+        if done.maker_chosen:
+            draft.filters.append("maker_taker")
         return draft.finish(
-            action, confidence, size=risked, stop=stop, target=target, maker=maker,
-            **plan_fields(plan, new),
+            done.action, confidence, size=done.size, stop=done.stop, target=done.target,
+            maker=done.maker, **plan_fields(plan, done.target_position),
         )  # fmt: skip
 
     def _plan(
@@ -206,24 +205,14 @@ class Brain:
         z = probit_score(p_down, p_up)
         mass = p_down + p_up
         confidence = max(p_up, p_down) / mass if mass > 0 else 0.5
-        expected, target = 0.0, 0.0
+        expected, target, horizon = 0.0, 0.0, 0
         if forecast is not None and forecast.usable:
             expected = forecast.beta * z * forecast.sigma
             target = kelly_target(expected, forecast.sigma, rules)
-            draft.reasons.append(
-                f"forecast: score {z:+.2f} over {forecast.horizon} candles -> expected "
-                f"{expected:+.2%} (beta {forecast.beta:.2f}, sigma {forecast.sigma:.2%}); "
-                f"Kelly x{rules.kelly_fraction:g} target {target:+.2f} of equity"
-            )
+            horizon = forecast.horizon
+            draft.reasons.append(forecast_words(z, forecast, expected, target, rules))
         else:
-            draft.reasons.append("no usable forecast calibration: expected return 0, no entry")
-        if "volatility_cut" in on:
-            factor, reason = volatility_cut(reading.atr_ratio, t.guards)
-            if reason:
-                target *= factor
-                draft.fire("volatility_cut", reason)
-        if size_factor != 1.0:
-            target *= size_factor
+            draft.reasons.append(NO_FORECAST)
         raise_by = 0.0
         if "volatility_threshold" in on:
             extra, reason = volatility_threshold(reading.atr_ratio, t.filters)
@@ -241,14 +230,17 @@ class Brain:
             if reason:
                 raise_by += extra
                 draft.fire("chop", reason)
+        if "volatility_cut" in on:
+            factor, reason = volatility_cut(reading.atr_ratio, t.guards)
+            if reason:
+                target *= factor
+                draft.fire("volatility_cut", reason)
+        target *= size_factor
         entry_bar = rules.entry_cost_multiple * rules.round_trip * (1.0 + raise_by)
         exit_bar = rules.exit_cost_multiple * rules.round_trip
-        draft.reasons.append(
-            f"bars: enter above {entry_bar:.2%} ({rules.entry_cost_multiple:g} round trips of "
-            f"{rules.round_trip:.2%}, raised x{1.0 + raise_by:.2f}), hold above {exit_bar:+.2%}"
-        )
-        horizon = forecast.horizon if forecast is not None and forecast.usable else 0
-        return Plan(expected, target, entry_bar, exit_bar, horizon=horizon), confidence, deep
+        draft.reasons.append(bar_words(entry_bar, exit_bar, raise_by, target, rules))
+        plan = Plan(expected, target, entry_bar, exit_bar, horizon=horizon)
+        return plan, confidence, deep
 
     def _fuse(
         self,
@@ -322,42 +314,101 @@ class Brain:
             draft.fire("gap_safe", reason)
         return factor
 
-    def _levels(
-        self,
-        long: bool,
-        added: float,
-        reading: RegimeReading,
-        atr_pct: float,
-        market: PositionContext | None,
-        draft: Draft,
-    ) -> tuple[float | None, float | None, float]:
-        """Return the stop, the take-profit target (or None) and the fraction of equity risked.
 
-        ``added`` is the exposure the move opens or adds; it risks ``added x stop distance``
-        (never more than ``max_risk``). Without price or ATR no levels are suggested and risk
-        sets them.
-        """
-        t = self.tuning
-        if market is None or not math.isfinite(market.price) or math.isnan(atr_pct):
-            draft.reasons.append(
-                "no stop suggested: price or ATR unknown; risk sets the protective levels"
-            )
-            return None, None, t.max_risk
-        stop_fraction = t.stop_atr_multiple * atr_pct
-        risked = min(t.max_risk, added * stop_fraction)
+NO_FORECAST = "no usable forecast calibration: expected return 0, no entry"
+
+
+def forecast_words(
+    z: float, forecast: Forecast, expected: float, target: float, rules: PositionRules
+) -> str:
+    """Return the reason that states the forecast in money terms."""
+    return (
+        f"forecast: score {z:+.2f} over {forecast.horizon} candles -> expected "
+        f"{expected:+.2%} (beta {forecast.beta:.2f}, sigma {forecast.sigma:.2%}); "
+        f"Kelly x{rules.kelly_fraction:g} target {target:+.2f} of equity "
+        f"(cap {rules.max_position:g})"
+    )
+
+
+def bar_words(
+    entry_bar: float, exit_bar: float, raise_by: float, target: float, rules: PositionRules
+) -> str:
+    """Return the reason that states the bars and the target after the filters."""
+    return (
+        f"bars: enter above {entry_bar:.2%} ({rules.entry_cost_multiple:g} round trips of "
+        f"{rules.round_trip:.2%} x{1.0 + raise_by:.2f}), hold above {exit_bar:+.2%}; "
+        f"target {target:+.2f}"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """What the brain does with its plan given the position: the move and its reasons."""
+
+    action: Action
+    target_position: float
+    size: float = 0.0
+    stop: float | None = None
+    target: float | None = None
+    maker: bool = False
+    maker_chosen: bool = False
+    reasons: tuple[str, ...] = ()
+
+
+def carry_out(
+    plan: Plan,
+    exposure: float,
+    tuning: BrainTuning,
+    enabled: frozenset[str],
+    *,
+    shorts: bool,
+    price: float,
+    atr_pct: float,
+    regime: Regime,
+    deep: bool,
+    trend_up: bool,
+    spread_ratio: float,
+) -> Move:
+    """Return the move from ``exposure`` that the plan asks for, after the position rules.
+
+    Shared by :class:`Brain` and the compiled brain's strategy (which decides the rest of the
+    candle up front): the step toward the target (:func:`~tradebrain.brain.positioning.step`),
+    the action it amounts to and, for a move that opens or grows a position, its stop, its
+    take-profit target (only with ``take_profit``), the equity it risks and the order type.
+    """
+    new, why = step(plan, exposure, tuning.positions, shorts)
+    action = move(exposure, new)
+    reasons = [why]
+    opens = new * exposure < 0 or abs(exposure) < FLAT
+    grows = opens or abs(new) > abs(exposure) + FLAT
+    if action is Action.HOLD or action is Action.EXIT or not grows:
+        return Move(action, new, reasons=tuple(reasons))
+    added = abs(new) if opens else abs(new) - abs(exposure)
+    long = new > 0
+    stop, target = None, None
+    risked = tuning.max_risk
+    if not math.isfinite(price) or math.isnan(atr_pct):
+        reasons.append("no stop suggested: price or ATR unknown; risk sets the protective levels")
+    else:
+        stop_fraction = tuning.stop_atr_multiple * atr_pct
+        risked = min(tuning.max_risk, added * stop_fraction)
         side = 1.0 if long else -1.0
-        stop = market.price * (1.0 - side * stop_fraction)
-        target = None
+        stop = price * (1.0 - side * stop_fraction)
         words = "no take-profit: held while the forecast holds"
-        if t.take_profit:
-            reward_risk = t.reward_risk.get(reading.regime, t.default_reward_risk)
-            target = market.price * (1.0 + side * reward_risk * stop_fraction)
-            words = f"target {target:.2f} at reward:risk {reward_risk:g} for {reading.regime.value}"
-        draft.reasons.append(
-            f"stop {stop:.2f} at {t.stop_atr_multiple:g} ATR ({stop_fraction:.2%}); {words}; "
-            f"risks {risked:.2%} of equity"
+        if tuning.take_profit:
+            reward_risk = tuning.reward_risk.get(regime, tuning.default_reward_risk)
+            target = price * (1.0 + side * reward_risk * stop_fraction)
+            words = f"target {target:.2f} at reward:risk {reward_risk:g} for {regime.value}"
+        reasons.append(
+            f"stop {stop:.2f} at {tuning.stop_atr_multiple:g} ATR ({stop_fraction:.2%}); "
+            f"{words}; risks {risked:.2%} of equity"
         )
-        return stop, target, risked
+    maker = chosen = False
+    if "maker_taker" in enabled:
+        maker, order_reason = order_type(spread_ratio, deep and trend_up == long, tuning.filters)
+        reasons.append(order_reason)
+        chosen = True
+    return Move(action, new, risked, stop, target, maker, chosen, tuple(reasons))
 
 
 def move(exposure: float, new: float) -> Action:

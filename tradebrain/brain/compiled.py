@@ -1,24 +1,27 @@
-"""The compiled brain: every decision of :class:`~tradebrain.brain.brain.Brain` at once.
+"""The compiled brain: what :class:`~tradebrain.brain.brain.Brain` plans, for every candle at once.
 
-With precomputed features and votes (:class:`~tradebrain.engine.hybrid.HybridSignals`) almost
-everything ``Brain.decide`` does depends only on the sequence of feature rows and votes: the
-regime, the spread history, the gap tracker, the funding cool-down, the panic model, the fusion,
-the Kalman smoother, the confidence bar, the volatility cut, the risk block, the size, and the
-stop and target (from the candle's close, known in advance). :func:`compiled_decisions` computes
-all of it in one numba pass (:mod:`tradebrain.brain.compiled_kernels`) and returns
-:class:`DecisionArrays`.
+With precomputed features, votes and forecast calibrations
+(:class:`~tradebrain.engine.hybrid.HybridSignals`) almost everything ``Brain.decide`` does
+depends only on the sequence of feature rows and votes: the regime, the spread history, the gap
+tracker, the funding cool-down, the panic model, the fusion, the Kalman smoother, the expected
+return, the target position and its scaling, the entry and exit bars and the risk block.
+:func:`compiled_decisions` computes all of it in one numba pass
+(:mod:`tradebrain.brain.compiled_kernels`) and returns :class:`DecisionArrays`.
 
-The one rule left out is the **liquidation guard**, the only one that reads the position: a
-caller with an open leveraged position applies :func:`~tradebrain.brain.guards.liquidation_guard`
-itself with ``atr_pct`` of this candle, before the risk block (the panic exit outranks it), as
-:class:`~tradebrain.engine.hybrid_fast.FastHybridStrategy` does.
+Left out are the rules that read the position: the **liquidation guard** (a caller with an open
+leveraged position applies :func:`~tradebrain.brain.guards.liquidation_guard` itself, after the
+panic exit) and the **move** from the exposure held toward the target, which the caller makes
+with the brain's own :func:`~tradebrain.brain.brain.carry_out`, as
+:class:`~tradebrain.engine.hybrid_fast.FastHybridStrategy` does on every candle.
 
 The Python brain stays the one definition of the rules: every threshold comes from
 :class:`~tradebrain.brain.tuning.BrainTuning` and the settings, and ``tests/brain/test_compiled.py``
-proves the two brains agree (same actions, floats equal) on random and synthetic markets.
+proves the two brains agree on random and synthetic markets: the same actions, regimes,
+filters, reasons and target positions, every float equal to 1e-9 relative (numba and CPython
+may round a transcendental function differently in the last bit, depending on the CPU).
 
 >>> arrays = compiled_decisions(signals, closes, open_times)  # doctest: +SKIP
->>> arrays.action[-1], arrays.decision(len(arrays) - 1, "BTC/USDT")  # doctest: +SKIP
+>>> arrays.plan(-1), arrays.decision(len(arrays) - 1, "BTC/USDT", exposure=0.5)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from tradebrain.brain.fusion import (
     family_of,
 )
 from tradebrain.brain.panic import _LOG_SCALED, _MAD_TO_SIGMA, HEADS
+from tradebrain.brain.positioning import Plan
 from tradebrain.brain.regime import Regime
 from tradebrain.brain.tuning import BrainTuning
 from tradebrain.config import BrainSettings
@@ -51,15 +55,13 @@ if TYPE_CHECKING:
     from tradebrain.engine.hybrid import HybridSignals
 
 ACTIONS: tuple[Action, ...] = k.KERNEL_ACTIONS
-"""``ACTIONS[code]`` is the action of an action code; :data:`NO_DECISION` when not asked."""
-NO_DECISION = k.A_NONE
+"""``ACTIONS[code]`` is the action of an action code."""
 REGIMES: tuple[Regime, ...] = k.KERNEL_REGIMES
 """``REGIMES[code]`` is the regime of a regime code."""
 FILTERS: tuple[str, ...] = k.FILTER_ORDER
 """Bit ``j`` of a filter mask is ``FILTERS[j]``, in the order ``Brain.decide`` fires them."""
 FAMILY_NAMES: tuple[str, ...] = k.KERNEL_FAMILIES
 """Columns of :attr:`DecisionArrays.family_weights`."""
-HOLD, BUY, SELL, EXIT = k.A_HOLD, k.A_BUY, k.A_SELL, k.A_EXIT
 PANIC_BORDER = 1e-12
 """A panic score this close to the threshold is recomputed with numpy's own ``dot``."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -67,22 +69,24 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 @dataclass(frozen=True, eq=False)
 class DecisionArrays:
-    """What the brain decides on every candle, as arrays; all (n,) unless said otherwise.
+    """What the brain plans on every candle, as arrays; all (n,) unless said otherwise.
+
+    The plan is everything ``Brain.decide`` works out before it looks at the position: the
+    move itself comes from :func:`~tradebrain.brain.brain.carry_out` with the exposure held
+    (the strategy's job, candle by candle), and so does the Decision (:meth:`decision`).
 
     Attributes
     ----------
-    action
-        int8 code into :data:`ACTIONS` (HOLD, BUY, SELL, EXIT); :data:`NO_DECISION` (-1) on a
-        candle where no model voted (the brain is not asked). The liquidation guard is not
-        applied: see the module notes.
+    asked
+        bool: some model voted (the brain is asked only then).
     confidence
-        As ``Decision.confidence``, in [0, 1].
-    size
-        Fraction of equity to risk (0 unless BUY or SELL).
-    stop, target
-        Suggested levels in quote currency, NaN for None.
-    maker
-        bool: post a maker order.
+        As ``Decision.confidence`` (before a panic or liquidation exit), in [0, 1].
+    expected, target, entry_bar, exit_bar, hold_only, no_new_long
+        The :class:`~tradebrain.brain.positioning.Plan` of each candle.
+    deep
+        bool: a deep trend (taker fills with it).
+    panic
+        bool: the panic exit fired (the decision is an EXIT whatever the position).
     regime
         int8 code into :data:`REGIMES`.
     proba
@@ -90,10 +94,11 @@ class DecisionArrays:
     family_weights
         (n, 6) weight of each family of :data:`FAMILY_NAMES` in the fusion, NaN when absent.
     filters
-        int64 bit mask over :data:`FILTERS`: what fired.
+        int64 bit mask over :data:`FILTERS`: what fired before the move (the maker/taker
+        choice is the move's).
     early_filters
         The filters that fired before the overrides (panic, liquidation, risk block, funding
-        flip, maker/taker): a liquidation exit carries these plus ``liquidation_guard``.
+        flip): a liquidation exit carries these plus ``liquidation_guard``.
     panic_score, panic_heads, panic_z
         The panic model's score (0 while warming up or switched off), its (n, 3) head scores
         and its (n, 10) robust z-scores, for the reasons.
@@ -103,12 +108,16 @@ class DecisionArrays:
         The inputs, kept to rebuild full :class:`Decision` objects on request.
     """
 
-    action: np.ndarray
+    asked: np.ndarray
     confidence: np.ndarray
-    size: np.ndarray
-    stop: np.ndarray
+    expected: np.ndarray
     target: np.ndarray
-    maker: np.ndarray
+    entry_bar: np.ndarray
+    exit_bar: np.ndarray
+    hold_only: np.ndarray
+    no_new_long: np.ndarray
+    deep: np.ndarray
+    panic: np.ndarray
     regime: np.ndarray
     proba: np.ndarray
     family_weights: np.ndarray
@@ -126,7 +135,7 @@ class DecisionArrays:
     tuning: BrainTuning
 
     def __len__(self) -> int:
-        return int(self.action.shape[0])
+        return int(self.asked.shape[0])
 
     @property
     def atr_pct(self) -> np.ndarray:
@@ -138,6 +147,18 @@ class DecisionArrays:
         """Return the intermediate number ``name`` (see ``compiled_kernels.NUMBERS``) at ``bar``."""
         return float(self.numbers[bar, k.NUMBERS.index(name)])
 
+    def plan(self, bar: int) -> Plan:
+        """Return candle ``bar``'s plan (as ``Brain.decide`` hands it to ``carry_out``)."""
+        return Plan(
+            float(self.expected[bar]),
+            float(self.target[bar]),
+            float(self.entry_bar[bar]),
+            float(self.exit_bar[bar]),
+            hold_only=bool(self.hold_only[bar]),
+            no_new_long=bool(self.no_new_long[bar]),
+            horizon=int(self.numbers[bar, k.N_HORIZON]),
+        )
+
     def fired(self, bar: int) -> tuple[str, ...]:
         """Return the names of the filters that fired at ``bar``, in firing order."""
         mask = int(self.filters[bar])
@@ -147,22 +168,32 @@ class DecisionArrays:
         """Return the open time of candle ``bar`` (UTC)."""
         return _EPOCH + timedelta(microseconds=int(self.open_times[bar]))
 
-    def decision(self, bar: int, symbol: str, liquidation: str | None = None) -> Decision:
+    def decision(
+        self,
+        bar: int,
+        symbol: str,
+        exposure: float = 0.0,
+        *,
+        shorts: bool = True,
+        liquidation: str | None = None,
+    ) -> Decision:
         """Return the full :class:`Decision` of candle ``bar``, reasons rebuilt from the numbers.
 
         Parameters
         ----------
         bar
-            A candle on which the brain was asked (``action[bar] != NO_DECISION``).
+            A candle on which the brain was asked (``asked[bar]``).
         symbol
             The market, as ``Brain.decide`` was told.
+        exposure, shorts
+            The exposure held when the brain decided, and whether shorts were allowed.
         liquidation
             The liquidation guard's reason when it fired on this candle (the caller applies the
             guard): the decision is then an EXIT with confidence 1, as in ``Brain.decide``.
         """
         from tradebrain.brain.compiled_reasons import rebuild_decision
 
-        return rebuild_decision(self, bar, symbol, liquidation)
+        return rebuild_decision(self, bar, symbol, exposure, shorts, liquidation)
 
 
 def compiled_decisions(
@@ -181,7 +212,7 @@ def compiled_decisions(
         Feature rows and model votes, (n, f) and model -> (n, 3); a candle whose every vote
         starts with NaN is not decided on (as in ``HybridStrategy``).
     closes
-        (n,) float64 candle closes, quote currency: the price of stops and targets.
+        (n,) float64 candle closes, quote currency: the price of stops (kept for the moves).
     open_times
         (n,) int64 candle open times, epoch microseconds (UTC): the gap tracker reads them.
     settings, disabled, tuning
@@ -190,7 +221,8 @@ def compiled_decisions(
     Returns
     -------
     DecisionArrays
-        Every candle's decision, the liquidation guard left to the caller.
+        Every candle's plan; the move from the position held (and the liquidation guard) is
+        left to the caller.
     """
     brain = Brain(settings, disabled=disabled, tuning=tuning)  # validates ``disabled``
     n = len(signals)
@@ -212,6 +244,13 @@ def compiled_decisions(
     column = {name: j for j, name in enumerate(signals.feature_names)}
     tables = _tables(brain.settings, brain.tuning)
     out = _Outputs(n)
+    forecast = (
+        np.full((n, 3), np.nan)
+        if signals.forecast is None
+        else np.ascontiguousarray(signals.forecast, dtype=np.float64)
+    )
+    if forecast.shape != (n, 3):
+        raise UserInputError(f"the forecast has shape {forecast.shape}; expected ({n}, 3)")
     panic = brain.tuning.panic
     decide_all = cast("Callable[..., None]", k.decide_all)  # a numba dispatcher
     decide_all(
@@ -222,7 +261,7 @@ def compiled_decisions(
         votes,
         np.array([FAMILY_NAMES.index(family_of(m)) for m in models], dtype=np.int64),
         open_times,
-        closes,
+        forecast,
         np.array([part in brain.enabled for part in FILTERS], dtype=np.bool_),
         *tables,
         np.array([column.get(name, -1) for name in _PANIC_FEATURES], dtype=np.int64),
@@ -241,12 +280,9 @@ _PANIC_FEATURES = tuple(name for head in HEADS.values() for name, _ in head)
 def _tables(settings: BrainSettings, tuning: BrainTuning) -> tuple[np.ndarray, ...]:
     """Return the kernel's parameters and tables, every number read from the brain's own."""
     named: dict[str, float] = {
-        "min_confidence": settings.min_confidence,
-        "max_threshold": tuning.max_threshold,
-        "stop_atr_multiple": tuning.stop_atr_multiple,
-        "base_risk": tuning.base_risk,
         "mad_to_sigma": _MAD_TO_SIGMA,
         "min_strength": _MIN_STRENGTH,
+        **asdict(tuning.positions),
         **asdict(tuning.regime),
         **asdict(tuning.guards),
         **asdict(tuning.filters),
@@ -262,25 +298,25 @@ def _tables(settings: BrainSettings, tuning: BrainTuning) -> tuple[np.ndarray, .
         for family, multiplier in REGIME_TILTS.get(regime, {}).items():
             tilt[r, FAMILY_NAMES.index(family)] = multiplier
             tilted[r, FAMILY_NAMES.index(family)] = True
-    reward_risk = np.array(
-        [tuning.reward_risk.get(regime, tuning.default_reward_risk) for regime in REGIMES]
-    )
     base = base_family_weights(settings.fusion_weights, set())
     weights = np.array([base[family] for family in FAMILY_NAMES])
     order = np.array([FAMILY_NAMES.index(f) for f in sorted(FAMILY_NAMES)], dtype=np.int64)
-    return floats, ints, tilt, tilted, reward_risk, weights, order
+    return floats, ints, tilt, tilted, weights, order
 
 
 class _Outputs:
     """The kernel's output arrays, and the last step done in Python: the panic exit."""
 
     def __init__(self, n: int) -> None:
-        self.action = np.full(n, NO_DECISION, dtype=np.int8)
+        self.asked = np.zeros(n, dtype=np.bool_)
         self.confidence = np.zeros(n)
-        self.size = np.zeros(n)
-        self.stop = np.full(n, np.nan)
-        self.target = np.full(n, np.nan)
-        self.maker = np.zeros(n, dtype=np.bool_)
+        self.expected = np.zeros(n)
+        self.target = np.zeros(n)
+        self.entry = np.full(n, np.nan)
+        self.exit = np.full(n, np.nan)
+        self.hold_only = np.zeros(n, dtype=np.bool_)
+        self.no_new_long = np.zeros(n, dtype=np.bool_)
+        self.deep = np.zeros(n, dtype=np.bool_)
         self.regime = np.full(n, k.R_UNKNOWN, dtype=np.int8)
         self.proba = np.full((n, 3), np.nan)
         self.weights = np.full((n, len(FAMILY_NAMES)), np.nan)
@@ -294,9 +330,9 @@ class _Outputs:
 
     def kernel_arguments(self) -> tuple[np.ndarray, ...]:
         return (
-            self.action, self.confidence, self.size, self.stop, self.target, self.maker,
-            self.regime, self.proba, self.weights, self.early, self.late, self.numbers,
-            self.heads, self.score, self.scored, self.z,
+            self.asked, self.confidence, self.expected, self.target, self.entry, self.exit,
+            self.hold_only, self.no_new_long, self.deep, self.regime, self.proba, self.weights,
+            self.early, self.late, self.numbers, self.heads, self.score, self.scored, self.z,
         )  # fmt: skip
 
     def finish(
@@ -306,18 +342,21 @@ class _Outputs:
         score = self.score
         for bar in np.flatnonzero(self.scored & (np.abs(score - panic.threshold) <= PANIC_BORDER)):
             score[bar] = float(np.dot(panic.head_weights, self.heads[bar].tolist()))
-        fired = self.scored & (score >= panic.threshold)
-        action = np.where(fired, np.int8(EXIT), self.action).astype(np.int8)
+        fired = self.asked & self.scored & (score >= panic.threshold)
         confidence = np.where(fired, score, self.confidence)
         confidence = np.minimum(1.0, np.maximum(0.0, confidence))
         panic_bit = 1 << FILTERS.index("panic_exit")
         return DecisionArrays(
-            action=action,
+            asked=self.asked,
             confidence=confidence,
-            size=np.where(fired, 0.0, self.size),
-            stop=np.where(fired, np.nan, self.stop),
-            target=np.where(fired, np.nan, self.target),
-            maker=self.maker & ~fired,
+            expected=self.expected,
+            target=self.target,
+            entry_bar=self.entry,
+            exit_bar=self.exit,
+            hold_only=self.hold_only,
+            no_new_long=self.no_new_long,
+            deep=self.deep,
+            panic=fired,
             regime=self.regime,
             proba=self.proba,
             family_weights=self.weights,

@@ -28,6 +28,7 @@ import numpy as np
 
 from tradebrain.brain.decision import Action
 from tradebrain.brain.regime import Regime
+from tradebrain.models.forecast import score_of
 
 KERNEL_REGIMES = (
     Regime.TRENDING_UP,
@@ -91,8 +92,8 @@ FEATURES = (
 ) = range(len(FEATURES))  # fmt: skip
 
 FLOAT_PARAMETERS = (
-    "min_confidence", "max_threshold", "stop_atr_multiple", "base_risk",
-    "trend_adx", "stacked_alignment", "breakout_atr_ratio", "breakout_range_share",
+    "kelly_fraction", "max_position", "entry_cost_multiple", "exit_cost_multiple",
+    "cost_per_side", "trend_adx", "stacked_alignment", "breakout_atr_ratio", "breakout_range_share",
     "high_volatility_atr_ratio", "low_volatility_atr_ratio", "dominant_cycle_power",
     "box_range_atr",
     "danger_atr_start", "danger_atr_full", "danger_spread_start", "danger_spread_full",
@@ -105,7 +106,7 @@ FLOAT_PARAMETERS = (
 )  # fmt: skip
 """Names of the float parameters, in the order of the kernel's ``p`` array."""
 (
-    P_MIN_CONFIDENCE, P_MAX_THRESHOLD, P_STOP_ATR, P_BASE_RISK,
+    P_KELLY, P_MAX_POSITION, P_ENTRY_MULTIPLE, P_EXIT_MULTIPLE, P_COST,
     P_TREND_ADX, P_STACKED, P_BREAKOUT_ATR, P_BREAKOUT_SHARE, P_HIGH_VOL, P_LOW_VOL,
     P_CYCLE_POWER, P_BOX_ATR,
     P_DANGER_ATR_START, P_DANGER_ATR_FULL, P_DANGER_SPREAD_START, P_DANGER_SPREAD_FULL,
@@ -128,17 +129,17 @@ INT_PARAMETERS = (
 ) = range(len(INT_PARAMETERS))  # fmt: skip
 
 NUMBERS = (
-    "threshold", "confidence", "fused_down", "fused_up", "smoothed_edge", "danger",
-    "spread_ratio", "strength", "size_factor", "gap_candles", "gap_last", "gap_left",
+    "confidence", "fused_down", "fused_up", "smoothed_edge", "danger",
+    "spread_ratio", "size_factor", "gap_candles", "gap_last", "gap_left",
     "funding_left", "funding_flip_rate", "adx", "atr_ratio", "alignment", "cycle_power",
-    "atr_pct",
+    "atr_pct", "z", "beta", "sigma", "horizon", "kelly_target", "raise_by",
 )  # fmt: skip
 """Columns of the numbers kept per candle to rebuild the reasons (see ``compiled_reasons``)."""
 (
-    N_THRESHOLD, N_CONFIDENCE, N_FUSED_DOWN, N_FUSED_UP, N_SMOOTHED, N_DANGER,
-    N_SPREAD_RATIO, N_STRENGTH, N_SIZE_FACTOR, N_GAP_CANDLES, N_GAP_LAST, N_GAP_LEFT,
+    N_CONFIDENCE, N_FUSED_DOWN, N_FUSED_UP, N_SMOOTHED, N_DANGER,
+    N_SPREAD_RATIO, N_SIZE_FACTOR, N_GAP_CANDLES, N_GAP_LAST, N_GAP_LEFT,
     N_FUNDING_LEFT, N_FUNDING_FLIP_RATE, N_ADX, N_ATR_RATIO, N_ALIGNMENT, N_CYCLE_POWER,
-    N_ATR_PCT,
+    N_ATR_PCT, N_Z, N_BETA, N_SIGMA, N_HORIZON, N_KELLY_TARGET, N_RAISE,
 ) = range(len(NUMBERS))  # fmt: skip
 _FLOAT_MAX = float(np.finfo(np.float64).max)  # what np.nan_to_num makes of +inf
 
@@ -309,19 +310,21 @@ def _head(points, start, stop, strongest, top):  # type: ignore[no-untyped-def] 
 
 @numba.njit(cache=True)
 def decide_all(  # type: ignore[no-untyped-def]
-    features, columns, flow_columns, flow_scales, votes, families, open_us, close,
-    enabled, p, q, tilt, tilted, reward_risk, weights, sorted_families,
+    features, columns, flow_columns, flow_scales, votes, families, open_us, forecast,
+    enabled, p, q, tilt, tilted, weights, sorted_families,
     panic_columns, panic_signs, panic_log, head_bounds, head_weights,
-    out_action, out_confidence, out_size, out_stop, out_target, out_maker, out_regime,
-    out_proba, out_weights, out_early, out_late, out_numbers, out_heads, out_score, out_scored,
-    out_z,
+    out_asked, out_confidence, out_expected, out_target, out_entry, out_exit, out_hold_only,
+    out_no_new_long, out_deep, out_regime, out_proba, out_weights, out_early, out_late,
+    out_numbers, out_heads, out_score, out_scored, out_z,
 ):  # fmt: skip  # pragma: no cover - jitted
-    """Decide on every candle; see :func:`tradebrain.brain.compiled.compiled_decisions`.
+    """Plan every candle; see :func:`tradebrain.brain.compiled.compiled_decisions`.
 
-    ``out_action`` is the action without the panic override (applied by the caller, which
-    may recompute a borderline panic score with numpy) and without the liquidation guard.
+    Everything up to the position rules: the expected return, the target, the bars and the
+    flags of the risk block and the funding cool-down. The panic override (the caller may
+    recompute a borderline panic score with numpy), the liquidation guard and the step from
+    the position held are the caller's.
     """
-    n = close.shape[0]
+    n = forecast.shape[0]
     n_models = votes.shape[0]
     # spread history (SpreadRegime): a ring of the last values and the same values sorted
     spread_window = q[Q_SPREAD_WINDOW]
@@ -369,8 +372,8 @@ def decide_all(  # type: ignore[no-untyped-def]
             if not math.isnan(votes[m, i, 0]):
                 asked = True
                 break
+        out_asked[i] = asked
         if not asked:
-            out_action[i] = A_NONE
             continue
         early = 0
         late = 0
@@ -632,13 +635,37 @@ def decide_all(  # type: ignore[no-untyped-def]
         out_proba[i, 1] = p_flat
         out_proba[i, 2] = p_up
 
-        # direction: the confidence bar and the candidate side
-        threshold = p[P_MIN_CONFIDENCE]
+        # the plan: expected return over the horizon, target position, entry and exit bars
+        mass = p_down + p_up
+        confidence = 0.5
+        if mass > 0:
+            confidence = max(p_up, p_down) / mass
+        z = score_of(p_down, p_up)
+        beta = forecast[i, 0]
+        sigma = forecast[i, 1]
+        horizon = forecast[i, 2]
+        expected = 0.0
+        target = 0.0
+        numbers[N_BETA] = beta
+        numbers[N_SIGMA] = sigma
+        numbers[N_HORIZON] = horizon
+        if (
+            math.isfinite(beta) and beta >= 0 and math.isfinite(sigma) and sigma > 0
+            and horizon >= 1
+        ):  # fmt: skip
+            expected = beta * z * sigma
+            if sigma > 0 and math.isfinite(expected):
+                kelly_raw = p[P_KELLY] * expected / (sigma * sigma)
+                target = min(p[P_MAX_POSITION], max(-p[P_MAX_POSITION], kelly_raw))
+        else:
+            numbers[N_HORIZON] = 0.0
+        numbers[N_Z] = z
+        numbers[N_KELLY_TARGET] = target
+        raise_by = 0.0
         if enabled[B_VOLATILITY_THRESHOLD] and not (
             math.isnan(atr_ratio) or atr_ratio <= p[P_VOL_START]
         ):
-            raise_by = min(p[P_VOL_MAX], p[P_VOL_SLOPE] * (atr_ratio - p[P_VOL_START]))
-            threshold += raise_by
+            raise_by += min(p[P_VOL_MAX], p[P_VOL_SLOPE] * (atr_ratio - p[P_VOL_START]))
             early |= 1 << B_VOLATILITY_THRESHOLD
         efficiency = _value(features, i, columns[C_EFFICIENCY])
         deep = not (
@@ -652,53 +679,33 @@ def decide_all(  # type: ignore[no-untyped-def]
             and not deep
             and not (math.isnan(atr_ratio) or atr_ratio > p[P_CHOP_ATR] or power >= p[P_CHOP_POWER])
         ):
-            threshold += p[P_CHOP_RAISE]
+            raise_by += p[P_CHOP_RAISE]
             early |= 1 << B_CHOP
-        threshold = min(threshold, max(p[P_MAX_THRESHOLD], p[P_MIN_CONFIDENCE]))
-        action = A_BUY if p_up >= p_down else A_SELL
-        confidence = max(p_up, p_down)
         if enabled[B_VOLATILITY_CUT] and not (math.isnan(atr_ratio) or atr_ratio <= p[P_CUT_ATR]):
             factor = max(p[P_CUT_FLOOR], p[P_CUT_ATR] / atr_ratio)
-            confidence *= factor
+            target *= factor
             early |= 1 << B_VOLATILITY_CUT
-        if confidence < threshold or max(p_up, p_down) <= p_flat:
-            action = A_HOLD
+        target *= size_factor
+        round_trip = 2.0 * p[P_COST]
+        out_entry[i] = p[P_ENTRY_MULTIPLE] * round_trip * (1.0 + raise_by)
+        out_exit[i] = p[P_EXIT_MULTIPLE] * round_trip
+        numbers[N_RAISE] = raise_by
 
         # overrides that do not depend on the position (panic: by the caller)
+        out_hold_only[i] = False
         if enabled[B_RISK_BLOCK] and (
             atr_ratio >= p[P_BLOCK_ATR] or spread_ratio >= p[P_BLOCK_SPREAD]
         ):
             late |= 1 << B_RISK_BLOCK
-            action = A_HOLD
+            out_hold_only[i] = True
+        out_no_new_long[i] = False
         if enabled[B_FUNDING_FLIP] and funding_left:
             late |= 1 << B_FUNDING_FLIP
-            if action == A_BUY:
-                action = A_HOLD
-        out_size[i] = 0.0
-        out_stop[i] = np.nan
-        out_target[i] = np.nan
-        out_maker[i] = False
-        numbers[N_STRENGTH] = np.nan
-        if action != A_HOLD:
-            room = 1.0 - threshold
-            strength = 1.0
-            if room > 0:
-                strength = min(1.0, max(0.0, (confidence - threshold) / room))
-            numbers[N_STRENGTH] = strength
-            out_size[i] = p[P_BASE_RISK] * (0.5 + 0.5 * strength) * size_factor
-            price = close[i]
-            if math.isfinite(price) and not math.isnan(atr_pct):
-                distance = p[P_STOP_ATR] * atr_pct * price
-                side = 1.0 if action == A_BUY else -1.0
-                out_stop[i] = price - side * distance
-                out_target[i] = price + side * reward_risk[regime] * distance
-            if enabled[B_MAKER_TAKER]:
-                with_trend = deep and (alignment > 0) == (action == A_BUY)
-                out_maker[i] = (not with_trend) and spread_ratio >= p[P_WIDE_SPREAD]
-                late |= 1 << B_MAKER_TAKER
-        out_action[i] = action
+            out_no_new_long[i] = True
+        out_expected[i] = expected
+        out_target[i] = target
+        out_deep[i] = deep
         out_confidence[i] = confidence
         numbers[N_CONFIDENCE] = confidence
-        numbers[N_THRESHOLD] = threshold
         out_early[i] = early
         out_late[i] = late

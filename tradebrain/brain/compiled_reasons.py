@@ -4,11 +4,11 @@ The compiled brain (:mod:`tradebrain.brain.compiled`) keeps numbers, not sentenc
 this module rebuilds one candle's Decision: its votes (cleaned again with ``clean_vote``), the
 filters that fired, and its reasons in plain words. The reasons are *reconstructed* from the
 stored numbers: where the brain words a step with a pure function (regime, order-flow vote,
-volatility bar, trend depth, chop, volatility cut, risk block, order type) that very function
-is called again; the sentences of the stateful steps (gap-safe mode, fusion, risk vote, Kalman,
-direction, panic, funding flip, size, stop and target) are written here in the brain's words
-from the numbers the kernel kept. ``tests/brain/test_compiled.py`` compares them with the
-brain's own reasons.
+volatility bar, trend depth, chop, volatility cut, risk block, forecast, bars) that very
+function is called again, and the move from the position is made by the brain's own
+``carry_out``; the sentences of the stateful steps (gap-safe mode, fusion, risk vote, Kalman,
+panic, funding flip) are written here in the brain's words from the numbers the kernel kept.
+``tests/brain/test_compiled.py`` compares them with the brain's own reasons.
 """
 
 from __future__ import annotations
@@ -18,10 +18,18 @@ import math
 import numpy as np
 
 from tradebrain.brain import compiled_kernels as k
-from tradebrain.brain.brain import ORDER_FLOW_FEATURE_VOTE
-from tradebrain.brain.compiled import ACTIONS, FAMILY_NAMES, FILTERS, REGIMES, DecisionArrays
+from tradebrain.brain.brain import (
+    NO_FORECAST,
+    ORDER_FLOW_FEATURE_VOTE,
+    Move,
+    bar_words,
+    carry_out,
+    forecast_words,
+    plan_fields,
+)
+from tradebrain.brain.compiled import FAMILY_NAMES, FILTERS, REGIMES, DecisionArrays
 from tradebrain.brain.decision import Action, Decision
-from tradebrain.brain.filters import chop_filter, order_type, trend_depth, volatility_threshold
+from tradebrain.brain.filters import chop_filter, trend_depth, volatility_threshold
 from tradebrain.brain.fusion import (
     ORDER_FLOW_SIGNALS,
     REGIME_TILTS,
@@ -31,7 +39,9 @@ from tradebrain.brain.fusion import (
 )
 from tradebrain.brain.guards import risk_block, volatility_cut
 from tradebrain.brain.panic import HEADS
+from tradebrain.brain.positioning import Forecast
 from tradebrain.brain.regime import CYCLE_PERIOD, Regime, detect_regime, feature
+from tradebrain.brain.tuning import BrainTuning
 
 _EARLY_WORDS = ("volatility_threshold", "trend_depth", "chop", "volatility_cut")
 _SORTED_FAMILIES = tuple(sorted(FAMILY_NAMES))
@@ -40,17 +50,22 @@ _ROW = (*k.FEATURES, CYCLE_PERIOD, *(name for name, _ in ORDER_FLOW_SIGNALS))
 
 
 def rebuild_decision(
-    arrays: DecisionArrays, bar: int, symbol: str, liquidation: str | None = None
+    arrays: DecisionArrays,
+    bar: int,
+    symbol: str,
+    exposure: float = 0.0,
+    shorts: bool = True,
+    liquidation: str | None = None,
 ) -> Decision:
     """Return the Decision of candle ``bar`` (see :meth:`DecisionArrays.decision`)."""
-    code = int(arrays.action[bar])
-    if code < 0:
+    if not arrays.asked[bar]:
         raise ValueError(f"no model voted on candle {bar}: the brain made no decision there")
     t = arrays.tuning
     row = _row(arrays, bar)
     numbers = dict(zip(k.NUMBERS, arrays.numbers[bar].tolist(), strict=True))
     regime = REGIMES[int(arrays.regime[bar])]
-    reasons = list(detect_regime(row, t.regime).reasons)
+    reading = detect_regime(row, t.regime)
+    reasons = list(reading.reasons)
     votes = _votes(arrays, bar, reasons)
     early = int(arrays.early_filters[bar])
     fired = {name for j, name in enumerate(FILTERS) if early >> j & 1}
@@ -72,58 +87,66 @@ def rebuild_decision(
         reasons.append(
             f"Kalman smoothed the up-minus-down edge {edge:+.2f} -> {numbers['smoothed_edge']:+.2f}"
         )
-    reasons.extend(_bar_words(arrays, row, numbers, fired))
-    p_down, p_flat, p_up = (float(x) for x in arrays.proba[bar])
-    side = Action.BUY if p_up >= p_down else Action.SELL
-    confidence, threshold = numbers["confidence"], numbers["threshold"]
-    if confidence < threshold:
+    plan = arrays.plan(bar)
+    if plan.horizon:
+        forecast = Forecast(numbers["beta"], numbers["sigma"], plan.horizon)
         reasons.append(
-            f"hold: best side {side.value} at {confidence:.2f} is below the bar {threshold:.2f}"
-        )
-    elif max(p_up, p_down) <= p_flat:
-        reasons.append(
-            f"hold: best side {side.value} at {confidence:.2f} is not above flat ({p_flat:.2f})"
+            forecast_words(
+                numbers["z"], forecast, plan.expected, numbers["kelly_target"], t.positions
+            )
         )
     else:
-        reasons.append(f"{side.value}: confidence {confidence:.2f} >= bar {threshold:.2f}")
-    action = ACTIONS[code]
+        reasons.append(NO_FORECAST)
+    reasons.extend(_bar_words(arrays, row, numbers, fired))
+    reasons.append(
+        bar_words(plan.entry_bar, plan.exit_bar, numbers["raise_by"], plan.target, t.positions)
+    )
+    p_down, p_flat, p_up = (float(x) for x in arrays.proba[bar])
     filters = int(arrays.filters[bar])
-    if liquidation is not None and not filters >> FILTERS.index("panic_exit") & 1:
+    confidence = float(arrays.confidence[bar])
+    fields = plan_fields(plan, 0.0)
+    done = Move(Action.EXIT, 0.0)
+    if arrays.panic[bar]:
+        reasons.append("; ".join(_panic_words(arrays, bar)))
+    elif liquidation is not None:
         reasons.append(liquidation)
         filters = early | 1 << FILTERS.index("liquidation_guard")
-        action = Action.EXIT
-    elif filters >> FILTERS.index("panic_exit") & 1:
-        reasons.append("; ".join(_panic_words(arrays, bar)))
+        confidence = 1.0
     else:
-        reasons.extend(_override_words(arrays, bar, numbers, filters, regime))
-    if action is Action.EXIT and liquidation is not None:
-        confidence_out, size, stop, target, maker = 1.0, 0.0, None, None, False
-    else:
-        confidence_out = float(arrays.confidence[bar])
-        size = float(arrays.size[bar])
-        stop = _maybe(float(arrays.stop[bar]))
-        target = _maybe(float(arrays.target[bar]))
-        maker = bool(arrays.maker[bar])
+        reasons.extend(_override_words(numbers, filters, t))
+        done = carry_out(
+            plan, exposure, t, arrays.enabled,
+            shorts=shorts, price=float(arrays.closes[bar]), atr_pct=numbers["atr_pct"],
+            regime=regime, deep=bool(arrays.deep[bar]), trend_up=reading.direction > 0,
+            spread_ratio=numbers["spread_ratio"],
+        )  # fmt: skip
+        reasons.extend(done.reasons)
+        if done.maker_chosen:
+            filters |= 1 << FILTERS.index("maker_taker")
+        fields = plan_fields(plan, done.target_position)
     weights = arrays.family_weights[bar].tolist()
     return Decision(
         timestamp=arrays.timestamp(bar),
         symbol=symbol,
-        action=action,
-        confidence=confidence_out,
-        size=size,
-        stop=stop,
-        target=target,
+        action=done.action,
+        confidence=confidence,
+        size=done.size,
+        stop=done.stop,
+        target=done.target,
         regime=regime.value,
         votes=votes,
         filters=tuple(name for j, name in enumerate(FILTERS) if filters >> j & 1),
         reasons=tuple(reasons),
-        maker=maker,
+        maker=done.maker,
         proba=(p_down, p_flat, p_up),
         family_weights={
             family: weights[FAMILY_NAMES.index(family)]
             for family in _SORTED_FAMILIES
             if not math.isnan(weights[FAMILY_NAMES.index(family)])
         },
+        target_position=float(fields["target_position"]),
+        expected_return=float(fields["expected_return"]),
+        horizon=int(fields["horizon"]),
     )
 
 
@@ -131,10 +154,6 @@ def _row(arrays: DecisionArrays, bar: int) -> dict[str, float]:
     names = arrays.signals.feature_names
     values = arrays.signals.features[bar]
     return {name: float(values[names.index(name)]) for name in _ROW if name in names}
-
-
-def _maybe(value: float) -> float | None:
-    return None if math.isnan(value) else value
 
 
 def _votes(arrays: DecisionArrays, bar: int, reasons: list[str]) -> dict[str, Vote]:
@@ -217,16 +236,12 @@ def _panic_words(arrays: DecisionArrays, bar: int) -> list[str]:
     return words
 
 
-def _override_words(
-    arrays: DecisionArrays, bar: int, numbers: dict[str, float], filters: int, regime: Regime
-) -> list[str]:
-    """Return the reasons of the risk block, funding flip, size, levels and order type."""
-    t = arrays.tuning
+def _override_words(numbers: dict[str, float], filters: int, t: BrainTuning) -> list[str]:
+    """Return the reasons of the risk block and the funding flip."""
     words: list[str] = []
     bit = {name: filters >> j & 1 for j, name in enumerate(FILTERS)}
-    spread_ratio = numbers["spread_ratio"]
     if bit["risk_block"]:
-        block = risk_block(numbers["atr_ratio"], spread_ratio, t.guards)
+        block = risk_block(numbers["atr_ratio"], numbers["spread_ratio"], t.guards)
         if block:
             words.append(block)
     if bit["funding_flip"]:
@@ -236,26 +251,4 @@ def _override_words(
             f"funding flip: funding turned {turned} ({rate:+.2f} bps); new longs cool down, "
             f"{int(numbers['funding_left'])} of {t.filters.funding_cooldown_bars} candles left"
         )
-    action = ACTIONS[int(arrays.action[bar])]
-    if action is Action.HOLD:
-        return words
-    size_factor = numbers["size_factor"]
-    words.append(
-        f"size: {float(arrays.size[bar]):.2%} of equity at risk "
-        f"(strength {numbers['strength']:.2f}, x{size_factor:g})"
-    )
-    stop, target = float(arrays.stop[bar]), float(arrays.target[bar])
-    if math.isnan(stop):
-        words.append("no stop or target suggested: price or ATR unknown; risk sets them")
-    else:
-        reward_risk = t.reward_risk.get(regime, t.default_reward_risk)
-        distance = t.stop_atr_multiple * numbers["atr_pct"] * float(arrays.closes[bar])
-        words.append(
-            f"stop {stop:.2f} at {t.stop_atr_multiple:g} ATR ({distance:.2f}), target "
-            f"{target:.2f} at reward:risk {reward_risk:g} for {regime.value}"
-        )
-    if bit["maker_taker"]:
-        deep = bool(filters >> FILTERS.index("trend_depth") & 1)
-        with_trend = deep and (numbers["alignment"] > 0) == (action is Action.BUY)
-        words.append(order_type(spread_ratio, with_trend, t.filters)[1])
     return words

@@ -38,6 +38,8 @@ CYCLE_PERIOD = "cycle_period_64"
 ATR_PCT = "atr_pct_14"
 REQUIRED_FEATURES = (ADX, ATR_RATIO, EMA_ALIGNMENT)
 """Without these three the regime is ``unknown``."""
+BRAIN_FEATURE_SETS = ("indicators", "regime")
+"""Feature sets the brain reads itself (regime, trend depth, chop), whatever the models use."""
 
 
 class Regime(StrEnum):

@@ -132,7 +132,6 @@ class Engine:
         self._funding_rate = 0.0
         self._atr = math.nan
         self._previous_close = math.nan
-        self._day = -1
         self.position_source: Callable[[str], float] | None = None
 
     def run(self, feed: Iterable[Event]) -> EngineResult:

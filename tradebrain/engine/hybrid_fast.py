@@ -1,24 +1,25 @@
-"""The ``hybrid`` strategy on the compiled brain: the same trades, decided in one pass up front.
+"""The ``hybrid`` strategy on the compiled brain: the same trades, planned in one pass up front.
 
 :class:`FastHybridStrategy` takes the same precomputed :class:`HybridSignals` as
 :class:`~tradebrain.engine.hybrid.HybridStrategy` and gives the same orders, candle for candle.
-In ``init`` it asks :func:`~tradebrain.brain.compiled.compiled_decisions` for every decision of
-the replay at once (a numba pass, well under a microsecond per candle); on each closed candle
-it only looks the action up, applies the one rule that reads the position — the liquidation
-guard, through the brain's own :func:`~tradebrain.brain.guards.liquidation_guard` — and turns
-the action into intents exactly as :meth:`HybridStrategy.intents` does.
+In ``init`` it asks :func:`~tradebrain.brain.compiled.compiled_decisions` for every candle's
+plan at once (a numba pass, well under a microsecond per candle). On each closed candle it
+applies what reads the position — the panic exit, the liquidation guard (through the brain's
+own :func:`~tradebrain.brain.guards.liquidation_guard`) and the move toward the target
+(through the brain's own :func:`~tradebrain.brain.brain.carry_out`) — and turns the move into
+intents exactly as :meth:`HybridStrategy.intents` does.
 
 What differs, by design:
 
-- :attr:`FastHybridStrategy.decisions` are rebuilt lazily from the arrays on first access
-  (tens of microseconds each); their reasons are *reconstructed* from the stored numbers in the
-  brain's words (``tests/brain/test_compiled.py`` compares them with the brain's own).
-- The intents carry one terse reason (action, confidence, bar) instead of the decision's
-  full story, which stays in :attr:`~FastHybridStrategy.decisions`; risk adds its own reasons
-  as usual. Quantities, stops, targets and confidences are the decision's.
-- Only replays: the stops and targets are computed from ``context.history.close``, so the
-  strategy needs the history in ``init`` and checks, on every entry, that the candle's close
-  is the one it planned with. Bundles and live inputs go through ``HybridStrategy``.
+- :attr:`FastHybridStrategy.decisions` are rebuilt lazily from the arrays and the exposures
+  recorded on each candle (tens of microseconds each); their reasons are *reconstructed* from
+  the stored numbers in the brain's words (``tests/brain/test_compiled.py`` compares them with
+  the brain's own).
+- The intents carry one terse reason (the move and the expected return) instead of the
+  decision's full story, which stays in :attr:`~FastHybridStrategy.decisions`; risk adds its
+  own reasons as usual. Quantities, stops, targets and confidences are the decision's.
+- Only replays: the strategy needs the history in ``init`` and checks, on every candle, that
+  its close is the one it planned with. Bundles and live inputs go through ``HybridStrategy``.
 """
 
 from __future__ import annotations
@@ -30,41 +31,39 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from tradebrain.brain.brain import Brain
+from tradebrain.brain.brain import Brain, Move, carry_out
 from tradebrain.brain.compiled import (
-    ACTIONS,
-    BUY,
-    EXIT,
     FILTERS,
-    HOLD,
     REGIMES,
-    SELL,
     DecisionArrays,
     compiled_decisions,
 )
-from tradebrain.brain.decision import Decision
+from tradebrain.brain.compiled_kernels import NUMBERS
+from tradebrain.brain.decision import Action, Decision
 from tradebrain.brain.guards import liquidation_guard
 from tradebrain.brain.tuning import BrainTuning
 from tradebrain.config import BrainSettings
 from tradebrain.engine.events import CandleClosed
-from tradebrain.engine.hybrid import HybridSignals, decisions_frame, entry_intent
+from tradebrain.engine.hybrid import HybridSignals, decisions_frame, exposure_of, target_intents
 from tradebrain.engine.strategy import StrategyContext
 from tradebrain.exceptions import UserInputError
-from tradebrain.execution.orders import OrderIntent, Side
+from tradebrain.execution.orders import OrderIntent
 from tradebrain.risk.market import MarketType
+
+_EXIT = Move(Action.EXIT, 0.0)
 
 
 class FastHybridStrategy:
-    """``hybrid`` with precomputed signals, decided by the compiled brain.
+    """``hybrid`` with precomputed signals, planned by the compiled brain.
 
     Parameters
     ----------
     signals
-        Precomputed features and votes for the replayed history (one row per candle).
+        Precomputed features, votes and forecasts for the replayed history (one row per candle).
     brain_settings, disabled, tuning
         As for :class:`~tradebrain.brain.brain.Brain` (``disabled`` for ablations).
     market
-        Spot never shorts: a SELL only closes a long.
+        Spot never shorts: the target position is never below 0.
     """
 
     name = "hybrid"
@@ -87,30 +86,30 @@ class FastHybridStrategy:
         self.signals = signals
         self.brain_settings = brain.settings
         self.tuning = brain.tuning
+        self.enabled = brain.enabled
         self.disabled = tuple(disabled)
         self.market = market
+        self.shorts = market is not MarketType.SPOT
         self.arrays: DecisionArrays | None = None
         self._guard = "liquidation_guard" in brain.enabled
-        self._codes: list[int] = []
-        self._atr_pct: list[float] = []
         self._symbol = ""
         self._last_bar = -1
-        self._liquidations: dict[int, str] = {}
+        self._seen: dict[int, tuple[float, str | None, Action, bool]] = {}
         self._decisions: tuple[int, list[Decision]] | None = None
 
     def init(self, context: StrategyContext) -> None:
-        """Decide on every candle of the history at once (the compiled brain)."""
+        """Plan every candle of the history at once (the compiled brain)."""
         history = context.history
         if history is None:
             raise UserInputError(
-                "the fast hybrid strategy decides every candle up front and needs the replayed "
+                "the fast hybrid strategy plans every candle up front and needs the replayed "
                 "history; use HybridStrategy for live trading"
             )
         if len(self.signals) != len(history):
             raise UserInputError(
                 f"hybrid signals cover {len(self.signals)} candles; the feed has {len(history)}"
             )
-        self.arrays = compiled_decisions(
+        arrays = compiled_decisions(
             self.signals,
             history.close,
             history.open_time,
@@ -118,48 +117,68 @@ class FastHybridStrategy:
             self.disabled,
             self.tuning,
         )
-        self._codes = self.arrays.action.tolist()
-        self._atr_pct = self.arrays.atr_pct.tolist()
+        self.arrays = arrays
+        self._asked = arrays.asked.tolist()
+        self._panic = arrays.panic.tolist()
+        self._atr_pct = arrays.atr_pct.tolist()
+        self._regimes = [REGIMES[code] for code in arrays.regime.tolist()]
+        self._trend_up = (arrays.numbers[:, list(NUMBERS).index("alignment")] > 0).tolist()
+        self._spread = arrays.numbers[:, list(NUMBERS).index("spread_ratio")].tolist()
+        self._deep = arrays.deep.tolist()
+        self._closes = arrays.closes.tolist()
         self._symbol = context.symbol
         self._last_bar = -1
-        self._liquidations = {}
+        self._seen = {}
         self._decisions = None
 
     def on_candle(self, context: StrategyContext, candle: CandleClosed) -> list[OrderIntent]:
-        """Look up the decision on the closed candle; return the intents that carry it out."""
+        """Make the planned move from the position held; return the intents that carry it out."""
         bar = context.bar
-        codes = self._codes
-        if bar >= len(codes):
+        arrays = self.arrays
+        if arrays is None or bar >= len(self._asked):
             return []
         self._last_bar = bar
-        code = codes[bar]
-        if code < 0:
+        if not self._asked[bar]:
             return []
-        position = context.position
-        if position and self._guard and code != EXIT:
-            liquidation = context.liquidation_price
-            if liquidation:
-                close = candle.close
-                reason = liquidation_guard(
-                    abs(close - liquidation) / close, self._atr_pct[bar], self.tuning.guards
-                )
-                if reason:
-                    self._liquidations[bar] = reason
-                    code = EXIT
-        if code == HOLD:
-            return []
-        if code == EXIT:
-            return [self._exit(bar, position, candle)] if position else []
-        if code == BUY:
-            if position < 0:
-                return [self._exit(bar, position, candle)]
-            return [self._entry(bar, Side.BUY, candle)] if position == 0 else []
-        if code == SELL:
-            if position > 0:
-                return [self._exit(bar, position, candle)]
-            if position == 0 and self.market is not MarketType.SPOT:
-                return [self._entry(bar, Side.SELL, candle)]
-        return []
+        if candle.close != self._closes[bar]:
+            raise UserInputError(
+                f"candle {bar} closed at {candle.close}, but the fast hybrid strategy planned "
+                f"with {self._closes[bar]} from the history; replay the same candles it was "
+                "given in init"
+            )
+        position, equity = context.position, context.equity
+        exposure = exposure_of(position, candle.close, equity)
+        liquidation = None
+        if self._panic[bar]:
+            done = _EXIT
+        elif position and self._guard and context.liquidation_price:
+            close = candle.close
+            liquidation = liquidation_guard(
+                abs(close - context.liquidation_price) / close,
+                self._atr_pct[bar],
+                self.tuning.guards,
+            )
+        if liquidation is not None:
+            done = _EXIT
+        elif not self._panic[bar]:
+            done = carry_out(
+                arrays.plan(bar), exposure, self.tuning, self.enabled,
+                shorts=self.shorts, price=candle.close, atr_pct=self._atr_pct[bar],
+                regime=self._regimes[bar], deep=self._deep[bar], trend_up=self._trend_up[bar],
+                spread_ratio=self._spread[bar],
+            )  # fmt: skip
+        self._seen[bar] = (exposure, liquidation, done.action, done.maker_chosen)
+        confidence = 1.0 if liquidation is not None else float(arrays.confidence[bar])
+        reason = liquidation or (
+            f"{done.action.value} to {done.target_position:+.2f} of equity: expected "
+            f"{arrays.expected[bar]:+.2%} (compiled brain; the full reasons are in the "
+            "strategy's decisions)"
+        )
+        return target_intents(
+            candle, position, equity, done.action, done.target_position,
+            reasons=(reason,), confidence=confidence, stop=done.stop, target=done.target,
+            risk_fraction=done.size, maker=done.maker,
+        )  # fmt: skip
 
     @property
     def decisions(self) -> list[Decision]:
@@ -168,9 +187,11 @@ class FastHybridStrategy:
         if arrays is None:
             return []
         if self._decisions is None or self._decisions[0] != self._last_bar:
-            decided = np.flatnonzero(arrays.action[: self._last_bar + 1] >= 0).tolist()
             built = [
-                arrays.decision(bar, self._symbol, self._liquidations.get(bar)) for bar in decided
+                arrays.decision(
+                    bar, self._symbol, exposure, shorts=self.shorts, liquidation=liquidation
+                )
+                for bar, (exposure, liquidation, _, _) in sorted(self._seen.items())
             ]
             self._decisions = (self._last_bar, built)
         return self._decisions[1]
@@ -180,84 +201,41 @@ class FastHybridStrategy:
         return decisions_frame(self.decisions)
 
     def decisions_summary(self) -> dict[str, Any]:
-        """Return counts per action, regime and filter, straight from the arrays (no rebuild).
+        """Return counts per action, regime and filter, straight from the run (no rebuild).
 
         The same numbers as :func:`~tradebrain.engine.hybrid.decisions_summary` of
         :attr:`decisions`, without building a Decision per candle.
         """
         arrays = self.arrays
-        if arrays is None:
+        seen = self._seen
+        if arrays is None or not seen:
             return {"n_decisions": 0, "actions": {}, "regimes": {}, "filters_fired": {},
                     "mean_confidence": None}  # fmt: skip
-        seen = slice(0, self._last_bar + 1)
-        decided = arrays.action[seen] >= 0
-        codes = arrays.action[seen][decided].copy()
-        masks = arrays.filters[seen][decided].copy()
-        bars = np.flatnonzero(decided)
+        bars = np.fromiter(sorted(seen), dtype=np.int64)
+        masks = arrays.filters[bars].copy()
+        confidence = arrays.confidence[bars].copy()
         liquidation_bit = 1 << FILTERS.index("liquidation_guard")
-        for bar in self._liquidations:
-            j = int(np.searchsorted(bars, bar))
-            codes[j] = EXIT
-            masks[j] = int(arrays.early_filters[bar]) | liquidation_bit
-        confidence = arrays.confidence[seen][decided].copy()
-        confidence[np.searchsorted(bars, list(self._liquidations))] = 1.0
+        maker_bit = 1 << FILTERS.index("maker_taker")
+        actions: Counter[str] = Counter()
+        for j, bar in enumerate(bars.tolist()):
+            _, liquidation, action, maker = seen[bar]
+            actions[action.value] += 1
+            if liquidation is not None:
+                masks[j] = int(arrays.early_filters[bar]) | liquidation_bit
+                confidence[j] = 1.0
+            elif maker:
+                masks[j] |= maker_bit
         return {
-            "n_decisions": int(decided.sum()),
-            "actions": {
-                ACTIONS[c].value: int(m) for c, m in sorted(Counter(codes.tolist()).items())
-            },
+            "n_decisions": int(bars.size),
+            "actions": dict(actions),
             "regimes": {
                 REGIMES[r].value: int(m)
-                for r, m in sorted(Counter(arrays.regime[seen][decided].tolist()).items())
+                for r, m in sorted(Counter(arrays.regime[bars].tolist()).items())
             },
             "filters_fired": {
                 name: int(((masks >> j) & 1).sum())
                 for j, name in enumerate(FILTERS)
                 if ((masks >> j) & 1).any()
             },
-            "mean_confidence": float(confidence.mean()) if confidence.size else None,
+            "mean_confidence": float(confidence.mean()),
         }
-
-    def _reasons(self, bar: int, action: str) -> tuple[str, ...]:
-        arrays = self.arrays
-        assert arrays is not None
-        if bar in self._liquidations:
-            return (self._liquidations[bar],)
-        return (
-            f"{action}: confidence {arrays.confidence[bar]:.2f}, bar "
-            f"{arrays.number('threshold', bar):.2f} (compiled brain; the full reasons are in "
-            "the strategy's decisions)",
-        )
-
-    def _confidence(self, bar: int) -> float:
-        if bar in self._liquidations:
-            return 1.0
-        assert self.arrays is not None
-        return float(self.arrays.confidence[bar])
-
-    def _exit(self, bar: int, held: float, candle: CandleClosed) -> OrderIntent:
-        side = Side.SELL if held > 0 else Side.BUY
-        return OrderIntent(
-            candle.close_time, candle.symbol, side, reduce_only=True, tag="exit",
-            confidence=self._confidence(bar), reasons=self._reasons(bar, "exit"),
-        )  # fmt: skip
-
-    def _entry(self, bar: int, side: Side, candle: CandleClosed) -> OrderIntent:
-        arrays = self.arrays
-        assert arrays is not None
-        if candle.close != arrays.closes[bar]:
-            raise UserInputError(
-                f"candle {bar} closed at {candle.close}, but the fast hybrid strategy planned "
-                f"with {arrays.closes[bar]} from the history; replay the same candles it was "
-                "given in init"
-            )
-        stop, target = float(arrays.stop[bar]), float(arrays.target[bar])
-        return entry_intent(
-            candle, side,
-            stop=None if stop != stop else stop,
-            target=None if target != target else target,
-            confidence=float(arrays.confidence[bar]),
-            reasons=self._reasons(bar, side.value),
-            size=float(arrays.size[bar]),
-            maker=bool(arrays.maker[bar]),
-        )  # fmt: skip

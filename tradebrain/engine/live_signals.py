@@ -39,6 +39,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import polars as pl
 
+from tradebrain.brain.positioning import Forecast
+from tradebrain.brain.regime import BRAIN_FEATURE_SETS
 from tradebrain.data.timeframes import timeframe_seconds
 from tradebrain.engine.events import CandleClosed
 from tradebrain.exceptions import DataFormatError, UserInputError
@@ -79,7 +81,10 @@ class LiveSignals:
         self.timeframe = timeframe
         self._step = timedelta(seconds=timeframe_seconds(timeframe))
         sets = feature_sets if feature_sets is not None else bundle.manifest.get("feature_sets")
-        self.feature_sets: list[str] | None = None if sets is None else list(sets)
+        # The brain reads regime features of its own, whatever the models were trained on.
+        self.feature_sets: list[str] | None = (
+            None if sets is None else list(dict.fromkeys([*sets, *BRAIN_FEATURE_SETS]))
+        )
         engine = LiveFeatureEngine(self.feature_sets)
         self.feature_names: tuple[str, ...] = tuple(engine.feature_names)
         column = {name: index for index, name in enumerate(self.feature_names)}
@@ -106,6 +111,11 @@ class LiveSignals:
             for name, model in bundle.models.items()
         ]
         self._sequence_runners = [r for _, r in self._runners if r.sequence]
+        self._voters = frozenset(bundle.voters())
+        calibration = bundle.calibration
+        self._volatility = (
+            column.get(calibration.volatility_feature) if calibration is not None else None
+        )
         self._rows = 0  # feature rows folded into the sequence windows
         self._timings: list[float] = [0.0] * (len(self._runners) + 1)
 
@@ -162,8 +172,10 @@ class LiveSignals:
         for candle in history.tail(folded).select("timestamp", *_INPUTS).iter_rows(named=True):
             self._fold(candle)
 
-    def update(self, candle: CandleClosed) -> tuple[dict[str, float], dict[str, Vote]] | None:
-        """Fold ``candle`` in; return its feature row and every model's vote.
+    def update(
+        self, candle: CandleClosed
+    ) -> tuple[dict[str, float], dict[str, Vote], Forecast | None] | None:
+        """Fold ``candle`` in; return its feature row, the votes and their calibration.
 
         Parameters
         ----------
@@ -173,9 +185,10 @@ class LiveSignals:
         Returns
         -------
         tuple or None
-            Feature name -> value (NaN while a feature warms up or is undefined) and model name
-            -> (p_down, p_flat, p_up); None while no model can vote yet. A sequence model
-            votes once ``window`` feature rows are known.
+            Feature name -> value (NaN while a feature warms up or is undefined), model name
+            -> (p_down, p_flat, p_up) of every model with skill (the bundle's voters), and the
+            forecast calibration (None for a bundle without one); None while no model can vote
+            yet. A sequence model votes once ``window`` feature rows are known.
 
         Raises
         ------
@@ -219,11 +232,20 @@ class LiveSignals:
                 except Exception:
                     log.exception("model %r failed on the candle at %s", name, candle.open_time)
                     vote = None
-                if vote is not None:
+                if vote is not None and name in self._voters:
                     votes[name] = vote
             finished = clock()
             timings[index] = finished - started
-        return (features, votes) if votes else None
+        return (features, votes, self._forecast(row)) if votes else None
+
+    def _forecast(self, row: np.ndarray) -> Forecast | None:
+        calibration = self.bundle.calibration
+        if calibration is None or self._volatility is None:
+            return None
+        volatility = float(row[self._volatility])
+        return Forecast(
+            calibration.beta, volatility * math.sqrt(calibration.horizon), calibration.horizon
+        )
 
     def _fold(self, candle: dict[str, Any]) -> np.ndarray:
         """Add one candle to the features and the windows; return its raw feature row."""

@@ -1,9 +1,10 @@
 """The hybrid backtest: walk-forward retraining, precomputed votes, one engine run per report row.
 
 The history is cut into segments: the first starts after ``min_train`` candles, each lasts
-``retrain_every`` candles. Segment k's bundle is trained only on candles before its start, with
-the label horizon purged (it sees ``candles[: start - horizon]``, so every training label
-resolved before the segment starts), and votes on the segment's candles. Features are computed
+``retrain_every`` candles. Segment k's forecast is trained only on candles before its start, with
+the longest label horizon purged (it sees ``candles[: start - horizon]``, so every training
+label resolved before the segment starts; see :func:`~tradebrain.models.forecaster.
+train_forecaster` for the horizon, features, skill weights and calibration it chooses), and votes on the segment's candles. Features are computed
 once over the whole history: they are causal (row ``t`` uses candles ``0..t``), so a prefix of
 the table equals the table of the prefix. No vote, no trade: nothing happens before the first
 segment.
@@ -25,6 +26,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from tradebrain.brain.regime import BRAIN_FEATURE_SETS
+from tradebrain.brain.tuning import BrainTuning
 from tradebrain.config import BrainSettings, RiskSettings
 from tradebrain.engine.backtest import BacktestConfig
 from tradebrain.engine.engine import EngineResult
@@ -33,10 +36,12 @@ from tradebrain.engine.hybrid_fast import FastHybridStrategy
 from tradebrain.engine.report import BacktestReport, backtest_report, finite
 from tradebrain.exceptions import UserInputError
 from tradebrain.labels import LabelKind
+from tradebrain.models.forecast import ForecastSettings
 from tradebrain.risk.manager import RiskManager
 
 DEFAULT_HYBRID_MODELS = ("logistic", "lightgbm")
-DEFAULT_HYBRID_SETS = ("atomic", "indicators", "regime")
+DEFAULT_HYBRID_SETS = ("atomic", "momentum")
+
 
 Progress = Callable[[str], None]
 
@@ -45,8 +50,8 @@ Progress = Callable[[str], None]
 class HybridConfig:
     """How the hybrid strategy retrains: segment length, minimum history, models, features."""
 
-    retrain_every: int = 720
-    min_train: int = 2000
+    retrain_every: int = 2000
+    min_train: int = 4000
     models: tuple[str, ...] = DEFAULT_HYBRID_MODELS
     feature_sets: tuple[str, ...] = DEFAULT_HYBRID_SETS
     horizon: int = 1
@@ -55,6 +60,7 @@ class HybridConfig:
     window: int = 32
     seed: int = 42
     model_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    forecast: ForecastSettings = field(default_factory=ForecastSettings)
 
     def evaluation_settings(self) -> Any:
         """Return the :class:`EvaluationSettings` each segment's bundle is trained with."""
@@ -82,24 +88,31 @@ class Segment:
     train_end: str
     test_start: str
     test_end: str
+    forecast: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the segment as a JSON-ready dict."""
+        """Return the segment as a JSON-ready dict (with its forecast's calibration)."""
         return {
             "index": self.index,
             "train": {"start": self.train_start, "end": self.train_end,
                       "candles": self.train_candles},
             "test": {"start": self.test_start, "end": self.test_end,
                      "candles": self.end - self.start},
+            "forecast": self.forecast,
         }  # fmt: skip
 
 
 @dataclass(frozen=True)
 class WalkForwardVotes:
-    """Votes of every model for every candle (NaN before the first segment), and the segments."""
+    """Votes of every model for every candle (NaN before the first segment), and the segments.
+
+    A model without out-of-sample skill in a segment's training window does not vote there
+    (NaN); ``forecast`` holds each candle's calibration (beta, sigma_h, horizon).
+    """
 
     votes: dict[str, np.ndarray]
     segments: list[Segment]
+    forecast: np.ndarray
 
 
 def plan_segments(n: int, retrain_every: int, min_train: int) -> list[tuple[int, int]]:
@@ -124,29 +137,36 @@ def walk_forward_votes(
     progress: Progress | None = None,
 ) -> WalkForwardVotes:
     """Train one bundle per segment on earlier candles only; return every segment's votes."""
-    from tradebrain.models.bundle import train_bundle
+    from tradebrain.features import list_features
+    from tradebrain.models.forecaster import train_forecaster
 
+    offered = {row["name"] for row in list_features(config.feature_sets)}
+    inputs = features.select(["timestamp", *(c for c in features.columns if c in offered)])
     n = candles.height
     settings = config.evaluation_settings()
     votes: dict[str, np.ndarray] = {m: np.full((n, 3), np.nan) for m in config.models}
+    forecast = np.full((n, 3), np.nan)
     segments: list[Segment] = []
     stamps = candles["timestamp"]
     plan = plan_segments(n, config.retrain_every, config.min_train)
     for index, (start, end) in enumerate(plan):
         if progress is not None:
             progress(f"segment {index + 1}/{len(plan)}: training on {start:,} candles")
-        cut = start - config.horizon
-        bundle = train_bundle(
+        cut = start - max(config.horizon, *config.forecast.horizons)
+        bundle = train_forecaster(
             candles.head(cut),
-            features.head(cut),
+            inputs.head(cut),
             settings,
+            config.forecast,
             feature_sets=list(config.feature_sets),
             source=source,
         )
         first = max(0, start - config.window + 1)
-        proba = bundle.predict_proba(features.slice(first, end - first))
-        for name, values in proba.items():
-            votes[name][start:end] = values[start - first :]
+        rows = features.slice(first, end - first)
+        proba = bundle.predict_proba(rows)
+        for name in bundle.voters():
+            votes[name][start:end] = proba[name][start - first :]
+        forecast[start:end] = bundle.forecast_inputs(rows)[start - first :]
         segments.append(
             Segment(
                 index=index,
@@ -157,9 +177,14 @@ def walk_forward_votes(
                 train_end=bundle.manifest["data_end"],
                 test_start=str(stamps[start]),
                 test_end=str(stamps[end - 1]),
+                forecast={
+                    "calibration": bundle.manifest["calibration"],
+                    "selection": bundle.manifest["selection"],
+                    "voters": list(bundle.voters()),
+                },
             )
         )
-    return WalkForwardVotes(votes, segments)
+    return WalkForwardVotes(votes, segments, forecast)
 
 
 @dataclass
@@ -188,6 +213,7 @@ def hybrid_backtest_report(
     funding: pl.DataFrame | None = None,
     risk_settings: RiskSettings | None = None,
     brain_settings: BrainSettings | None = None,
+    tuning: BrainTuning | None = None,
     n_trials: int = 1,
     trials_variance: float | None = None,
     settings: dict[str, Any] | None = None,
@@ -203,16 +229,19 @@ def hybrid_backtest_report(
     if progress is not None:
         progress(f"computing features for {candles.height:,} candles")
     base = candles if feature_input is None else feature_input
-    features = compute_features(base, list(hybrid.feature_sets))
+    sets = list(dict.fromkeys([*hybrid.feature_sets, *BRAIN_FEATURE_SETS]))
+    features = compute_features(base, sets)
     plan = walk_forward_votes(candles, features, hybrid, progress=progress)
-    signals = HybridSignals.from_tables(features, plan.votes)
+    signals = HybridSignals.from_tables(features, plan.votes, plan.forecast)
 
     made: list[FastHybridStrategy] = []
 
     def make() -> FastHybridStrategy:
         # The compiled brain: the same decisions and trades as HybridStrategy (parity tests),
         # about 35 times faster on a replay.
-        strategy = FastHybridStrategy(signals, brain_settings=brain_settings, market=config.market)
+        strategy = FastHybridStrategy(
+            signals, brain_settings=brain_settings, market=config.market, tuning=tuning
+        )
         made.append(strategy)
         return strategy
 

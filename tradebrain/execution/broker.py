@@ -165,6 +165,7 @@ class SimulatedBroker:
                 events.extend(self._check_protection(opened_symbol, candle))
             events.extend(self._cancel_orphans(candle))
         prices[symbol] = candle.close
+        self.portfolio.mark(candle.close_time, prices)
         high = candle.high
         low = candle.low
         monitor = self.monitor

@@ -49,6 +49,7 @@ class Portfolio:
     funding_paid: float = 0.0  # net funding paid (> 0 costs the account)
     peak_equity: float = 0.0
     day_start_equity: float = 0.0
+    day: str = ""  # UTC date (ISO) whose starting equity ``day_start_equity`` is
     _closed_view: ClosedTradesView | None = None
 
     def __post_init__(self) -> None:
@@ -119,11 +120,16 @@ class Portfolio:
         self.funding_paid -= payment
         return payment
 
-    def mark(self, timestamp: datetime, prices: dict[str, float], new_day: bool) -> float:
-        """Return equity at ``prices`` and update the peak and the day's starting equity."""
+    def mark(self, timestamp: datetime, prices: dict[str, float]) -> float:
+        """Return equity at ``prices``; update the peak and, on a new UTC day, its start.
+
+        The first mark of a UTC day sets that day's starting equity (what risk's daily
+        drawdown is measured from); the peak only ever rises.
+        """
         equity = self.equity(prices)
-        if new_day:
-            self.day_start_equity = equity
+        day = timestamp.date().isoformat()
+        if day != self.day:
+            self.day, self.day_start_equity = day, equity
         if equity > self.peak_equity:
             self.peak_equity = equity
         return equity

@@ -87,6 +87,7 @@ def broker_state(broker: SimulatedBroker) -> dict[str, Any]:
         "funding_paid": portfolio.funding_paid,
         "peak_equity": portfolio.peak_equity,
         "day_start_equity": portfolio.day_start_equity,
+        "day": portfolio.day,
         "holdings": encode(portfolio.holdings),
         "closed_trades": encode(portfolio.closed_trades[-KEPT_TRADES:]),
         "prices": encode(broker.prices),
@@ -117,6 +118,7 @@ def restore_broker(broker: SimulatedBroker, state: dict[str, Any]) -> None:
     portfolio.funding_paid = float(state["funding_paid"])
     portfolio.peak_equity = float(state["peak_equity"])
     portfolio.day_start_equity = float(state["day_start_equity"])
+    portfolio.day = str(state.get("day", ""))
     portfolio.holdings = decode(state["holdings"])
     portfolio.closed_trades = decode(state["closed_trades"])
     portfolio._closed_view = None

@@ -8,7 +8,10 @@ model can read them across calm and wild markets alike:
 
 - ``mom_z_h``: the log return over the last ``h`` candles, in ``sigma * sqrt(h)``;
 - ``sma_dist_z_w``: the log close minus the mean log close of the last ``w`` candles, in
-  ``sigma * sqrt(w)`` (how far the price is stretched from its average).
+  ``sigma * sqrt(w)`` (how far the price is stretched from its average);
+- ``trend_z_h``: an exponentially weighted sum of the volatility-scaled one-candle returns
+  with half-life ``h`` (over the last ``4h`` candles, so its warm-up is finite), in units of
+  its own spread under pure noise — the smoothed trend signal of trend-following funds.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ SET = "momentum"
 VOL_WINDOW = 96
 MOMENTUM_HORIZONS = (12, 24, 48, 96, 192)
 STRETCH_WINDOWS = (24, 48, 96, 192)
+TREND_HALF_LIVES = (6, 12, 24, 48)
+_SPAN = 4  # an exponential trend sums the last SPAN half-lives (weights down to 1/16)
 
 _columns: dict[str, tuple[int, str]] = {
     f"mom_z_{h}": (
@@ -44,6 +49,18 @@ _columns.update(
 )
 
 
+_columns.update(
+    {
+        f"trend_z_{h}": (
+            VOL_WINDOW + _SPAN * h,
+            f"exponentially weighted sum (half-life {h}) of returns in units of the "
+            f"{VOL_WINDOW}-bar volatility, in units of its spread under noise",
+        )
+        for h in TREND_HALF_LIVES
+    }
+)
+
+
 @feature_group(SET, ("close",), _columns)
 def _momentum(bars: Bars, start: int) -> dict[str, np.ndarray]:
     close = bars["close"]
@@ -57,4 +74,30 @@ def _momentum(bars: Bars, start: int) -> dict[str, np.ndarray]:
     for w in STRETCH_WINDOWS:
         mean = rolling_sums(log_close[None, :], w, start)[0] / w
         out[f"sma_dist_z_{w}"] = (now - mean) / (sigma * math.sqrt(w))
+    full_sigma = np.full(close.shape[0], np.nan)
+    full_sigma[start:] = sigma
+    first = max(0, start - _SPAN * max(TREND_HALF_LIVES))
+    if first < start:  # the scaled returns of the rows before ``start`` the sums reach back to
+        full_sigma[first:start] = rolling_mean_std(log_returns(close), VOL_WINDOW, 1, first)[1][
+            : start - first
+        ]
+    scaled = np.diff(log_close, prepend=np.nan) / full_sigma
+    for h in TREND_HALF_LIVES:
+        out[f"trend_z_{h}"] = _exponential_sum(scaled, h, start)
     return out
+
+
+def _exponential_sum(values: np.ndarray, half_life: int, start: int) -> np.ndarray:
+    """Return ``sum_k w**k * values[t-k]`` over ``k < 4 * half_life`` for rows ``start..``.
+
+    Scaled by the spread of that sum over unit noise; NaN where the window reaches a NaN.
+    """
+    window = _SPAN * half_life
+    weights = 0.5 ** (np.arange(window) / half_life)
+    out = np.full(values.shape[0] - start, np.nan)
+    first = max(start, window - 1)
+    if first < values.shape[0]:
+        segment = values[first - window + 1 :]
+        out[first - start :] = np.convolve(segment, weights, mode="valid")
+    spread: float = math.sqrt(float(weights @ weights))
+    return out / spread

@@ -10,9 +10,9 @@ numbers. The checks run in this order; the first that fails denies:
    positive entry price; symbol paused after a losing run;
 4. confidence at least the mode's minimum (0.65 in DEFENSIVE);
 5. no shorts on spot; no entry against an open position (exit it first);
-6. the stop is on the loss side of the entry (the strategy's, else ``1.5 × ATR``) and the
-   target on the profit side (the strategy's, else ``reward_risk`` stop-distances, ×1.5 in
-   trends and ×0.75 in ranges);
+6. the stop is on the loss side of the entry (the strategy's, else ``3 × ATR``) and the
+   target, if any, on the profit side (the strategy's; with ``take_profit`` set, else
+   ``reward_risk`` stop-distances, ×1.5 in trends and ×0.75 in ranges);
 7. Kelly: with 20+ closed trades the risk is half Kelly, capped at the fixed fraction; a
    non-positive edge means no trade;
 8. the size fits risk, margin, leverage and cash (see :mod:`tradebrain.risk.sizing`) and the
@@ -235,7 +235,7 @@ class RiskManager:
         position: Position | None,
         entry: float,
         stop: float,
-        target: float,
+        target: float | None,
         risk_fraction: float,
         reasons: list[str],
     ) -> OrderIntent | Denial:

@@ -3,10 +3,10 @@
 The size of an entry is the smallest of:
 
 - **risk** — ``risk_fraction × equity / |entry − stop|``: losing at the stop costs at most the
-  fraction of equity at risk (2 % by default, cut further by Kelly, defensive mode and poor
+  fraction of equity at risk (5 % by default, cut further by Kelly, defensive mode and poor
   symbol performance — every factor is <= 1);
 - **margin cap** — margin of the whole position in the symbol <= ``margin_cap × equity``
-  (10 %), margin being notional / leverage (notional itself on spot);
+  (100 %), margin being notional / leverage (notional itself on spot);
 - **leverage cap** — gross notional of every open position plus this order <=
   ``leverage_cap × equity`` (3×);
 - **cash** — on spot, the order's notional <= free cash (no borrowing);
@@ -35,6 +35,9 @@ class SizingRules:
         Fraction of equity lost if the stop is hit (0.02 = 2 %).
     stop_atr_multiple
         Stop distance in ATRs when the strategy gives no stop.
+    take_profit
+        Whether risk gives an entry without a target one at ``reward_risk`` stop distances;
+        off, a position is closed by the strategy (or its stop), not at a fixed target.
     reward_risk
         Target distance / stop distance in a neutral regime.
     trend_reward_factor, range_reward_factor
@@ -54,12 +57,13 @@ class SizingRules:
         Largest order as a share of the bar's volume (0.1 = 10 %); None for no volume cap.
     """
 
-    risk_per_trade: float = 0.02
-    stop_atr_multiple: float = 1.5
+    risk_per_trade: float = 0.05
+    stop_atr_multiple: float = 3.0
+    take_profit: bool = False
     reward_risk: float = 2.0
     trend_reward_factor: float = 1.5
     range_reward_factor: float = 0.75
-    margin_cap: float = 0.10
+    margin_cap: float = 1.0
     leverage_cap: float = 3.0
     kelly_fraction: float = 0.5
     kelly_min_trades: int = 20
@@ -72,6 +76,7 @@ class SizingRules:
         return cls(
             risk_per_trade=settings.risk_per_trade,
             stop_atr_multiple=settings.stop_atr_multiple,
+            take_profit=settings.take_profit,
             reward_risk=settings.reward_risk,
             margin_cap=settings.margin_cap,
             leverage_cap=settings.leverage_cap,

@@ -1,9 +1,10 @@
 """Protective levels of an entry: the stop (always) and the target.
 
-The stop is the strategy's when it gives one, else ``stop_atr_multiple`` ATRs (1.5) against
-the position. The target is the strategy's, else ``reward_risk`` stop-distances (2R) beyond the
-entry — ×1.5 (3R) in trending regimes to let winners run, ×0.75 (1.5R) in ranging or choppy
-ones to take profit before the range turns. A stop on the wrong side of the entry, a stop at
+The stop is the strategy's when it gives one, else ``stop_atr_multiple`` ATRs (3) against
+the position. The target is the strategy's; without one, and only when ``take_profit`` is set,
+risk puts it ``reward_risk`` stop-distances (2R) beyond the entry — ×1.5 (3R) in trending
+regimes to let winners run, ×0.75 (1.5R) in ranging or choppy ones to take profit before the
+range turns. Without a target the position is closed by the strategy or its stop. A stop on the wrong side of the entry, a stop at
 or below zero, or a target at or below zero (a short with a stop wider than half the price)
 denies the entry.
 """
@@ -39,7 +40,7 @@ def target_from_stop(entry_price: float, stop_price: float, reward_risk: float) 
 
 def protective_levels(
     intent: OrderIntent, market: MarketState, entry: float, rules: SizingRules
-) -> tuple[float, float, list[str]] | Denial:
+) -> tuple[float, float | None, list[str]] | Denial:
     """Return ``(stop, target, reasons)`` for an entry expected at ``entry``, or the denial.
 
     Parameters
@@ -71,6 +72,8 @@ def protective_levels(
             f"for a {intent.side.value}",
         )
     target = intent.target_price
+    if target is None and not rules.take_profit:
+        return stop, None, reasons
     if target is None:
         reward_risk = regime_reward_risk(market.is_trend, market.is_range, rules)
         target = target_from_stop(entry, stop, reward_risk)
