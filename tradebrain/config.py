@@ -15,7 +15,7 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from annotated_types import Ge, Gt, Le, Lt
@@ -56,28 +56,39 @@ class DataSettings(_Section):
     default_exchange: str = "binance"
     default_timeframe: str = "1h"
     allow_gaps: bool = Field(False, description="accept candle gaps as warnings, not errors")
-    synthetic_bars: int = Field(5000, ge=100, le=10_000_000)
+    synthetic_bars: int = Field(20_000, ge=100, le=10_000_000)
     synthetic_seed: int = Field(7, ge=0)
     download_retries: int = Field(5, ge=0, le=20)
     download_timeout_s: float = Field(10.0, gt=0, le=300)
 
 
 class FeatureSettings(_Section):
-    """Which feature sets the engine computes."""
+    """Which feature sets the models learn from (the brain reads its regime features besides)."""
 
     sets: list[str] = Field(
-        default_factory=lambda: ["atomic", "indicators", "alpha158", "patterns", "regime"]
+        default_factory=lambda: ["atomic", "momentum"],
+        description="feature sets offered to the models (see `tradebrain features list`)",
     )
-    higher_timeframes: list[str] = Field(default_factory=lambda: ["4h"])
 
 
 class ModelSettings(_Section):
     """Which models are trained, and how."""
 
-    enabled: list[str] = Field(default_factory=lambda: ["logistic", "lightgbm", "xgboost", "cnn"])
+    enabled: list[str] = Field(default_factory=lambda: ["logistic", "lightgbm"])
     seed: int = Field(42, ge=0)
     torch_threads: int = Field(2, ge=1, le=64)
-    window: int = Field(64, ge=8, le=1024, description="candles per sequence-model window")
+    window: int = Field(32, ge=8, le=1024, description="candles per sequence-model window")
+    horizons: list[int] = Field(
+        default_factory=lambda: [12, 24, 48],
+        description="forecast horizons (candles) tried in each training window",
+    )
+    max_features: int = Field(8, ge=1, le=1000, description="features kept per training window")
+
+    @model_validator(mode="after")
+    def _horizons_positive(self) -> ModelSettings:
+        if not self.horizons or min(self.horizons) < 1 or max(self.horizons) > 10_000:
+            raise ValueError(f"horizons must be 1 to 10000 candles; got {self.horizons}")
+        return self
 
 
 class FusionWeights(_Section):
@@ -158,23 +169,38 @@ class RiskSettings(_Section):
     leverage_cap: float = Field(3.0, ge=1, le=125)
     kelly_fraction: float = Field(0.5, gt=0, le=1.0)
     kelly_min_trades: int = Field(20, ge=1)
+    kelly_from_trades: bool = Field(
+        False, description="also cut the risk per trade to Kelly of the closed trades' R "
+        "multiples (the brain already sizes by its forecast)"
+    )
+    trade_record_rules: bool = Field(
+        False, description="losing streaks set DEFENSIVE/CRITICAL, and a symbol on a losing "
+        "run is shrunk and paused"
+    )
+    defensive_min_confidence: float = Field(
+        0.0, ge=0, le=1.0, description="confidence an entry needs in DEFENSIVE mode"
+    )
+    manage_exits: bool = Field(
+        False, description="move stops to break-even at 1R, trail from 2R, take half at 2R"
+    )
 
 
 class ExecutionSettings(_Section):
-    """Costs and fills."""
+    """What trading costs: backtests and paper trading pay these, and the brain weighs them."""
 
-    venue: str = "binance-spot"
     maker_fee: float = Field(0.001, ge=0, le=0.01)
     taker_fee: float = Field(0.001, ge=0, le=0.01)
     slippage_bps: float = Field(1.0, ge=0, le=500)
-    fill_at: Literal["next_open", "close"] = "next_open"
 
 
 class LearningSettings(_Section):
     """The learning loop (experience, retraining, promotion)."""
 
-    retrain_every_bars: int = Field(720, ge=1)
-    shadow_mode: bool = True
+    retrain_every_bars: int = Field(2000, ge=1, description="candles between retrains")
+    min_train_bars: int = Field(4000, ge=100, description="candles learned from before trading")
+    max_train_bars: int | None = Field(
+        20_000, ge=500, description="most (newest) candles a retrain learns from; null: all"
+    )
 
 
 class ApiSettings(_Section):

@@ -52,19 +52,32 @@ def backtest_command(
         typer.Option("--allow-no-funding", help="Run a perp backtest without funding data."),
     ] = False,
     retrain_every: Annotated[
-        int, typer.Option("--retrain-every", help="hybrid: candles between retrains.")
-    ] = 720,
+        int | None,
+        typer.Option(
+            "--retrain-every",
+            help="hybrid: candles between retrains (learning.retrain_every_bars).",
+        ),
+    ] = None,
     min_train: Annotated[
-        int, typer.Option("--min-train", help="hybrid: candles trained on before trading.")
-    ] = 2000,
+        int | None,
+        typer.Option(
+            "--min-train",
+            help="hybrid: candles learned from before trading (learning.min_train_bars).",
+        ),
+    ] = None,
     models: Annotated[
-        str | None, typer.Option("--models", help="hybrid: models (default logistic,lightgbm).")
+        str | None, typer.Option("--models", help="hybrid: models (models.enabled).")
     ] = None,
     sets: Annotated[
         str | None,
-        typer.Option("--sets", help="hybrid: feature sets (default atomic,indicators,regime)."),
+        typer.Option("--sets", help="hybrid: feature sets offered to the models (features.sets)."),
     ] = None,
-    horizon: Annotated[int, typer.Option("--horizon", help="hybrid: label horizon.")] = 1,
+    horizons: Annotated[
+        str | None,
+        typer.Option(
+            "--horizons", help="hybrid: forecast horizons to try, e.g. 12,24,48 (models.horizons)."
+        ),
+    ] = None,
     trades: Annotated[
         str | None, typer.Option("--trades", help="hybrid: trades file (order-flow features).")
     ] = None,
@@ -82,7 +95,8 @@ def backtest_command(
     from tradebrain.engine.report import BacktestReport, backtest_report
     from tradebrain.engine.strategies import make_strategy
     from tradebrain.evaluation.statistics import TrialLedger
-    from tradebrain.execution.costs import FlatCosts
+    from tradebrain.execution.costs import FlatCosts, settings_costs
+    from tradebrain.execution.monitor import MonitorRules
     from tradebrain.risk.market import MarketType
 
     params: dict[str, Any] = {"fast": fast, "slow": slow} if strategy == "sma_cross" else {}
@@ -98,6 +112,14 @@ def backtest_command(
             "history), or --allow-no-funding to ignore funding knowingly"
         )
     settings = settings_of(ctx)
+    if fee is not None or slippage_bps is not None:  # the brain weighs the costs the run pays
+        execution = settings.execution.model_copy(
+            update={
+                **({"taker_fee": fee, "maker_fee": fee} if fee is not None else {}),
+                **({"slippage_bps": slippage_bps} if slippage_bps is not None else {}),
+            }
+        )
+        settings = settings.model_copy(update={"execution": execution})
     store = store_of(settings)
     loaded = load_market_data(data, store)
     funding_frame = None if funding is None else load_market_data(funding, store, "funding").frame
@@ -110,9 +132,12 @@ def backtest_command(
         costs = VenueCosts.preset(venue)
     elif venue is not None:
         costs = FlatCosts.for_venue(venue, slippage)
-    else:
-        costs = FlatCosts(settings.execution.taker_fee if fee is None else fee, slippage)
-    config = BacktestConfig(cash=cash, costs=costs, market=MarketType(market), leverage=leverage)
+    else:  # the settings' costs, with --fee and --slippage-bps already folded in
+        costs = settings_costs(settings.execution)
+    config = BacktestConfig(
+        cash=cash, costs=costs, market=MarketType(market), leverage=leverage,
+        monitor=MonitorRules.from_settings(settings.risk),
+    )  # fmt: skip
     name = symbol or Path(loaded.source).stem
     run_settings = {"strategy": strategy, **params, "costs": repr(costs), "market": market,
                     "leverage": leverage, "cash": cash, "source": loaded.source}  # fmt: skip
@@ -120,13 +145,14 @@ def backtest_command(
     backtests = [e["metric"] for e in ledger.entries() if str(e["name"]).startswith("backtest:")]
     variance = float(_variance(backtests)) if len(backtests) >= 2 else None
     if strategy == "hybrid":
-        hybrid = _hybrid_config(retrain_every, min_train, models, sets, horizon, funding,
-                                trades, book, settings.models.seed)  # fmt: skip
-        run_settings.update(retrain_every=retrain_every, min_train=min_train, horizon=horizon,
-                            models=list(hybrid.models), sets=list(hybrid.feature_sets))  # fmt: skip
+        hybrid = _hybrid_config(settings, retrain_every, min_train, models, sets, horizons,
+                                funding, trades, book)  # fmt: skip
+        run_settings.update(hybrid.to_dict())
     outcome: BacktestReport
     with console.status(f"backtesting {strategy} on {loaded.frame.height:,} candles...") as status:
         if strategy == "hybrid":
+            from tradebrain.brain.tuning import BrainTuning
+            from tradebrain.data.loading import load_planted_edge
             from tradebrain.engine.walk_forward_backtest import hybrid_backtest_report
 
             outcome = hybrid_backtest_report(
@@ -139,10 +165,12 @@ def backtest_command(
                 funding=funding_frame,
                 risk_settings=settings.risk,
                 brain_settings=settings.brain,
+                tuning=BrainTuning.from_settings(settings),
                 n_trials=max(ledger.n_trials, 1),
                 trials_variance=variance,
                 settings=run_settings,
                 progress=lambda text: status.update(f"hybrid: {text}"),
+                planted=load_planted_edge(loaded.source, loaded.frame),
             )
         else:
             outcome = backtest_report(
@@ -173,35 +201,37 @@ def backtest_command(
 
 
 def _hybrid_config(
-    retrain_every: int,
-    min_train: int,
+    settings: Any,
+    retrain_every: int | None,
+    min_train: int | None,
     models: str | None,
     sets: str | None,
-    horizon: int,
+    horizons: str | None,
     funding: str | None,
     trades: str | None,
     book: str | None,
-    seed: int,
 ) -> Any:
-    """Return the hybrid strategy's walk-forward settings from the command line."""
-    from tradebrain.engine.walk_forward_backtest import (
-        DEFAULT_HYBRID_MODELS,
-        DEFAULT_HYBRID_SETS,
-        HybridConfig,
-    )
+    """Return the hybrid strategy's walk-forward settings: the settings, then the flags."""
+    from tradebrain.engine.hybrid_config import HybridConfig
 
-    chosen_sets = _split(sets) or list(DEFAULT_HYBRID_SETS)
+    chosen_sets = _split(sets) or list(settings.features.sets)
     if sets is None and (trades or book):
         chosen_sets.append("orderflow")
     if sets is None and funding:
         chosen_sets.append("sentiment")
-    return HybridConfig(
+    try:
+        horizon_list = [int(h) for h in _split(horizons)] or None
+    except ValueError:
+        raise UserInputError(
+            f"--horizons takes whole numbers of candles, e.g. 12,24,48; got {horizons!r}"
+        ) from None
+    return HybridConfig.from_settings(
+        settings,
         retrain_every=retrain_every,
         min_train=min_train,
-        models=tuple(_split(models) or DEFAULT_HYBRID_MODELS),
+        models=tuple(_split(models)) or None,
         feature_sets=tuple(chosen_sets),
-        horizon=horizon,
-        seed=seed,
+        horizons=horizon_list,
     )
 
 
@@ -267,6 +297,20 @@ def _print_summary(report: dict[str, Any]) -> None:
         for factor, row in report["cost_sensitivity"].items()
     )
     console.print(f"[dim]cost sensitivity (total return)  {costs}[/]")
+    oracle = report.get("oracle")
+    if oracle:
+        best = oracle["strategy"]
+        capture = oracle["capture_ratio"]
+        console.print(
+            f"oracle strategy ({best['market']}, the known edge traded at the same costs): "
+            f"log return {best['log_return']:+.3f}, Sharpe {best['sharpe']:.2f}, "
+            f"{best['trades']} trades; hybrid {oracle['hybrid_log_return']:+.3f} -> "
+            + (
+                f"[bold]capture ratio {capture:.0%}[/]"
+                if capture is not None
+                else "no capture ratio: the oracle itself could not gain after costs"
+            )
+        )
 
 
 def _format(value: Any, pattern: str) -> str:

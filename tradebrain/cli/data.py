@@ -220,21 +220,65 @@ def synth_command(
     orderflow: Annotated[
         bool, typer.Option("--orderflow", help="Also write trades, book snapshots and funding.")
     ] = False,
+    edge: Annotated[
+        str,
+        typer.Option(
+            "--edge",
+            help="Kind of planted edge: reversal (one candle), trend or revert (persistent).",
+        ),
+    ] = "reversal",
+    half_life: Annotated[
+        int, typer.Option("--half-life", help="Candles a persistent edge takes to half-forget.")
+    ] = 48,
+    fee: Annotated[
+        float | None,
+        typer.Option("--fee", help="Fee per side the oracle strategy pays (execution.taker_fee)."),
+    ] = None,
+    slippage_bps: Annotated[
+        float | None,
+        typer.Option("--slippage-bps", help="Slippage the oracle pays (execution.slippage_bps)."),
+    ] = None,
 ) -> None:
-    """Generate the synthetic market: fat tails, volatility clustering, regimes, flash crashes."""
-    from tradebrain.data.synthetic import SyntheticConfig, generate_market, write_market
+    """Generate the synthetic market: fat tails, volatility clustering, regimes, flash crashes.
 
+    With ``--signal`` a past-only predictable edge is planted; the sidecar ``.oracle.json``
+    says how well it can be predicted and what trading it exactly earns after costs (the
+    oracle strategy, long-only and long-short).
+    """
+    from tradebrain.data.synthetic import SyntheticConfig, generate_market, write_market
+    from tradebrain.evaluation.oracle import oracle_strategy
+
+    settings = settings_of(ctx)
+    fee = settings.execution.taker_fee if fee is None else fee
+    slippage = settings.execution.slippage_bps if slippage_bps is None else slippage_bps
     config = SyntheticConfig(
-        bars=bars, timeframe=timeframe, seed=seed, signal=signal, orderflow=orderflow
-    )
+        bars=bars, timeframe=timeframe, seed=seed, signal=signal, orderflow=orderflow,
+        edge=edge, half_life=half_life,  # type: ignore[arg-type]  # checked by the config
+    )  # fmt: skip
     with console.status(f"generating {bars:,} {timeframe} candles..."):
         market = generate_market(config)
+        close = market.candles["close"].to_numpy()
+        expected = market.regimes["oracle_expected_return"].to_numpy()
+        strategies = {
+            name: oracle_strategy(
+                close, expected, fee=fee, slippage_bps=slippage, long_short=both,
+                timeframe=timeframe,
+            ).to_dict()
+            for name, both in (("long_only", False), ("long_short", True))
+        }  # fmt: skip
+        market.oracle["strategy"] = strategies
         written = write_market(market, out)
     for path in written:
         console.print(f"[green]wrote[/] {path}")
     accuracy = market.oracle.get("accuracy")
     if accuracy is not None:
         console.print(f"oracle directional accuracy (the ceiling for any model): {accuracy:.4f}")
+    for name, result in strategies.items():
+        console.print(
+            f"oracle strategy, {name.replace('_', '-')} at {fee:.2%} fee + {slippage:g} bps: "
+            f"log return {result['log_return']:+.3f}, Sharpe {result['sharpe']:.2f}, "
+            f"{result['trades']} trades"
+        )
 
 
 @data_app.command("download")

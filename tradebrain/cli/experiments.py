@@ -13,11 +13,11 @@ from rich.table import Table
 from tradebrain.cli._shared import console, friendly_errors, settings_of, store_of
 
 _METRICS = (
+    ("log return", "log_return", "{:+.3f}"),
     ("total return", "total_return", "{:+.2%}"),
     ("Sharpe", "sharpe", "{:+.2f}"),
     ("max drawdown", "max_drawdown", "{:+.2%}"),
     ("trades", "n_trades", "{:+.0f}"),
-    ("win rate", "win_rate", "{:+.1%}"),
     ("PSR", "psr", "{:+.3f}"),
 )
 
@@ -27,52 +27,77 @@ def ablation_command(
     ctx: typer.Context,
     data: Annotated[str, typer.Option("--data", help="Candle file or stored dataset name.")],
     retrain_every: Annotated[
-        int, typer.Option("--retrain-every", help="Candles between retrains.")
-    ] = 720,
+        int | None,
+        typer.Option(
+            "--retrain-every", help="Candles between retrains (learning.retrain_every_bars)."
+        ),
+    ] = None,
     min_train: Annotated[
-        int, typer.Option("--min-train", help="Candles trained on before trading.")
-    ] = 2000,
-    models: Annotated[
-        str | None, typer.Option("--models", help="Models (default logistic,lightgbm).")
+        int | None,
+        typer.Option(
+            "--min-train", help="Candles learned from before trading (learning.min_train_bars)."
+        ),
     ] = None,
+    models: Annotated[str | None, typer.Option("--models", help="Models (models.enabled).")] = None,
     sets: Annotated[
-        str | None, typer.Option("--sets", help="Feature sets (default atomic,indicators,regime).")
+        str | None,
+        typer.Option("--sets", help="Feature sets offered to the models (features.sets)."),
     ] = None,
+    market: Annotated[str, typer.Option("--market", help="spot or perp.")] = "spot",
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write JSON here.")] = None,
 ) -> None:
-    """Switch each layer off in turn; print metric deltas vs the full system, out of sample."""
+    """Toggle each part in turn; print what it is worth in money after costs, out of sample."""
+    from tradebrain.brain.tuning import BrainTuning
     from tradebrain.cli.backtest import _hybrid_config
     from tradebrain.data.loading import load_market_data
     from tradebrain.engine.ablation import run_ablation
     from tradebrain.engine.backtest import BacktestConfig
-    from tradebrain.execution.costs import FlatCosts
+    from tradebrain.exceptions import UserInputError
+    from tradebrain.execution.costs import settings_costs
+    from tradebrain.risk.market import MarketType
 
+    if market not in ("spot", "perp"):
+        raise UserInputError(f"--market must be spot or perp; got {market!r}")
     settings = settings_of(ctx)
     loaded = load_market_data(data, store_of(settings))
-    hybrid = _hybrid_config(retrain_every, min_train, models, sets, 1, None, None, None,
-                            settings.models.seed)  # fmt: skip
-    costs = FlatCosts(settings.execution.taker_fee, settings.execution.slippage_bps)
+    hybrid = _hybrid_config(settings, retrain_every, min_train, models, sets, None,
+                            None, None, None)  # fmt: skip
+    config = BacktestConfig(costs=settings_costs(settings.execution), market=MarketType(market))
     with console.status("ablation...") as status:
         result = run_ablation(
             loaded.frame,
-            BacktestConfig(costs=costs),
+            config,
             hybrid,
             symbol=Path(loaded.source).stem,
             timeframe=loaded.timeframe or "1h",
             risk_settings=settings.risk,
             brain_settings=settings.brain,
+            tuning=BrainTuning.from_settings(settings),
             progress=lambda text: status.update(f"ablation: {text}"),
         )
     report = result.to_dict()
-    table = Table(title="ablation: change vs the full system (out of sample)", box=box.SIMPLE_HEAVY)
-    table.add_column("switched off")
+    table = Table(
+        title="ablation: each part toggled, change vs the configured system (out of sample, "
+        "after costs)",
+        box=box.SIMPLE_HEAVY,
+    )
+    table.add_column("part")
+    table.add_column("default")
+    table.add_column("worth (log return)", justify="right")
     for label, _, _ in _METRICS:
         table.add_column(label, justify="right")
     full = [_fmt(result.full[key], pattern.replace("+", "")) for _, key, pattern in _METRICS]
-    table.add_row("[bold]none (full system)[/]", *full)
+    table.add_row("[bold]configured system[/]", "", "", *full)
     for row in result.rows:
-        table.add_row(row.layer, *(_fmt(row.deltas[key], p) for _, key, p in _METRICS))
+        table.add_row(
+            row.layer, "on" if row.default_on else "off", _fmt(row.worth, "{:+.3f}"),
+            *(_fmt(row.deltas[key], p) for _, key, p in _METRICS),
+        )  # fmt: skip
     console.print(table)
+    console.print(
+        "[dim]worth = what the part adds to the after-cost log return (negative: it costs "
+        "money); a part that is off by default shows what switching it on would do.[/]"
+    )
     _write(report, json_out)
 
 
@@ -87,14 +112,14 @@ def stress_command(
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write JSON here.")] = None,
 ) -> None:
     """Flash crash with and without the panic exit, and a restart after a data gap."""
+    from tradebrain.brain.tuning import BrainTuning
+    from tradebrain.engine.hybrid_config import HybridConfig
     from tradebrain.engine.stress import STRESS_SETS, run_stress
-    from tradebrain.engine.walk_forward_backtest import HybridConfig
 
     settings = settings_of(ctx)
-    min_train = min(2000, bars // 2)
-    hybrid = HybridConfig(
-        retrain_every=720, min_train=min_train, feature_sets=STRESS_SETS,
-        seed=settings.models.seed,
+    hybrid = HybridConfig.from_settings(
+        settings, min_train=min(settings.learning.min_train_bars, bars // 2),
+        feature_sets=tuple(dict.fromkeys([*settings.features.sets, *STRESS_SETS])),
     )  # fmt: skip
     with console.status("stress...") as status:
         report = run_stress(
@@ -104,6 +129,7 @@ def stress_command(
             hybrid=hybrid,
             risk_settings=settings.risk,
             brain_settings=settings.brain,
+            tuning=BrainTuning.from_settings(settings),
             progress=lambda text: status.update(f"stress: {text}"),
         )
     table = Table(title="flash crashes (out of sample)", box=box.SIMPLE_HEAVY)

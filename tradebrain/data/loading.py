@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from tradebrain.data.importing import read_market_file
@@ -81,3 +82,20 @@ def load_market_data(
         f"{spec!r} is neither a file nor a stored dataset name "
         "(exchange/market/BASE_QUOTE/timeframe/kind); see `tradebrain data list`"
     )
+
+
+def load_planted_edge(source: str, candles: pl.DataFrame) -> np.ndarray | None:
+    """Return a synthetic world's known expected return per candle, or None for other data.
+
+    A file written by ``tradebrain data synth`` has a ``<stem>.regimes.parquet`` beside it
+    whose ``oracle_expected_return`` column is the planted edge. It is lined up with
+    ``candles`` by timestamp; a candle the sidecar lacks gets 0 (no known edge there).
+    """
+    path = Path(source)
+    sidecar = path.with_name(path.name.removesuffix(".parquet") + ".regimes.parquet")
+    if not path.exists() or not sidecar.exists():
+        return None
+    regimes = pl.read_parquet(sidecar, columns=["timestamp", "oracle_expected_return"])
+    lined_up = candles.select("timestamp").join(regimes, on="timestamp", how="left")
+    edge: np.ndarray = lined_up["oracle_expected_return"].fill_null(0.0).to_numpy()
+    return edge.astype(np.float64)

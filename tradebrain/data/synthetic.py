@@ -71,6 +71,7 @@ from tradebrain.exceptions import ConfigError, UserInputError
 __all__ = [
     "EDGE_KINDS",
     "REGIMES",
+    "EdgeKind",
     "PlantedEdge",
     "SyntheticConfig",
     "SyntheticMarket",

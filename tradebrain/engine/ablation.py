@@ -1,40 +1,48 @@
-"""Ablation of the hybrid strategy: switch one layer off at a time, out of sample.
+"""Ablation of the hybrid strategy: what each part is worth in money after costs, out of sample.
 
-The walk-forward bundles are trained once (:func:`hybrid_signals`); every variant then reruns
-only the engine over the same out-of-sample votes, so a delta is the layer's own effect and
-never a retraining accident. The layers: each model (its votes dropped), the Kalman filter, the
-chop filter, the trend-depth override, the panic exit, and Kelly sizing (switched off by never
-reaching Kelly's minimum of closed trades, which leaves the fixed fraction at risk).
+The walk-forward forecasts are trained once (:func:`hybrid_signals`); every variant then reruns
+only the engine over the same out-of-sample votes, so a difference is the part's own effect and
+never a retraining accident. Each part is *toggled* from the configured system: a part that is
+on is switched off, a part that is off is switched on. The parts:
+
+- each model (its votes dropped);
+- every brain part (:data:`~tradebrain.brain.tuning.PARTS`: regime weights, the risk vote and
+  block, the volatility cut and bar, Kalman, chop, trend depth, panic exit, funding flip,
+  gap-safe mode, maker/taker, the order-flow vote, the liquidation guard);
+- risk's trade-record parts (``risk.kelly_from_trades``, ``risk.trade_record_rules``) and the
+  position monitor's exits (``risk.manage_exits``: break-even, trailing stop, partial exit).
+
+The value of a part is the after-cost log return of the system with it minus the system
+without it, so a part that is off by default shows what switching it on would cost or earn.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import polars as pl
 
+from tradebrain.brain.regime import BRAIN_FEATURE_SETS
+from tradebrain.brain.tuning import PARTS, BrainTuning
 from tradebrain.config import BrainSettings, RiskSettings
 from tradebrain.engine.backtest import BacktestConfig, run_backtest
 from tradebrain.engine.engine import EngineResult
 from tradebrain.engine.hybrid import HybridSignals
+from tradebrain.engine.hybrid_config import HybridConfig
 from tradebrain.engine.hybrid_fast import FastHybridStrategy
-from tradebrain.engine.walk_forward_backtest import (
-    HybridConfig,
-    WalkForwardVotes,
-    walk_forward_votes,
-)
+from tradebrain.engine.walk_forward_backtest import WalkForwardVotes, walk_forward_votes
 from tradebrain.evaluation.backtest_metrics import backtest_metrics
+from tradebrain.execution.monitor import MonitorRules
 from tradebrain.risk.manager import RiskManager
 
-BRAIN_LAYERS = ("kalman", "chop", "trend_depth", "panic_exit")
-"""Brain parts switched off one at a time (names in :data:`tradebrain.brain.tuning.PARTS`)."""
-ABLATION_METRICS = ("total_return", "sharpe", "max_drawdown", "n_trades", "win_rate", "psr")
-"""Metrics compared with the full system."""
-KELLY_OFF_TRADES = 10**9
-"""``kelly_min_trades`` that Kelly never reaches: the fixed fraction stays at risk."""
+ABLATION_METRICS = ("log_return", "total_return", "sharpe", "max_drawdown", "n_trades", "psr")
+"""Metrics compared with the configured system (``log_return``: after costs, from the first
+candle the hybrid could trade)."""
+RISK_PARTS = ("kelly_from_trades", "trade_record_rules", "manage_exits")
+"""Risk settings toggled as parts."""
 
 Progress = Callable[[str], None]
 
@@ -46,30 +54,26 @@ def hybrid_signals(
     feature_input: pl.DataFrame | None = None,
     progress: Progress | None = None,
 ) -> tuple[HybridSignals, WalkForwardVotes]:
-    """Compute the features and train the walk-forward bundles once; return signals and plan.
+    """Compute the features and train the walk-forward forecasts once; return signals and plan.
 
     Parameters
     ----------
     candles
         The candle table replayed by the engine.
     hybrid
-        Walk-forward settings (segments, models, feature sets).
+        Walk-forward settings (segments, models, feature sets, forecast).
     feature_input
         The candles with order-flow columns when the feature sets need them.
     progress
         Called with a line of text at each step.
-
-    Returns
-    -------
-    tuple
-        The :class:`HybridSignals` and the :class:`WalkForwardVotes` (segments).
     """
     from tradebrain.features import compute_features
 
     base = candles if feature_input is None else feature_input
-    features = compute_features(base, list(hybrid.feature_sets))
+    sets = list(dict.fromkeys([*hybrid.feature_sets, *BRAIN_FEATURE_SETS]))
+    features = compute_features(base, sets)
     plan = walk_forward_votes(candles, features, hybrid, progress=progress)
-    return HybridSignals.from_tables(features, plan.votes), plan
+    return HybridSignals.from_tables(features, plan.votes, plan.forecast), plan
 
 
 def run_hybrid(
@@ -82,6 +86,7 @@ def run_hybrid(
     funding: pl.DataFrame | None = None,
     risk_settings: RiskSettings | None = None,
     brain_settings: BrainSettings | None = None,
+    tuning: BrainTuning | None = None,
     disabled: tuple[str, ...] = (),
 ) -> tuple[EngineResult, FastHybridStrategy]:
     """Run the hybrid strategy once through the engine with a fresh risk manager.
@@ -92,8 +97,9 @@ def run_hybrid(
         The engine result and the strategy (its ``decisions``).
     """
     strategy = FastHybridStrategy(
-        signals, brain_settings=brain_settings, disabled=disabled, market=config.market
-    )
+        signals, brain_settings=brain_settings, disabled=disabled, market=config.market,
+        tuning=tuning,
+    )  # fmt: skip
     result = run_backtest(
         candles, strategy, config, symbol=symbol, timeframe=timeframe, funding=funding,
         risk=RiskManager(risk_settings),
@@ -103,20 +109,33 @@ def run_hybrid(
 
 @dataclass(frozen=True)
 class AblationRow:
-    """One variant: the layer switched off, its metrics and their deltas vs the full system."""
+    """One variant: the part toggled, whether it is on by default, metrics and deltas.
+
+    ``deltas`` are the toggled system minus the configured one; ``worth`` is what the part
+    adds to the after-cost log return (the configured system's minus the toggled one's when
+    the part is on by default, the other way round when it is off).
+    """
 
     layer: str
+    default_on: bool
     metrics: dict[str, float | None]
     deltas: dict[str, float | None]
+    worth: float | None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the row as a JSON-ready dict."""
-        return {"layer": self.layer, "metrics": self.metrics, "deltas": self.deltas}
+        return {
+            "layer": self.layer,
+            "default": "on" if self.default_on else "off",
+            "metrics": self.metrics,
+            "deltas": self.deltas,
+            "worth_log_return": self.worth,
+        }
 
 
 @dataclass(frozen=True)
 class Ablation:
-    """The full system's metrics and one row per layer switched off."""
+    """The configured system's metrics and one row per part toggled."""
 
     full: dict[str, float | None]
     rows: list[AblationRow]
@@ -132,8 +151,8 @@ class Ablation:
 
 
 def ablation_layers(models: tuple[str, ...]) -> list[str]:
-    """Return the layer names in table order: ``model:<name>`` each, brain parts, ``kelly``."""
-    return [f"model:{m}" for m in models] + list(BRAIN_LAYERS) + ["kelly"]
+    """Return the part names in table order: ``model:<name>``, brain parts, risk parts."""
+    return [f"model:{m}" for m in models] + list(PARTS) + [f"risk:{p}" for p in RISK_PARTS]
 
 
 def run_ablation(
@@ -147,51 +166,86 @@ def run_ablation(
     funding: pl.DataFrame | None = None,
     risk_settings: RiskSettings | None = None,
     brain_settings: BrainSettings | None = None,
+    tuning: BrainTuning | None = None,
     progress: Progress | None = None,
 ) -> Ablation:
-    """Train walk-forward once, run the full system, then each layer switched off.
+    """Train walk-forward once, run the configured system, then each part toggled.
 
-    Returns
-    -------
-    Ablation
-        The full system's metrics and one row per layer (see :func:`ablation_layers`).
+    ``config.monitor`` is taken from ``risk_settings.manage_exits``.
     """
     signals, plan = hybrid_signals(candles, hybrid, feature_input=feature_input, progress=progress)
     risk = risk_settings or RiskSettings()
+    brain = brain_settings or BrainSettings()
+    start = plan.segments[0].start if plan.segments else 0
+    off_by_default = set(_off_parts(brain))
 
     def measure(
-        variant: HybridSignals, disabled: tuple[str, ...] = (), rules: RiskSettings = risk
+        variant: HybridSignals,
+        disabled: tuple[str, ...] = (),
+        rules: RiskSettings = risk,
+        thinking: BrainSettings = brain,
     ) -> dict[str, float | None]:
+        run_config = replace(config, monitor=MonitorRules.from_settings(rules))
         result, _ = run_hybrid(
-            candles, variant, config, symbol=symbol, timeframe=timeframe, funding=funding,
-            risk_settings=rules, brain_settings=brain_settings, disabled=disabled,
+            candles, variant, run_config, symbol=symbol, timeframe=timeframe, funding=funding,
+            risk_settings=rules, brain_settings=thinking, tuning=tuning, disabled=disabled,
         )  # fmt: skip
         values = backtest_metrics(
             result.equity, config.cash, result.trades, timeframe, exposure=result.exposure,
             fees=result.fees, funding=result.funding,
         )  # fmt: skip
+        before = float(result.equity[start - 1]) if start > 0 else config.cash
+        values["log_return"] = math.log(float(result.equity[-1]) / before)
         return {key: _finite(values.get(key)) for key in ABLATION_METRICS}
 
     if progress is not None:
-        progress("running the full system")
+        progress("running the configured system")
     full = measure(signals)
     rows = []
     for layer in ablation_layers(tuple(signals.votes)):
         if progress is not None:
-            progress(f"running without {layer}")
+            progress(f"toggling {layer}")
+        default_on = True
         if layer.startswith("model:"):
             name = layer.removeprefix("model:")
             votes = {k: v for k, v in signals.votes.items() if k != name}
-            metrics = measure(HybridSignals(signals.feature_names, signals.features, votes))
-        elif layer == "kelly":
-            metrics = measure(
-                signals, rules=risk.model_copy(update={"kelly_min_trades": KELLY_OFF_TRADES})
-            )
+            metrics = measure(replace(signals, votes=votes))
+        elif layer.startswith("risk:"):
+            name = layer.removeprefix("risk:")
+            default_on = bool(getattr(risk, name))
+            metrics = measure(signals, rules=risk.model_copy(update={name: not default_on}))
         else:
-            metrics = measure(signals, disabled=(layer,))
+            default_on = layer not in off_by_default
+            if default_on:
+                metrics = measure(signals, disabled=(layer,))
+            else:
+                switched = brain.model_copy(
+                    update={
+                        "disabled_parts": [p for p in brain.disabled_parts if p != layer],
+                        **{k: True for k, part in _SWITCHES.items() if part == layer},
+                    }
+                )
+                metrics = measure(signals, thinking=switched)
         deltas = {key: _delta(metrics[key], full[key]) for key in ABLATION_METRICS}
-        rows.append(AblationRow(layer, metrics, deltas))
+        gain = deltas["log_return"]
+        worth = None if gain is None else (-gain if default_on else gain)
+        rows.append(AblationRow(layer, default_on, metrics, deltas, worth))
     return Ablation(full, rows, [segment.to_dict() for segment in plan.segments])
+
+
+_SWITCHES = {
+    "kalman": "kalman",
+    "chop_filter": "chop",
+    "panic_exit": "panic_exit",
+    "funding_flip_filter": "funding_flip",
+}
+
+
+def _off_parts(brain: BrainSettings) -> list[str]:
+    """Return the brain parts the settings switch off."""
+    off = list(brain.disabled_parts)
+    off += [part for key, part in _SWITCHES.items() if not getattr(brain, key)]
+    return off
 
 
 def _finite(value: Any) -> float | None:
@@ -205,3 +259,4 @@ def _delta(value: float | None, base: float | None) -> float | None:
     if value is None or base is None:
         return None
     return value - base
+

@@ -21,13 +21,13 @@ import polars as pl
 
 from tradebrain.brain.brain import Brain
 from tradebrain.brain.decision import Action, Decision
-from tradebrain.brain.tuning import PositionContext
+from tradebrain.brain.tuning import BrainTuning, PositionContext
 from tradebrain.config import BrainSettings, RiskSettings
 from tradebrain.data.synthetic import SyntheticConfig, generate_market
 from tradebrain.engine.ablation import Progress, hybrid_signals, run_hybrid
 from tradebrain.engine.backtest import BacktestConfig
 from tradebrain.engine.hybrid import HybridSignals
-from tradebrain.engine.walk_forward_backtest import DEFAULT_HYBRID_SETS, HybridConfig
+from tradebrain.engine.hybrid_config import DEFAULT_HYBRID_SETS, HybridConfig
 
 STRESS_SETS = (*DEFAULT_HYBRID_SETS, "orderflow", "sentiment")
 """Feature sets of the stress runs: the panic exit reads order-flow and sentiment features."""
@@ -93,6 +93,7 @@ def run_stress(
     after: int = 6,
     risk_settings: RiskSettings | None = None,
     brain_settings: BrainSettings | None = None,
+    tuning: BrainTuning | None = None,
     progress: Progress | None = None,
 ) -> StressReport:
     """Run the flash-crash and data-gap scenarios on a synthetic market with order flow.
@@ -107,7 +108,7 @@ def run_stress(
         Candles dropped in the gap scenario, in the middle of the traded part.
     after
         Candles after a crash's last candle counted in its equity window (the rebound).
-    risk_settings, brain_settings
+    risk_settings, brain_settings, tuning
         Passed to the risk manager and the brain.
     progress
         Called with a line of text at each step.
@@ -132,13 +133,16 @@ def run_stress(
     config = BacktestConfig()
     common: dict[str, Any] = {"symbol": "SYN/USDT", "timeframe": "1h",
                               "risk_settings": risk_settings,
-                              "brain_settings": brain_settings}  # fmt: skip
+                              "brain_settings": brain_settings,
+                              "tuning": tuning}  # fmt: skip
     if progress is not None:
         progress("flash crash: training walk-forward")
     signals, _ = hybrid_signals(candles, hybrid, feature_input=flow, progress=progress)
     with_panic, strategy = run_hybrid(candles, signals, config, **common)
     without_panic, _ = run_hybrid(candles, signals, config, disabled=("panic_exit",), **common)
-    forced = _forced_long(candles, signals, market.regimes, hybrid.min_train, after, brain_settings)
+    forced = _forced_long(
+        candles, signals, market.regimes, hybrid.min_train, after, brain_settings, tuning
+    )
     by_time = {d.timestamp: d for d in strategy.decisions}
     stamps = candles["timestamp"].to_list()
     close = candles["close"].to_numpy()
@@ -195,6 +199,7 @@ def _forced_long(
     first: int,
     after: int,
     brain_settings: BrainSettings | None,
+    tuning: BrainTuning | None = None,
 ) -> dict[int, tuple[bool, float, float]]:
     """Replay a brain holding a long through each crash window; return start -> outcome.
 
@@ -210,7 +215,7 @@ def _forced_long(
     held = np.zeros(n, dtype=bool)
     for start, end in runs:
         held[start - 1 : min(end + after, n)] = True
-    brain = Brain(brain_settings)
+    brain = Brain(brain_settings, tuning=tuning)
     decisions: dict[int, Decision] = {}
     for bar in range(first, n):
         votes = {
@@ -221,8 +226,14 @@ def _forced_long(
         if not votes:
             continue
         features = dict(zip(signals.feature_names, signals.features[bar].tolist(), strict=True))
-        market = PositionContext(price=float(close[bar]), position=1.0 if held[bar] else 0.0)
-        decisions[bar] = brain.decide(stamps[bar], symbol, features, votes, market)
+        market = PositionContext(
+            price=float(close[bar]),
+            position=1.0 if held[bar] else 0.0,
+            exposure=1.0 if held[bar] else 0.0,
+        )
+        decisions[bar] = brain.decide(
+            stamps[bar], symbol, features, votes, market, signals.forecast_at(bar)
+        )
     outcome = {}
     for start, end in runs:
         stop = min(end - 1 + after, n - 1)

@@ -1,10 +1,11 @@
 """The hybrid backtest: walk-forward retraining, precomputed votes, one engine run per report row.
 
 The history is cut into segments: the first starts after ``min_train`` candles, each lasts
-``retrain_every`` candles. Segment k's forecast is trained only on candles before its start, with
-the longest label horizon purged (it sees ``candles[: start - horizon]``, so every training
-label resolved before the segment starts; see :func:`~tradebrain.models.forecaster.
-train_forecaster` for the horizon, features, skill weights and calibration it chooses), and votes on the segment's candles. Features are computed
+``retrain_every`` candles. Segment k's forecast is trained only on candles before its start (at
+most the newest ``max_train``), with the longest label horizon purged (it sees candles up to
+``start - horizon``, so every training label resolved before the segment starts; see
+:func:`~tradebrain.models.forecaster.train_forecaster` for the horizon, features, skill
+weights and calibration it chooses), and votes on the segment's candles. Features are computed
 once over the whole history: they are causal (row ``t`` uses candles ``0..t``), so a prefix of
 the table equals the table of the prefix. No vote, no trade: nothing happens before the first
 segment.
@@ -19,6 +20,7 @@ and adds ``decisions_summary`` and ``segments``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,48 +34,13 @@ from tradebrain.config import BrainSettings, RiskSettings
 from tradebrain.engine.backtest import BacktestConfig
 from tradebrain.engine.engine import EngineResult
 from tradebrain.engine.hybrid import HybridSignals
+from tradebrain.engine.hybrid_config import HybridConfig
 from tradebrain.engine.hybrid_fast import FastHybridStrategy
 from tradebrain.engine.report import BacktestReport, backtest_report, finite
 from tradebrain.exceptions import UserInputError
-from tradebrain.labels import LabelKind
-from tradebrain.models.forecast import ForecastSettings
 from tradebrain.risk.manager import RiskManager
 
-DEFAULT_HYBRID_MODELS = ("logistic", "lightgbm")
-DEFAULT_HYBRID_SETS = ("atomic", "momentum")
-
-
 Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class HybridConfig:
-    """How the hybrid strategy retrains: segment length, minimum history, models, features."""
-
-    retrain_every: int = 2000
-    min_train: int = 4000
-    models: tuple[str, ...] = DEFAULT_HYBRID_MODELS
-    feature_sets: tuple[str, ...] = DEFAULT_HYBRID_SETS
-    horizon: int = 1
-    label: LabelKind = "direction"
-    label_parameters: dict[str, Any] = field(default_factory=lambda: {"dead_zone": 0.0})
-    window: int = 32
-    seed: int = 42
-    model_params: dict[str, dict[str, Any]] = field(default_factory=dict)
-    forecast: ForecastSettings = field(default_factory=ForecastSettings)
-
-    def evaluation_settings(self) -> Any:
-        """Return the :class:`EvaluationSettings` each segment's bundle is trained with."""
-        from tradebrain.evaluation.walk_forward import EvaluationSettings
-        from tradebrain.labels import LabelSettings
-
-        return EvaluationSettings(
-            label=LabelSettings(self.label, self.horizon, dict(self.label_parameters)),
-            models=self.models,
-            window=self.window,
-            seed=self.seed,
-            model_params=self.model_params,
-        )
 
 
 @dataclass(frozen=True)
@@ -152,10 +119,11 @@ def walk_forward_votes(
     for index, (start, end) in enumerate(plan):
         if progress is not None:
             progress(f"segment {index + 1}/{len(plan)}: training on {start:,} candles")
-        cut = start - max(config.horizon, *config.forecast.horizons)
+        cut = start - max(config.forecast.horizons)
+        first_row = 0 if config.max_train is None else max(0, cut - config.max_train)
         bundle = train_forecaster(
-            candles.head(cut),
-            inputs.head(cut),
+            candles.slice(first_row, cut - first_row),
+            inputs.slice(first_row, cut - first_row),
             settings,
             config.forecast,
             feature_sets=list(config.feature_sets),
@@ -172,7 +140,7 @@ def walk_forward_votes(
                 index=index,
                 start=start,
                 end=end,
-                train_candles=cut,
+                train_candles=cut - first_row,
                 train_start=bundle.manifest["data_start"],
                 train_end=bundle.manifest["data_end"],
                 test_start=str(stamps[start]),
@@ -218,11 +186,15 @@ def hybrid_backtest_report(
     trials_variance: float | None = None,
     settings: dict[str, Any] | None = None,
     progress: Progress | None = None,
+    planted: np.ndarray | None = None,
 ) -> HybridRun:
     """Retrain walk-forward, run the hybrid strategy, the benchmark and the cost sensitivity.
 
     ``feature_input`` is the candle table with order-flow columns (see
     :func:`~tradebrain.features.orderflow_columns`) when the feature sets need them.
+    ``planted`` is a synthetic world's known expected return per candle (its
+    ``oracle_expected_return``): the report then adds the oracle strategy on the candles the
+    hybrid traded, at the same costs, and the capture ratio (see :func:`oracle_section`).
     """
     from tradebrain.features import compute_features
 
@@ -255,8 +227,56 @@ def hybrid_backtest_report(
     strategy, result = made[0], outcome.result
     report = {
         **outcome.report,
+        "hybrid": hybrid.to_dict(),
         "decisions_summary": strategy.decisions_summary(),
         "segments": [segment.to_dict() for segment in plan.segments],
     }
+    if planted is not None:
+        start = plan.segments[0].start if plan.segments else 0
+        report["oracle"] = oracle_section(
+            candles, planted, result.equity, config, start=start, timeframe=timeframe
+        )
     with_decisions = HybridResult(**vars(result), decisions=strategy.decisions_frame())
     return HybridRun(with_decisions, finite(report), strategy, plan)
+
+
+def oracle_section(
+    candles: pl.DataFrame,
+    planted: np.ndarray,
+    equity: np.ndarray,
+    config: BacktestConfig,
+    *,
+    start: int,
+    timeframe: str,
+) -> dict[str, Any]:
+    """Return the oracle strategy on the traded candles and the capture ratio.
+
+    The oracle (:func:`~tradebrain.evaluation.oracle.oracle_strategy`) trades the planted
+    expected return from candle ``start`` on — the first candle the hybrid could trade — at the
+    backtest's fee and slippage, long-only on spot and long-short on a perpetual. The capture
+    ratio is the hybrid's after-cost log return over the same candles (from the equity before
+    its first decision to the last) divided by the oracle's; it is None when the oracle has
+    nothing to gain (no strategy of that class could make money after costs).
+    """
+    from tradebrain.evaluation.oracle import oracle_strategy
+    from tradebrain.execution.costs import FlatCosts, fee_rate
+    from tradebrain.risk.market import MarketType
+
+    costs = config.costs
+    fee = costs.fee_rate if isinstance(costs, FlatCosts) else fee_rate(costs)
+    slippage = costs.slippage_bps if isinstance(costs, FlatCosts) else 0.0
+    oracle = oracle_strategy(
+        candles["close"].to_numpy(), np.asarray(planted, dtype=np.float64),
+        fee=fee, slippage_bps=slippage, long_short=config.market is MarketType.PERP,
+        timeframe=timeframe, start=start,
+    )  # fmt: skip
+    before = float(equity[start - 1]) if start > 0 else config.cash
+    ours = math.log(float(equity[-1]) / before) if before > 0 and equity[-1] > 0 else -math.inf
+    capture = ours / oracle.log_return if oracle.log_return > 1e-9 else None
+    return {
+        "strategy": oracle.to_dict(),
+        "hybrid_log_return": ours,
+        "capture_ratio": capture,
+        "from": str(candles["timestamp"][start]),
+        "note": "capture ratio = the hybrid's after-cost log return / the oracle's, same candles",
+    }

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from tradebrain.config import ExecutionSettings
 from tradebrain.exceptions import UserInputError
 from tradebrain.execution.account import Position
 from tradebrain.execution.orders import Liquidity, Side
@@ -151,3 +152,12 @@ class ScaledCosts:
 def fee_rate(costs: CostModel, liquidity: Liquidity = Liquidity.TAKER) -> float:
     """Return the fee of one unit of notional: the rate used to size all-in orders."""
     return costs.fee(1.0, liquidity)
+
+
+def settings_costs(settings: ExecutionSettings) -> FlatCosts:
+    """Return the costs a simulated run pays: the settings' fees and taker slippage.
+
+    Backtests and paper trading both price their fills with it, so the same settings cost the
+    same in both.
+    """
+    return FlatCosts(settings.taker_fee, settings.slippage_bps, settings.maker_fee)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from tradebrain.config import RiskSettings
 from tradebrain.exceptions import UserInputError
 
 
@@ -36,6 +37,11 @@ class MonitorRules:
             raise UserInputError(f"partial_fraction must be in (0, 1); got {self.partial_fraction}")
         if self.trailing_atr <= 0 or self.atr_period < 1:
             raise UserInputError("trailing_atr must be > 0 and atr_period >= 1")
+
+    @classmethod
+    def from_settings(cls, settings: RiskSettings) -> MonitorRules:
+        """Return the rules ``risk.manage_exits`` asks for: these defaults, or :meth:`off`."""
+        return cls() if settings.manage_exits else cls.off()
 
     @classmethod
     def off(cls) -> MonitorRules:

@@ -24,7 +24,6 @@ import math
 from dataclasses import dataclass
 from typing import Protocol
 
-from tradebrain.config import ExecutionSettings
 from tradebrain.exceptions import ConfigError
 from tradebrain.execution.account import Position
 from tradebrain.execution.orders import Liquidity, Side
@@ -146,17 +145,6 @@ class VenueCosts:
             raise ConfigError(f"unknown venue {venue!r}; known venues: {known}")
         market, fees = FEE_SCHEDULES[key]
         return cls(key, market, fees, impact_coefficient)
-
-    @classmethod
-    def from_settings(cls, settings: ExecutionSettings) -> VenueCosts:
-        """Return the preset of ``settings.venue``; another venue gets the settings' fees.
-
-        The settings' ``maker_fee`` and ``taker_fee`` then apply to every market type.
-        """
-        name = settings.venue.lower()
-        if name in FEE_SCHEDULES or name in VENUE_ALIASES:
-            return cls.preset(name)
-        return cls(name, None, FeeSchedule(settings.maker_fee, settings.taker_fee))
 
     def fee(
         self, notional: float, liquidity: Liquidity, market: MarketType | str | None = None

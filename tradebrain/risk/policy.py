@@ -6,17 +6,23 @@ rule that fires sets it:
 ==========================  ====================  ====================
 condition                   DEFENSIVE from        CRITICAL from
 ==========================  ====================  ====================
-daily drawdown              1.5 %                 3 % (``max_daily_drawdown``)
-drawdown from peak equity   5 %                   10 % (``max_drawdown``)
-losing trades in a row      3                     6
+daily drawdown              5 %                   10 % (``max_daily_drawdown``)
+drawdown from peak equity   20 %                  40 % (``max_drawdown``)
+losing trades in a row      3                     6   (``trade_record_rules``)
 unhealthy data (any symbol)                       always
 equity <= 0                                       always
 ==========================  ====================  ====================
 
-DEFENSIVE asks a higher confidence (0.65) and halves the size; CRITICAL opens nothing. Exits
-are always allowed. The daily drawdown resets with the account's day-start equity; the
-drawdown from the peak only heals if open positions recover, so a 10 % drawdown halts new
-trading until a human looks — on purpose.
+(The numbers are the settings' defaults; the DEFENSIVE lines sit at half the CRITICAL ones.)
+DEFENSIVE halves the size (and asks ``defensive_min_confidence``, 0 by default); CRITICAL opens
+nothing. Exits are always allowed. The daily drawdown resets with the account's day-start
+equity; the drawdown from the peak only heals if open positions recover, so a 40 % drawdown
+halts new trading until a human looks — on purpose.
+
+The losing-streak lines and the per-symbol pause (:mod:`tradebrain.risk.performance`) judge a
+strategy by its closed trades; they are off unless ``risk.trade_record_rules`` is set, because
+a strategy that holds while its forecast holds loses small and often by design (on the planted
+worlds they cost money after costs: ``tradebrain ablation`` measures them).
 
 The emergency stop is a latch: once pulled, every new trade is denied until
 :meth:`RiskPolicy.release_emergency_stop`, and :func:`close_all_intents` gives the exits that
@@ -46,6 +52,8 @@ from tradebrain.risk.performance import SymbolPerformance, SymbolRules, losing_s
 from tradebrain.risk.performance import symbol_performance as judge_symbol
 
 _SEVERITY = {PolicyMode.NORMAL: 0, PolicyMode.DEFENSIVE: 1, PolicyMode.CRITICAL: 2}
+NEVER = 10**9
+"""A count no losing streak reaches: the trade-record rules switched off."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,11 +95,20 @@ class PolicyRules:
     @classmethod
     def from_settings(cls, settings: RiskSettings, defensive_share: float = 0.5) -> PolicyRules:
         """Return rules whose CRITICAL lines are the settings' limits, DEFENSIVE at a share."""
+        record: dict[str, object] = {}
+        if not settings.trade_record_rules:
+            record = {
+                "defensive_losing_streak": NEVER,
+                "critical_losing_streak": NEVER,
+                "symbols": SymbolRules(pause_after_losses=NEVER, poor_size_factor=1.0),
+            }
         return cls(
             defensive_daily_drawdown=settings.max_daily_drawdown * defensive_share,
             critical_daily_drawdown=settings.max_daily_drawdown,
             defensive_drawdown=settings.max_drawdown * defensive_share,
             critical_drawdown=settings.max_drawdown,
+            defensive_min_confidence=settings.defensive_min_confidence,
+            **record,  # type: ignore[arg-type]
         )
 
     def min_confidence(self, mode: PolicyMode) -> float:

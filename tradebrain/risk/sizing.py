@@ -50,7 +50,8 @@ class SizingRules:
     kelly_fraction
         Share of the full Kelly bet used (0.5 = half Kelly).
     kelly_min_trades
-        Closed trades with a known R-multiple needed before Kelly sizing starts.
+        Closed trades with a known R-multiple needed before Kelly sizing starts; None: never
+        (``risk.kelly_from_trades`` off, the default: the brain sizes by its forecast).
     kelly_lookback
         Kelly reads only the latest this many closed trades, so it follows a changing edge.
     max_participation
@@ -66,7 +67,7 @@ class SizingRules:
     margin_cap: float = 1.0
     leverage_cap: float = 3.0
     kelly_fraction: float = 0.5
-    kelly_min_trades: int = 20
+    kelly_min_trades: int | None = 20
     kelly_lookback: int = 200
     max_participation: float | None = None
 
@@ -81,7 +82,7 @@ class SizingRules:
             margin_cap=settings.margin_cap,
             leverage_cap=settings.leverage_cap,
             kelly_fraction=settings.kelly_fraction,
-            kelly_min_trades=settings.kelly_min_trades,
+            kelly_min_trades=settings.kelly_min_trades if settings.kelly_from_trades else None,
         )
 
 
@@ -127,6 +128,8 @@ def kelly_estimate(trades: Sequence[ClosedTrade], rules: SizingRules) -> KellyEs
     The risk fraction is ``kelly_fraction × full Kelly``, never above ``risk_per_trade`` and
     never below 0 (a losing record means no trade, not a short bet on one's own system).
     """
+    if rules.kelly_min_trades is None:
+        return None
     latest = trades[-rules.kelly_lookback :]
     r_multiples = [t.r_multiple for t in latest if math.isfinite(t.r_multiple)]
     if len(r_multiples) < rules.kelly_min_trades:

@@ -4,9 +4,9 @@ The stop is the strategy's when it gives one, else ``stop_atr_multiple`` ATRs (3
 the position. The target is the strategy's; without one, and only when ``take_profit`` is set,
 risk puts it ``reward_risk`` stop-distances (2R) beyond the entry — ×1.5 (3R) in trending
 regimes to let winners run, ×0.75 (1.5R) in ranging or choppy ones to take profit before the
-range turns. Without a target the position is closed by the strategy or its stop. A stop on the wrong side of the entry, a stop at
-or below zero, or a target at or below zero (a short with a stop wider than half the price)
-denies the entry.
+range turns. Without a target the position is closed by the strategy or its stop. A stop on
+the wrong side of the entry, a stop at or below zero, or a target at or below zero (a short
+with a stop wider than half the price) denies the entry.
 """
 
 from __future__ import annotations

@@ -27,13 +27,16 @@ from typing import Any, Protocol
 import numpy as np
 import polars as pl
 
-from tradebrain.data.synthetic import SyntheticConfig, generate_market
+from tradebrain.data.synthetic import EdgeKind, SyntheticConfig, generate_market
 from tradebrain.data.timeframes import timeframe_seconds
 from tradebrain.engine.events import CandleClosed
 from tradebrain.engine.feed import make_candle, to_datetime
 from tradebrain.exceptions import UserInputError
 
 SYNTHETIC_BARS = 100_000
+PAYING_EDGE: EdgeKind = "trend"
+PAYING_SIGNAL = 0.08
+"""The default synthetic world: a persistent trend whose oracle earns well after costs."""
 """Length of each synthetic tape: at 10 candles/s, close to three hours of running."""
 
 
@@ -197,18 +200,20 @@ def synthetic_feed(
     seed: int,
     warmup: int,
     speed: float,
-    signal: float = 0.3,
+    signal: float = PAYING_SIGNAL,
+    edge: EdgeKind = PAYING_EDGE,
     bars: int = SYNTHETIC_BARS,
 ) -> TapeFeed:
     """Return a feed of seeded synthetic markets, one per symbol (seed, seed + 1, ...).
 
-    The markets carry a planted signal of strength ``signal`` (see
-    :mod:`tradebrain.data.synthetic`), so models have something real to find.
+    The markets carry a planted edge of strength ``signal`` (see
+    :mod:`tradebrain.data.synthetic`): by default a persistent trend that pays after costs, so
+    the models have something real to find and the brain something worth trading.
     """
     tapes = {}
     for n, symbol in enumerate(symbols):
         config = SyntheticConfig(
-            bars=bars, timeframe=timeframe, seed=seed + n, signal=signal,
+            bars=bars, timeframe=timeframe, seed=seed + n, signal=signal, edge=edge,
             start_price=30_000.0 / (1 + n),
         )  # fmt: skip
         tapes[symbol] = generate_market(config).candles

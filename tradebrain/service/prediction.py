@@ -13,7 +13,9 @@ import numpy as np
 import polars as pl
 
 from tradebrain.brain.brain import Brain
-from tradebrain.brain.tuning import PositionContext
+from tradebrain.brain.positioning import Forecast
+from tradebrain.brain.regime import BRAIN_FEATURE_SETS
+from tradebrain.brain.tuning import BrainTuning, PositionContext
 from tradebrain.config import Settings
 from tradebrain.data.validation import ROW, validate
 from tradebrain.exceptions import UserInputError
@@ -54,13 +56,18 @@ def decide_on_candles(
     if not report.ok:
         raise UserInputError("the candles are not clean:\n" + report.summary())
     frame = frame.drop(ROW)
-    features = compute_features(frame, bundle.manifest.get("feature_sets"))
-    votes = bundle.predict_proba(features)
+    sets = bundle.manifest.get("feature_sets")
+    if sets is not None:  # the brain reads its regime features besides the models' sets
+        sets = list(dict.fromkeys([*sets, *BRAIN_FEATURE_SETS]))
+    features = compute_features(frame, sets)
+    voters = set(bundle.voters())
+    votes = {m: p for m, p in bundle.predict_proba(features).items() if m in voters}
+    forecasts = bundle.forecast_inputs(features)
     names = [c for c in features.columns if c != "timestamp"]
     matrix = features.select(names).to_numpy().astype(np.float64)
     closes = frame["close"].to_numpy()
     times = frame["timestamp"].to_list()
-    brain = Brain(settings.brain)
+    brain = Brain(settings.brain, tuning=BrainTuning.from_settings(settings))
     decision = None
     for row in range(frame.height):
         row_votes = {
@@ -72,7 +79,9 @@ def decide_on_candles(
             continue
         market = PositionContext(price=float(closes[row]), position=0.0)
         features_row = dict(zip(names, matrix[row].tolist(), strict=True))
-        decision = brain.decide(times[row], symbol, features_row, row_votes, market)
+        beta, sigma, horizon = forecasts[row].tolist()
+        forecast = None if horizon != horizon else Forecast(beta, sigma, int(horizon))
+        decision = brain.decide(times[row], symbol, features_row, row_votes, market, forecast)
     if decision is None or decision.timestamp != times[-1]:
         raise UserInputError(
             "the models could not vote on the last candle: send more history "

@@ -24,6 +24,7 @@ from typing import Any
 import polars as pl
 
 from tradebrain.brain.decision import Decision
+from tradebrain.brain.tuning import BrainTuning
 from tradebrain.config import Settings
 from tradebrain.data.timeframes import timeframe_seconds
 from tradebrain.engine.engine import Engine
@@ -36,10 +37,11 @@ from tradebrain.engine.hybrid import HybridStrategy
 from tradebrain.exceptions import UserInputError
 from tradebrain.execution.account import ClosedTrade
 from tradebrain.execution.broker import SimulatedBroker
+from tradebrain.execution.costs import settings_costs
+from tradebrain.execution.monitor import MonitorRules, PositionMonitor
 from tradebrain.execution.orders import Fill, OrderIntent
 from tradebrain.execution.portfolio import Portfolio
 from tradebrain.execution.snapshot import broker_state, decode, encode, restore_broker
-from tradebrain.risk.costs import VenueCosts
 from tradebrain.risk.manager import RiskManager
 from tradebrain.risk.market import MarketType
 from tradebrain.service.control import EMERGENCY, PAUSED, ControlGate
@@ -185,8 +187,9 @@ class Runner:
             signals = LiveSignals(self.bundle, self.feed.timeframe)
             signals.warm_up(histories[symbol])
             strategy = HybridStrategy(
-                live=signals, brain_settings=self.settings.brain, market=options.market
-            )
+                live=signals, brain_settings=self.settings.brain, market=options.market,
+                tuning=BrainTuning.from_settings(self.settings),
+            )  # fmt: skip
             engine = Engine(
                 strategy, self.venue, self.gate, symbol=symbol, timeframe=self.feed.timeframe,
                 market_type=options.market, leverage=options.leverage,
@@ -299,18 +302,15 @@ class Runner:
         return self._train(history)
 
     def _train(self, history: pl.DataFrame) -> Any:
-        from tradebrain.engine.walk_forward_backtest import DEFAULT_HYBRID_SETS, HybridConfig
+        from tradebrain.engine.hybrid_config import HybridConfig
         from tradebrain.features import compute_features
-        from tradebrain.models.bundle import train_bundle
+        from tradebrain.models.forecaster import train_forecaster
 
-        models = tuple(self.settings.models.enabled)
-        self.progress(f"training {', '.join(models)} on {history.height} warm-up candles")
-        config = HybridConfig(
-            models=models, feature_sets=DEFAULT_HYBRID_SETS, seed=self.settings.models.seed
-        )
+        config = HybridConfig.from_settings(self.settings)
+        self.progress(f"training {', '.join(config.models)} on {history.height} warm-up candles")
         features = compute_features(history, list(config.feature_sets))
-        bundle = train_bundle(
-            history, features, config.evaluation_settings(),
+        bundle = train_forecaster(
+            history, features, config.evaluation_settings(), config.forecast,
             feature_sets=list(config.feature_sets), source=f"{self.feed.name} warm-up",
         )  # fmt: skip
         bundle.save(self.model_dir)
@@ -383,9 +383,10 @@ class Runner:
         options = self.options
         broker = SimulatedBroker(
             cash=options.cash,
-            costs=VenueCosts.from_settings(self.settings.execution),
+            costs=settings_costs(self.settings.execution),
             market=options.market,
             leverage=options.leverage,
+            monitor=PositionMonitor(MonitorRules.from_settings(self.settings.risk)),
         )
         saved = self.store.broker_state(self.run)
         if saved is not None:
