@@ -7,7 +7,6 @@ import math
 import pytest
 from risk_builders import make_market, make_position
 
-from tradebrain.config import ExecutionSettings
 from tradebrain.exceptions import ConfigError
 from tradebrain.execution.costs import CostModel as BrokerCostModel
 from tradebrain.execution.costs import FlatCosts
@@ -49,15 +48,6 @@ def test_an_unknown_venue_lists_the_known_ones() -> None:
 def test_asking_a_spot_venue_for_perp_fees_names_the_venues_that_trade_perps() -> None:
     with pytest.raises(ConfigError, match=r"not perp; use one of: binance-usdm, okx-swap"):
         VenueCosts.preset("binance-spot").fee(1_000.0, TAKER, MarketType.PERP)
-
-
-def test_costs_from_settings_use_the_venue_preset_or_the_settings_fees() -> None:
-    assert VenueCosts.from_settings(ExecutionSettings()) == VenueCosts.preset("binance-spot")
-    custom = VenueCosts.from_settings(
-        ExecutionSettings(venue="my-otc-desk", maker_fee=0.0, taker_fee=0.002)
-    )
-    assert custom.fee(1_000.0, MAKER, MarketType.PERP) == 0.0
-    assert custom.fee(1_000.0, TAKER) == pytest.approx(2.0)
 
 
 def test_slippage_of_a_tiny_order_is_half_the_spread() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,18 +15,40 @@ from risk_builders import (
     make_trades,
 )
 
+from tradebrain.config import RiskSettings
 from tradebrain.execution.account import AccountSnapshot
 from tradebrain.execution.orders import OrderIntent, Side
 from tradebrain.risk import Denial, MarketState, MarketType, PolicyMode, RiskManager
 
-RISK_PER_TRADE = 0.02
-MARGIN_CAP = 0.10
-LEVERAGE_CAP = 3.0
 TOLERANCE = 1e-9
+
+# The default settings, and settings drawn across their whole valid range with every rule that
+# is off by default (take-profit targets, Kelly from trades, the trade-record rules, a
+# DEFENSIVE minimum confidence) switched on or off at random.
+risk_settings = st.one_of(
+    st.just(RiskSettings()),
+    st.builds(
+        RiskSettings,
+        risk_per_trade=st.floats(0.001, 0.10),
+        stop_atr_multiple=st.floats(0.5, 4.0),
+        take_profit=st.booleans(),
+        reward_risk=st.floats(0.5, 4.0),
+        max_daily_drawdown=st.sampled_from([0.03, 0.05, 0.1, 0.2, 0.5]),
+        max_drawdown=st.sampled_from([0.1, 0.2, 0.4, 0.9]),
+        margin_cap=st.floats(0.01, 1.0),
+        leverage_cap=st.floats(1.0, 10.0),
+        kelly_fraction=st.floats(0.05, 1.0),
+        kelly_min_trades=st.integers(1, 30),
+        kelly_from_trades=st.booleans(),
+        trade_record_rules=st.booleans(),
+        defensive_min_confidence=st.floats(0.0, 1.0),
+    ),
+)
 
 
 @dataclass(frozen=True)
 class Case:
+    settings: RiskSettings
     account: AccountSnapshot
     market: MarketState
     intent: OrderIntent
@@ -34,7 +56,8 @@ class Case:
 
 @st.composite
 def cases(draw: st.DrawFn) -> Case:
-    """Draw an account (drawdowns, streaks, open positions), a market and an entry order."""
+    """Draw settings, an account (drawdowns, streaks, open positions), a market and an entry."""
+    risk = draw(risk_settings)
     equity = draw(st.floats(100.0, 1e7))
     price = draw(st.floats(1e-3, 1e5))
     market_type = draw(st.sampled_from(MarketType))
@@ -45,87 +68,124 @@ def cases(draw: st.DrawFn) -> Case:
         market_type=market_type,
         leverage=draw(st.floats(1.0, 20.0)),
         regime=draw(st.sampled_from(["trending_up", "ranging", "choppy", "breakout", "unknown"])),
-        data_healthy=draw(st.integers(0, 9)) > 0,  # mostly healthy
+        data_healthy=draw(st.sampled_from([True] * 9 + [False])),  # mostly healthy
     )
     positions = []
     if draw(st.booleans()):
-        quantity = side.sign * equity * draw(st.floats(0.0, 0.5)) / price
+        quantity = side.sign * equity * draw(st.floats(0.0, 1.5)) / price
         positions.append(make_position(quantity, price, leverage=draw(st.floats(1.0, 3.0))))
     if draw(st.booleans()):
         positions.append(make_position(draw(st.floats(0.0, 2.0)) * equity / 50, 50, symbol="ETH"))
     r_multiples = draw(st.lists(st.floats(-1.5, 3.0), max_size=40))
+    # Drawdowns on both sides of the default lines (5 %/10 % daily, 20 %/40 % from the peak).
     account = make_account(
         equity,
         cash=equity * draw(st.floats(0.0, 1.0)),
-        peak=equity * draw(st.floats(1.0, 1.13)),
-        day_start=equity * draw(st.floats(0.97, 1.04)),
+        peak=equity * draw(st.floats(1.0, 1.5)),
+        day_start=equity * draw(st.floats(0.97, 1.12)),
         positions=positions,
         trades=make_trades(r_multiples),
     )
     stop = None
     if draw(st.booleans()):
         stop = price * (1 - side.sign * draw(st.floats(-0.05, 0.5)))
+    target = None
+    if draw(st.sampled_from([False, False, False, True])):  # a strategy's own target
+        target = price * (1 + side.sign * draw(st.floats(0.001, 0.5)))
     requested = draw(st.one_of(st.just(0.0), st.floats(0.0, 10 * equity / price)))
     intent = make_entry(
-        side, quantity=requested, stop_price=stop, confidence=draw(st.floats(0.0, 1.0))
+        side,
+        quantity=requested,
+        stop_price=stop,
+        target_price=target,
+        confidence=draw(st.floats(0.0, 1.0)),
     )
-    return Case(account, market, intent)
+    return Case(risk, account, market, intent)
 
 
-def _manager() -> RiskManager:
-    return RiskManager()
+def _manager(case: Case | None = None) -> RiskManager:
+    return RiskManager(None if case is None else case.settings)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(case=cases())
 def test_an_approved_entry_never_breaks_a_cap(case: Case) -> None:
-    manager = _manager()
+    manager = _manager(case)
     approved = manager.review(case.intent, case.account, case.market)
     if isinstance(approved, Denial):
         assert approved.reason.startswith("denied: ")
         return
+    limits = case.settings
     account, market = case.account, case.market
     equity, price = account.equity, market.price
     assert approved.stop_price is not None
-    risk_fraction = RISK_PER_TRADE * (0.5 if manager.mode is PolicyMode.DEFENSIVE else 1.0)
+    defensive = manager.mode is PolicyMode.DEFENSIVE
+    risk_fraction = limits.risk_per_trade * (0.5 if defensive else 1.0)
     risk = approved.quantity * abs(price - approved.stop_price)
     assert approved.quantity > 0
     assert risk <= risk_fraction * equity * (1 + TOLERANCE)
+    if defensive:
+        assert case.intent.confidence >= limits.defensive_min_confidence
 
     spot = market.market_type is MarketType.SPOT
-    leverage = 1.0 if spot else min(market.leverage, LEVERAGE_CAP)
+    leverage = 1.0 if spot else min(market.leverage, limits.leverage_cap)
     held = account.positions.get(market.symbol)
     held_margin = 0.0 if held is None else held.notional / held.leverage
     margin = held_margin + approved.quantity * price / leverage
-    assert margin <= MARGIN_CAP * equity * (1 + TOLERANCE)
+    assert margin <= limits.margin_cap * equity * (1 + TOLERANCE)
 
     gross = sum(p.notional for p in account.positions.values()) + approved.quantity * price
-    assert gross / equity <= LEVERAGE_CAP * (1 + TOLERANCE)
+    assert gross / equity <= limits.leverage_cap * (1 + TOLERANCE)
     if spot:
         assert approved.quantity * price <= account.cash * (1 + TOLERANCE)
     if case.intent.quantity > 0:
         assert approved.quantity <= case.intent.quantity
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(case=cases())
-def test_every_approved_entry_has_a_stop_on_the_loss_side_and_a_target_on_the_profit_side(
+def test_every_approved_entry_has_a_stop_on_the_loss_side_and_any_target_on_the_profit_side(
     case: Case,
 ) -> None:
-    approved = _manager().review(case.intent, case.account, case.market)
+    approved = _manager(case).review(case.intent, case.account, case.market)
     if isinstance(approved, Denial):
         return
     sign = approved.side.sign
-    assert approved.stop_price is not None and approved.target_price is not None
+    assert approved.stop_price is not None
     assert approved.stop_price > 0
     assert (case.market.price - approved.stop_price) * sign > 0
-    assert (approved.target_price - case.market.price) * sign > 0
+    if case.intent.target_price is not None:
+        assert approved.target_price == case.intent.target_price  # the strategy's is kept
+    elif not case.settings.take_profit:
+        assert approved.target_price is None  # risk adds no target unless take_profit is set
+    else:
+        assert approved.target_price is not None  # take_profit: risk sets one
+    if approved.target_price is not None:
+        assert (approved.target_price - case.market.price) * sign > 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=cases())
+def test_a_switched_off_rule_never_denies_or_shrinks_an_entry(case: Case) -> None:
+    """Kelly from trades and the trade-record rules off: the closed trades change nothing."""
+    quiet = case.settings.model_copy(
+        update={"kelly_from_trades": False, "trade_record_rules": False}
+    )
+    with_record = RiskManager(quiet).review(case.intent, case.account, case.market)
+    without = replace(case.account, closed_trades=())
+    no_record = RiskManager(quiet).review(case.intent, without, case.market)
+    assert type(with_record) is type(no_record)
+    if isinstance(with_record, OrderIntent) and isinstance(no_record, OrderIntent):
+        assert with_record.quantity == no_record.quantity
+    elif isinstance(with_record, Denial) and isinstance(no_record, Denial):
+        assert with_record.rule == no_record.rule
+        assert with_record.rule not in ("kelly", "symbol_paused")
 
 
 @settings(max_examples=300, deadline=None)
 @given(case=cases())
 def test_no_new_trade_in_critical_mode(case: Case) -> None:
-    manager = _manager()
+    manager = _manager(case)
     verdict = manager.review(case.intent, case.account, case.market)
     if manager.mode is PolicyMode.CRITICAL:
         assert isinstance(verdict, Denial)
@@ -136,7 +196,7 @@ def test_no_new_trade_in_critical_mode(case: Case) -> None:
 @settings(max_examples=200, deadline=None)
 @given(case=cases())
 def test_no_new_trade_after_the_emergency_stop_but_exits_pass(case: Case) -> None:
-    manager = _manager()
+    manager = _manager(case)
     manager.emergency_stop("operator pressed the red button")
     verdict = manager.review(case.intent, case.account, case.market)
     assert isinstance(verdict, Denial)

@@ -26,9 +26,10 @@ def test_an_approved_entry_is_sized_and_explains_its_size(manager: RiskManager) 
     intent = make_entry(reasons=("fused p(up) 0.71",))
     approved = manager.review(intent, make_account(), make_market(100.0, 20.0))
     assert isinstance(approved, OrderIntent)
-    assert approved.quantity == pytest.approx(200.0 / 30.0)  # 2 % of 10 000 over a 30 stop
+    assert approved.stop_price == pytest.approx(40.0)  # 3 ATR of 20 below 100
+    assert approved.quantity == pytest.approx(500.0 / 60.0)  # 5 % of 10 000 over a 60 stop
     assert approved.reasons[0] == "fused p(up) 0.71"
-    assert approved.reasons[-1].endswith("set by the risk: risks 200.00 = 2.00% of equity")
+    assert approved.reasons[-1].endswith("set by the risk: risks 500.00 = 5.00% of equity")
 
 
 def test_the_strategys_stop_and_target_are_kept_when_on_the_right_side(
@@ -96,14 +97,15 @@ def test_an_exit_without_a_position_or_growing_it_is_denied(manager: RiskManager
 
 
 def test_no_room_under_a_cap_names_the_cap(manager: RiskManager) -> None:
-    account = make_account(positions=[make_position(10.0)])  # spot margin 1 000 = 10 % cap
+    account = make_account(positions=[make_position(100.0)])  # spot margin 10 000 = 100 % cap
     verdict = manager.review(make_entry(), account, make_market())
     denial = _denied(verdict, RiskRule.SIZE)
     assert denial.reason.startswith("denied: no room under the margin cap: it allows")
 
 
 def test_an_order_under_the_venue_minimum_is_denied(manager: RiskManager) -> None:
-    verdict = manager.review(make_entry(), make_account(50.0), make_market(min_notional=10.0))
+    # 5 of cash buys at most 5 of notional on spot
+    verdict = manager.review(make_entry(), make_account(5.0), make_market(min_notional=10.0))
     assert "below the venue minimum of 10" in _denied(verdict, RiskRule.MIN_NOTIONAL).reason
 
 
@@ -121,8 +123,17 @@ def test_a_limit_entry_is_sized_and_stopped_from_its_limit_price(manager: RiskMa
     intent = make_entry(order_type=OrderType.LIMIT, limit_price=90.0)
     approved = manager.review(intent, make_account(), make_market(100.0, 2.0))
     assert isinstance(approved, OrderIntent)
-    assert approved.stop_price == pytest.approx(87.0)
-    assert approved.target_price == pytest.approx(96.0)
+    assert approved.stop_price == pytest.approx(84.0)  # 3 ATR below the limit, not the market
+    assert approved.quantity == pytest.approx(500.0 / 6.0)
+    assert approved.target_price is None
+
+
+def test_a_limit_entrys_take_profit_target_is_measured_from_its_limit_price() -> None:
+    manager = RiskManager(RiskSettings(take_profit=True))
+    intent = make_entry(order_type=OrderType.LIMIT, limit_price=90.0)
+    approved = manager.review(intent, make_account(), make_market(100.0, 2.0))
+    assert isinstance(approved, OrderIntent)
+    assert approved.target_price == pytest.approx(102.0)  # 2R of a 6 stop above 90
 
 
 def test_a_stop_entry_is_sized_from_its_trigger_price(manager: RiskManager) -> None:
@@ -130,7 +141,8 @@ def test_a_stop_entry_is_sized_from_its_trigger_price(manager: RiskManager) -> N
     intent = make_entry(Side.SELL, order_type=OrderType.STOP, trigger_price=95.0)
     approved = manager.review(intent, make_account(), market)
     assert isinstance(approved, OrderIntent)
-    assert approved.stop_price == pytest.approx(98.0)
+    assert approved.stop_price == pytest.approx(101.0)  # 3 ATR above the trigger of 95
+    assert approved.quantity == pytest.approx(500.0 / 6.0)
 
 
 def test_an_equity_fraction_is_a_ceiling_on_the_size() -> None:
@@ -141,10 +153,16 @@ def test_an_equity_fraction_is_a_ceiling_on_the_size() -> None:
 
 
 def test_settings_set_the_limits() -> None:
-    strict = RiskManager(RiskSettings(risk_per_trade=0.005, margin_cap=1.0))
+    strict = RiskManager(RiskSettings(risk_per_trade=0.005, stop_atr_multiple=1.5))
     approved = strict.review(make_entry(), make_account(), make_market(100.0, 20.0))
     assert isinstance(approved, OrderIntent)
+    assert approved.stop_price == pytest.approx(70.0)
     assert approved.quantity * 30.0 == pytest.approx(50.0)
+    capped = RiskManager(RiskSettings(margin_cap=0.1))
+    approved = capped.review(make_entry(), make_account(), make_market(100.0, 2.0))
+    assert isinstance(approved, OrderIntent)
+    assert approved.quantity * 100.0 == pytest.approx(1_000.0)
+    assert "set by the margin cap" in approved.reasons[-1]
 
 
 def test_a_smaller_risk_suggested_by_the_strategy_shrinks_the_size_and_says_so(
@@ -153,7 +171,7 @@ def test_a_smaller_risk_suggested_by_the_strategy_shrinks_the_size_and_says_so(
     intent = make_entry(risk_fraction=0.01)
     approved = manager.review(intent, make_account(), make_market(100.0, 20.0))
     assert isinstance(approved, OrderIntent)
-    assert approved.quantity == pytest.approx(100.0 / 30.0)  # 1 % of 10 000 over a 30 stop
+    assert approved.quantity == pytest.approx(100.0 / 60.0)  # 1 % of 10 000 over a 60 stop
     assert any("suggests risking 1.00%" in r for r in approved.reasons)
 
 
@@ -163,4 +181,4 @@ def test_a_larger_risk_suggested_by_the_strategy_never_raises_the_limit(
     intent = make_entry(risk_fraction=0.09)
     approved = manager.review(intent, make_account(), make_market(100.0, 20.0))
     assert isinstance(approved, OrderIntent)
-    assert approved.quantity == pytest.approx(200.0 / 30.0)
+    assert approved.quantity == pytest.approx(500.0 / 60.0)  # the 5 % limit, not 9 %
