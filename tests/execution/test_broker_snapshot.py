@@ -122,3 +122,23 @@ def test_encoding_round_trips_nan_infinity_tuples_and_enums() -> None:
     back = decode(json.loads(json.dumps(encode(value))))
     assert back["a"][0] == 1.0 and np.isnan(back["a"][1])
     assert back["b"] == [Side.SELL, float("-inf")]
+
+
+def test_a_broker_restored_the_same_day_keeps_the_days_starting_equity() -> None:
+    broker = _broker(MarketType.SPOT)
+    events = _events(make_candles(30, seed=2))
+    broker.on_candle(events[0])
+    broker.submit(OrderIntent(events[0].close_time, "BTC/USDT", Side.BUY, 50.0))
+    for event in events[1:10]:  # all on 2024-01-01
+        broker.on_candle(event)
+    saved = json.loads(json.dumps(broker_state(broker)))
+    restored = _broker(MarketType.SPOT)
+    restore_broker(restored, saved)
+    assert restored.portfolio.day == broker.portfolio.day == "2024-01-01"
+    assert restored.portfolio.day_start_equity == broker.portfolio.day_start_equity
+    for event in events[10:20]:  # still 2024-01-01: a restart must not reset the day's start
+        broker.on_candle(event)
+        restored.on_candle(event)
+    assert restored.portfolio.day_start_equity == broker.portfolio.day_start_equity
+    assert restored.portfolio.day_start_equity != pytest.approx(restored.equity())
+    assert restored.portfolio.peak_equity == broker.portfolio.peak_equity

@@ -175,3 +175,22 @@ def test_fees_and_slippage_go_through_the_cost_model() -> None:
     assert fill.fee == pytest.approx(10 * 100.1 * 0.001)
     assert b.equity() == pytest.approx(10_000 - 1.0 - fill.fee)
     assert math.isclose(b.portfolio.fees_paid, fill.fee)
+
+
+def test_each_candle_marks_the_account_so_its_day_start_follows_the_utc_day() -> None:
+    b = broker()
+    enter_long(b)  # candle 0 closes at 01:00 on 2024-01-01: the day starts at 10 000
+    assert b.account(T0 + HOUR).day_start_equity == 10_000.0
+    b.on_candle(candle(1, 100, 100, 80, 80))  # filled at 100, marked at 80: 9 800
+    account = b.account(T0 + 2 * HOUR)
+    assert (account.equity, account.day_start_equity, account.peak_equity) == (
+        pytest.approx(9_800.0),
+        10_000.0,
+        10_000.0,
+    )
+    for i in range(2, 24):  # the candle of 23:00 closes at midnight: day two starts at 9 700
+        b.on_candle(candle(i, 80, 80, 70, 70))
+    account = b.account(T0 + 24 * HOUR)
+    assert account.day_start_equity == pytest.approx(9_700.0)
+    b.on_candle(candle(24, 70, 121, 70, 120))
+    assert b.account(T0 + 25 * HOUR).peak_equity == pytest.approx(10_200.0)
