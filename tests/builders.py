@@ -58,3 +58,30 @@ def real_file(name: str) -> Path:
     if not path.exists():
         skip_without_real_data(f"real data file {name} not found in {REAL_DATA}")
     return path
+
+
+FLOAT_TOLERANCE = 1e-9
+"""Relative tolerance between the compiled brain's floats and the Python brain's: numba and
+CPython may round a transcendental function differently in the last bit on some CPUs."""
+
+
+def same_float(a: float | None, b: float | None) -> bool:
+    """Whether two numbers agree within :data:`FLOAT_TOLERANCE` (None only equals None)."""
+    if a is None or b is None:
+        return a is b
+    return bool(a == b or abs(a - b) <= FLOAT_TOLERANCE * max(abs(a), abs(b), 1e-300))
+
+
+def assert_same_decision(expected: object, got: object, where: object = None) -> None:
+    """Assert two Decisions agree: discrete fields exactly, floats within the tolerance."""
+    discrete = ("timestamp", "symbol", "action", "regime", "filters", "reasons", "maker",
+                "horizon", "votes")  # fmt: skip
+    for name in discrete:
+        assert getattr(got, name) == getattr(expected, name), (where, name)
+    for name in ("confidence", "size", "stop", "target", "target_position", "expected_return"):
+        assert same_float(getattr(got, name), getattr(expected, name)), (where, name)
+    pairs = zip(got.proba, expected.proba, strict=True)  # type: ignore[attr-defined]
+    assert all(same_float(a, b) for a, b in pairs), where
+    weights, wanted = got.family_weights, expected.family_weights  # type: ignore[attr-defined]
+    assert weights.keys() == wanted.keys(), where
+    assert all(same_float(weights[f], w) for f, w in wanted.items()), where

@@ -70,18 +70,18 @@ def test_smoothed_probabilities_keep_flat_and_sum_to_one(
     assert smoothed[1] == proba[1]
 
 
-def test_chop_filter_raises_the_bar_in_a_quiet_market_with_no_cycle() -> None:
+def test_chop_filter_doubles_the_entry_bar_in_a_quiet_market_with_no_cycle() -> None:
     raise_by, reason = chop_filter(atr_ratio=0.8, cycle_power=0.10)
-    assert raise_by == pytest.approx(0.08)
+    assert raise_by == pytest.approx(1.0)
     assert reason is not None and "ATR ratio 0.80 <= 0.9" in reason
     assert chop_filter(atr_ratio=0.8, cycle_power=0.25) == (0.0, None)
     assert chop_filter(atr_ratio=1.1, cycle_power=0.10) == (0.0, None)
 
 
-def test_the_bar_rises_with_volatility_up_to_a_cap() -> None:
+def test_the_entry_bar_rises_with_volatility_up_to_double() -> None:
     assert volatility_threshold(1.0) == (0.0, None)
-    assert volatility_threshold(1.7)[0] == pytest.approx(0.05)
-    assert volatility_threshold(5.0)[0] == pytest.approx(0.15)
+    assert volatility_threshold(1.7)[0] == pytest.approx(0.5)
+    assert volatility_threshold(5.0)[0] == pytest.approx(1.0)
 
 
 def test_a_deep_trend_needs_adx_stacked_emas_and_efficiency() -> None:

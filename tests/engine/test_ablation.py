@@ -1,44 +1,99 @@
-"""Ablation: one engine rerun per layer switched off, over votes trained once."""
+"""Ablation: one engine rerun per part toggled, over forecasts trained once, in money."""
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import polars as pl
 import pytest
+from typer.testing import CliRunner
 
+from tradebrain.brain.tuning import PARTS
+from tradebrain.cli import app
+from tradebrain.config import BrainSettings, RiskSettings
 from tradebrain.data.synthetic import SyntheticConfig, generate_market
-from tradebrain.engine.ablation import ABLATION_METRICS, ablation_layers, run_ablation
+from tradebrain.engine.ablation import ABLATION_METRICS, RISK_PARTS, ablation_layers, run_ablation
 from tradebrain.engine.backtest import BacktestConfig
-from tradebrain.engine.walk_forward_backtest import HybridConfig, hybrid_backtest_report
+from tradebrain.engine.hybrid_config import HybridConfig
+from tradebrain.engine.walk_forward_backtest import hybrid_backtest_report
+from tradebrain.models.forecast import ForecastSettings
 
 CONFIG = HybridConfig(
     retrain_every=500,
     min_train=1500,
     model_params={"lightgbm": {"n_estimators": 30, "n_jobs": 1}},
+    forecast=ForecastSettings(horizons=(6, 12)),
 )
 
 
 @pytest.fixture(scope="module")
 def candles() -> pl.DataFrame:
-    return generate_market(SyntheticConfig(bars=2500, signal=0.3, seed=11)).candles
+    world = SyntheticConfig(bars=2500, signal=0.15, seed=11, edge="trend", half_life=24)
+    return generate_market(world).candles
 
 
-def test_one_row_per_layer_with_finite_deltas_and_full_row_equals_a_plain_run(
-    candles: pl.DataFrame,
-) -> None:
-    config = BacktestConfig()
-    ablation = run_ablation(candles, config, CONFIG, symbol="SYN", timeframe="1h")
-    assert [row.layer for row in ablation.rows] == ablation_layers(CONFIG.models)
-    assert [row.layer for row in ablation.rows][-5:] == [
-        "kalman", "chop", "trend_depth", "panic_exit", "kelly",
-    ]  # fmt: skip
+@pytest.fixture(scope="module")
+def ablation(candles: pl.DataFrame):  # type: ignore[no-untyped-def]
+    brain = BrainSettings(disabled_parts=["maker_taker"])
+    return run_ablation(
+        candles, BacktestConfig(), CONFIG, symbol="SYN", timeframe="1h", brain_settings=brain
+    )
+
+
+def test_every_part_is_toggled_once_with_finite_metrics(ablation) -> None:  # type: ignore[no-untyped-def]
+    layers = [row.layer for row in ablation.rows]
+    assert layers == ablation_layers(tuple(CONFIG.models))
+    assert layers[-len(PARTS) - len(RISK_PARTS) :] == [*PARTS, *(f"risk:{p}" for p in RISK_PARTS)]
     for row in ablation.rows:
         assert set(row.deltas) == set(ABLATION_METRICS)
-        for key in ("total_return", "max_drawdown", "n_trades"):
-            assert row.deltas[key] is not None
         assert all(math.isfinite(v) for v in row.deltas.values() if v is not None)
-    plain = hybrid_backtest_report(candles, config, CONFIG, symbol="SYN", timeframe="1h")
+        assert row.deltas["log_return"] is not None
+
+
+def test_parts_that_act_on_this_market_change_the_money(ablation) -> None:  # type: ignore[no-untyped-def]
+    rows = {row.layer: row for row in ablation.rows}
+    for layer in ("kalman", "volatility_cut", "risk:manage_exits"):
+        assert rows[layer].deltas["log_return"] != 0.0, layer
+        assert rows[layer].deltas["n_trades"] != 0 or rows[layer].deltas["max_drawdown"] != 0
+    # a part off by default is switched on, and its worth has the sign of the change
+    maker = rows["maker_taker"]
+    assert not maker.default_on
+    assert maker.worth == pytest.approx(maker.deltas["log_return"])
+    kalman = rows["kalman"]
+    assert kalman.default_on and kalman.worth == pytest.approx(-kalman.deltas["log_return"])
+    assert not rows["risk:kelly_from_trades"].default_on
+
+
+def test_the_configured_row_is_a_plain_hybrid_backtest(
+    ablation,
+    candles: pl.DataFrame,  # type: ignore[no-untyped-def]
+) -> None:
+    brain = BrainSettings(disabled_parts=["maker_taker"])
+    plain = hybrid_backtest_report(
+        candles, BacktestConfig(), CONFIG, symbol="SYN", timeframe="1h", brain_settings=brain,
+        risk_settings=RiskSettings(),
+    )  # fmt: skip
     for key in ABLATION_METRICS:
-        assert ablation.full[key] == pytest.approx(plain.report["metrics"][key])
+        if key == "log_return":
+            continue
+        assert ablation.full[key] == pytest.approx(plain.report["metrics"][key]), key
     assert ablation.to_dict()["segments"] == plain.report["segments"]
+
+
+def test_the_ablation_command_prints_and_writes_the_worth_of_each_part(
+    candles: pl.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRADEBRAIN_HOME", str(tmp_path / "home"))
+    data, out = tmp_path / "SYN_USDT-1h.parquet", tmp_path / "ablation.json"
+    candles.write_parquet(data)
+    args = ["ablation", "--data", str(data), "--retrain-every", "500", "--min-train", "1500",
+            "--models", "logistic", "--json", str(out)]  # fmt: skip
+    monkeypatch.setenv("TRADEBRAIN_MODELS__HORIZONS", "[6, 12]")
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "worth" in result.output and "kalman" in result.output
+    report = json.loads(out.read_text())
+    assert {row["layer"] for row in report["rows"]} >= {"model:logistic", *PARTS}
+    assert all("worth_log_return" in row for row in report["rows"])

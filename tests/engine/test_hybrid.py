@@ -19,12 +19,13 @@ from tradebrain.engine.events import CandleClosed
 from tradebrain.engine.hybrid import HybridSignals, HybridStrategy
 from tradebrain.engine.strategies import make_strategy
 from tradebrain.engine.strategy import StrategyContext
+from tradebrain.engine.hybrid_config import HybridConfig
 from tradebrain.engine.walk_forward_backtest import (
-    HybridConfig,
     hybrid_backtest_report,
     plan_segments,
     walk_forward_votes,
 )
+from tradebrain.models.forecast import ForecastSettings
 from tradebrain.exceptions import UserInputError
 from tradebrain.execution.orders import OrderIntent, Side
 from tradebrain.features import compute_features
@@ -34,13 +35,16 @@ from tradebrain.risk.market import MarketType
 CONFIG = HybridConfig(
     retrain_every=400,
     min_train=1200,
+    max_train=None,
     model_params={"lightgbm": {"n_estimators": 30, "n_jobs": 1}},
+    forecast=ForecastSettings(horizons=(6, 12)),
 )
+WORLD = SyntheticConfig(bars=2600, signal=0.15, seed=11, edge="trend", half_life=24)
 
 
 @pytest.fixture(scope="module")
 def planted() -> pl.DataFrame:
-    return generate_market(SyntheticConfig(bars=2600, signal=0.3, seed=11)).candles
+    return generate_market(WORLD).candles
 
 
 @pytest.fixture(scope="module")
@@ -60,13 +64,22 @@ def test_each_bundle_trains_only_on_candles_before_its_segment(
 ) -> None:
     plan = walk_forward_votes(planted, planted_features, CONFIG)
     stamps = planted["timestamp"]
+    purge = max(CONFIG.forecast.horizons)
     for segment in plan.segments:
-        assert segment.train_candles == segment.start - CONFIG.horizon
+        assert segment.train_candles == segment.start - purge
         assert datetime.fromisoformat(segment.train_end) < stamps[segment.start]
         assert str(stamps[segment.start]) == segment.test_start
+        rows = slice(segment.start, segment.end)
+        assert np.isfinite(plan.forecast[rows]).all()
+        horizon = segment.forecast["calibration"]["horizon"]
+        assert horizon in CONFIG.forecast.horizons
+        assert (plan.forecast[rows, 2] == horizon).all()
+        for name, votes in plan.votes.items():
+            voting = name in segment.forecast["voters"]
+            assert np.isfinite(votes[rows]).all() if voting else np.isnan(votes[rows]).all()
+    assert np.isnan(plan.forecast[: CONFIG.min_train]).all()
     for votes in plan.votes.values():
         assert np.isnan(votes[: CONFIG.min_train]).all()
-        assert np.isfinite(votes[CONFIG.min_train :]).all()
 
 
 def test_changing_later_candles_does_not_change_earlier_votes(
@@ -105,7 +118,9 @@ def test_hybrid_trades_the_planted_signal_with_reasons_stops_and_no_shorts(
     planted: pl.DataFrame, planted_features: pl.DataFrame
 ) -> None:
     plan = walk_forward_votes(planted, planted_features, CONFIG)
-    strategy = HybridStrategy(HybridSignals.from_tables(planted_features, plan.votes))
+    strategy = HybridStrategy(
+        HybridSignals.from_tables(planted_features, plan.votes, plan.forecast)
+    )
     risk = RecordingRisk()
     config = BacktestConfig(market=MarketType.SPOT)
     result = run_backtest(planted, strategy, config, symbol="SYN", timeframe="1h", risk=risk)
@@ -116,16 +131,20 @@ def test_hybrid_trades_the_planted_signal_with_reasons_stops_and_no_shorts(
     entries = [i for i in risk.approved if not i.reduce_only]
     assert entries and all(i.side is Side.BUY for i in entries)
     for intent in entries:
-        assert intent.stop_price is not None and intent.target_price is not None
+        assert intent.stop_price is not None and intent.stop_price < planted["close"].max()
+        assert intent.target_price is None  # no take-profit: held while the forecast holds
         assert intent.quantity > 0 and intent.reasons
     decisions = strategy.decisions
-    assert len(decisions) == planted.height - CONFIG.min_train
+    assert 0 < len(decisions) <= planted.height - CONFIG.min_train
     assert all(d.reasons for d in decisions)
     assert {d.action for d in decisions} & {Action.BUY, Action.SELL}
+    assert all(d.target_position >= 0.0 for d in decisions)  # spot: never short
+    assert all(d.target_position <= 1.0 for d in decisions if d.action is Action.BUY)
     frame = strategy.decisions_frame()
-    assert frame.columns == ["timestamp", "action", "confidence", "regime", "filters",
-                             "reasons", "votes"]  # fmt: skip
-    assert set(json.loads(frame["votes"][0])) == set(CONFIG.models)
+    assert frame.columns == ["timestamp", "action", "confidence", "target_position",
+                             "expected_return", "horizon", "regime", "filters", "reasons",
+                             "votes"]  # fmt: skip
+    assert set(json.loads(frame["votes"][0])) <= set(CONFIG.models)
 
 
 def _candle() -> CandleClosed:
@@ -134,34 +153,44 @@ def _candle() -> CandleClosed:
 
 
 @pytest.mark.parametrize(
-    ("action", "position", "market", "expected"),
+    ("action", "position", "target", "expected"),
     [
-        (Action.SELL, 0.0, MarketType.SPOT, []),
-        (Action.SELL, 1.0, MarketType.SPOT, [(Side.SELL, True)]),
-        (Action.SELL, 0.0, MarketType.PERP, [(Side.SELL, False)]),
-        (Action.BUY, 0.0, MarketType.SPOT, [(Side.BUY, False)]),
-        (Action.BUY, 1.0, MarketType.SPOT, []),
-        (Action.BUY, -1.0, MarketType.PERP, [(Side.BUY, True)]),
-        (Action.EXIT, 1.0, MarketType.SPOT, [(Side.SELL, True)]),
-        (Action.EXIT, 0.0, MarketType.SPOT, []),
-        (Action.HOLD, 1.0, MarketType.SPOT, []),
+        (Action.HOLD, 0.0, 0.0, []),
+        (Action.BUY, 0.0, 1.0, [(Side.BUY, False, 100.0)]),  # open: 1.0 x 10,000 / 100
+        (Action.BUY, 50.0, 1.0, [(Side.BUY, False, 50.0)]),  # grow the long by the gap
+        (Action.SELL, 100.0, 0.25, [(Side.SELL, True, 75.0)]),  # shrink it, reduce-only
+        (Action.EXIT, 100.0, 0.0, [(Side.SELL, True, 0.0)]),  # close all (0: all held)
+        (Action.EXIT, 0.0, 0.0, []),
+        (Action.SELL, 0.0, -0.5, [(Side.SELL, False, 50.0)]),  # open a short
+        (Action.SELL, 100.0, -1.0, [(Side.SELL, True, 0.0)]),  # a flip closes first
+        (Action.BUY, -50.0, 0.5, [(Side.BUY, True, 0.0)]),
     ],
 )
-def test_decisions_become_intents_and_spot_never_shorts(
-    action: Action, position: float, market: MarketType, expected: list[tuple[Side, bool]]
+def test_a_target_position_becomes_the_intents_that_reach_it(
+    action: Action, position: float, target: float, expected: list[tuple[Side, bool, float]]
 ) -> None:
     signals = HybridSignals(("x",), np.zeros((1, 1)), {})
-    strategy = HybridStrategy(signals, market=market)
+    strategy = HybridStrategy(signals, market=MarketType.PERP)
     decision = Decision(
-        datetime(2024, 1, 1, tzinfo=UTC), "SYN", action, 0.7, stop=95.0, target=110.0,
-        reasons=("because",),
+        datetime(2024, 1, 1, tzinfo=UTC), "SYN", action, 0.7, size=0.03, stop=95.0,
+        reasons=("because",), target_position=target,
     )  # fmt: skip
-    intents = strategy.intents(decision, position, _candle())
-    assert [(i.side, i.reduce_only) for i in intents] == expected
+    intents = strategy.intents(decision, position, _candle(), 10_000.0)
+    assert [(i.side, i.reduce_only, pytest.approx(i.quantity)) for i in intents] == expected
     for intent in intents:
-        assert intent.quantity == 0 and intent.reasons == ("because",)
+        assert intent.reasons == ("because",)
         if not intent.reduce_only:
-            assert (intent.stop_price, intent.target_price) == (95.0, 110.0)
+            assert intent.stop_price == 95.0 and intent.target_price is None
+            assert intent.risk_fraction == 0.03
+
+
+def test_the_exposure_the_brain_is_told_is_notional_over_equity() -> None:
+    from tradebrain.engine.hybrid import exposure_of
+
+    assert exposure_of(2.0, 100.0, 400.0) == 0.5
+    assert exposure_of(-2.0, 100.0, 400.0) == -0.5
+    assert exposure_of(2.0, 100.0, 0.0) == 0.0
+    assert exposure_of(0.0, 100.0, 400.0) == 0.0
 
 
 def test_a_perp_long_near_its_liquidation_price_is_closed_by_the_brain() -> None:
@@ -169,10 +198,10 @@ def test_a_perp_long_near_its_liquidation_price_is_closed_by_the_brain() -> None
         ("atr_pct_14",), np.array([[0.01]]), {"lightgbm": np.array([[0.1, 0.2, 0.7]])}
     )
     strategy = HybridStrategy(signals, market=MarketType.PERP)
-    far = StrategyContext("SYN", "1h", bar=0, position=1.0, liquidation_price=60.0)
+    far = StrategyContext("SYN", "1h", bar=0, position=1.0, liquidation_price=60.0, equity=100.0)
     strategy.on_candle(far, _candle())
     assert "liquidation_guard" not in strategy.decisions[-1].filters
-    near = StrategyContext("SYN", "1h", bar=0, position=1.0, liquidation_price=99.0)
+    near = StrategyContext("SYN", "1h", bar=0, position=1.0, liquidation_price=99.0, equity=100.0)
     intents = strategy.on_candle(near, _candle())
     decision = strategy.decisions[-1]
     assert decision.action is Action.EXIT
@@ -186,15 +215,26 @@ def test_hybrid_without_votes_explains_itself() -> None:
         make_strategy("hybrid")
 
 
-def test_report_has_decisions_summary_and_segments(planted: pl.DataFrame) -> None:
-    run = hybrid_backtest_report(planted, BacktestConfig(), CONFIG, symbol="SYN", timeframe="1h")
+def test_report_has_decisions_summary_segments_and_the_oracle(planted: pl.DataFrame) -> None:
+    expected = generate_market(WORLD).regimes["oracle_expected_return"].to_numpy()
+    run = hybrid_backtest_report(
+        planted, BacktestConfig(), CONFIG, symbol="SYN", timeframe="1h", planted=expected
+    )
     report = run.report
     summary = report["decisions_summary"]
     assert sum(summary["actions"].values()) == summary["n_decisions"] > 0
     assert summary["regimes"] and summary["filters_fired"]
     assert len(report["segments"]) == 4
+    assert all("calibration" in s["forecast"] for s in report["segments"])
     assert report["metrics"]["n_trades"] == len(report["trades"])
     assert run.result.decisions is not None and run.result.decisions.height > 0
+    oracle = report["oracle"]
+    assert oracle["strategy"]["log_return"] > 0
+    equity = run.result.equity
+    ours = float(np.log(equity[-1] / equity[CONFIG.min_train - 1]))
+    assert oracle["hybrid_log_return"] == pytest.approx(ours)
+    assert oracle["capture_ratio"] == pytest.approx(ours / oracle["strategy"]["log_return"])
+    assert report["hybrid"]["horizons"] == [6, 12]
 
 
 def test_cli_hybrid_writes_every_section(
@@ -204,7 +244,8 @@ def test_cli_hybrid_writes_every_section(
     data, out = tmp_path / "SYN_USDT-1h.parquet", tmp_path / "report.json"
     planted.write_parquet(data)
     args = ["backtest", "--data", str(data), "--strategy", "hybrid", "--retrain-every", "700",
-            "--min-train", "1200", "--models", "logistic", "--json", str(out)]  # fmt: skip
+            "--min-train", "1200", "--models", "logistic", "--horizons", "6,12",
+            "--json", str(out)]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import numpy as np
 import polars as pl
 import pytest
-from builders import real_file
+from builders import FLOAT_TOLERANCE, assert_same_decision, real_file
 
 from tradebrain.brain.guards import GuardThresholds
 from tradebrain.brain.tuning import BrainTuning
@@ -25,6 +25,7 @@ from tradebrain.risk.manager import RiskManager
 from tradebrain.risk.market import MarketType
 
 FEATURE_SETS = ["atomic", "indicators", "regime"]
+HORIZON = 24
 CLOSE_GUARD = BrainTuning(guards=GuardThresholds(liquidation_atr_multiple=40.0))
 """Liquidation within 40 ATR: at leverage 3 (about 33 % away) the guard fires now and then."""
 
@@ -55,12 +56,19 @@ def momentum_votes(close: np.ndarray, warm_up: int = 300) -> dict[str, np.ndarra
     return votes
 
 
+def calibration(features: pl.DataFrame, beta: float = 0.5) -> np.ndarray:
+    """A forecast calibration per candle: ``beta``, the 60-candle volatility over 24 candles."""
+    sigma = features["rv_std_60"].to_numpy() * np.sqrt(HORIZON)
+    return np.column_stack((np.full(sigma.size, beta), sigma, np.full(sigma.size, HORIZON)))
+
+
 @pytest.fixture(scope="module")
 def planted() -> tuple[pl.DataFrame, HybridSignals]:
-    market = generate_market(SyntheticConfig(bars=3000, signal=0.3, seed=11))
+    market = generate_market(SyntheticConfig(bars=3000, signal=0.1, seed=11, edge="trend"))
     features = compute_features(market.candles, FEATURE_SETS)
     expected = market.regimes["oracle_expected_return"].to_numpy()
-    return market.candles, HybridSignals.from_tables(features, oracle_votes(expected, seed=5))
+    votes = oracle_votes(expected, seed=5)
+    return market.candles, HybridSignals.from_tables(features, votes, calibration(features))
 
 
 def run_both(
@@ -72,9 +80,7 @@ def run_both(
     tuning: BrainTuning | None = None,
 ) -> tuple[EngineResult, EngineResult, HybridStrategy, FastHybridStrategy]:
     config = BacktestConfig(market=market, leverage=leverage, path="events")
-    python = HybridStrategy(signals, market=market, disabled=disabled)
-    if tuning is not None:
-        python.brain.tuning = tuning  # HybridStrategy takes no tuning; its brain does
+    python = HybridStrategy(signals, market=market, disabled=disabled, tuning=tuning)
     fast = FastHybridStrategy(signals, market=market, disabled=disabled, tuning=tuning)
     results = [
         run_backtest(candles, strategy, config, symbol="SYN", timeframe="1h", risk=RiskManager())
@@ -84,20 +90,33 @@ def run_both(
 
 
 def assert_same_run(python: EngineResult, fast: EngineResult) -> None:
+    """The same trades, fills and denials; money within the brains' float tolerance."""
+
     def trades(result: EngineResult) -> list[tuple[object, ...]]:
-        return [
-            (t.side, t.entry_time, t.exit_time, t.entry_price, t.exit_price, t.quantity,
-             t.pnl, t.fees, t.exit_reason)
-            for t in result.trades
-        ]  # fmt: skip
+        return [(t.side, t.entry_time, t.exit_time, t.exit_reason) for t in result.trades]
+
+    def money(result: EngineResult) -> np.ndarray:
+        return np.array(
+            [(t.entry_price, t.exit_price, t.quantity, t.pnl, t.fees) for t in result.trades]
+        )
 
     assert trades(fast) == trades(python)
-    np.testing.assert_array_equal(fast.equity, python.equity)
-    np.testing.assert_array_equal(fast.exposure, python.exposure)
-    assert [f.quantity for f in fast.fills] == [f.quantity for f in python.fills]
+    tolerance = {"rtol": FLOAT_TOLERANCE, "atol": 1e-9}
+    np.testing.assert_allclose(money(fast), money(python), **tolerance)
+    np.testing.assert_allclose(fast.equity, python.equity, **tolerance)
+    np.testing.assert_allclose(fast.exposure, python.exposure, **tolerance)
+    np.testing.assert_allclose(
+        [f.quantity for f in fast.fills], [f.quantity for f in python.fills], **tolerance
+    )
     assert [(d.rule, d.timestamp) for d in fast.denials] == [
         (d.rule, d.timestamp) for d in python.denials
     ]
+
+
+def assert_same_decisions(python: HybridStrategy, fast: FastHybridStrategy) -> None:
+    assert len(fast.decisions) == len(python.decisions)
+    for expected, got in zip(python.decisions, fast.decisions, strict=True):
+        assert_same_decision(expected, got, expected.timestamp)
 
 
 @pytest.mark.parametrize(
@@ -123,8 +142,13 @@ def test_fast_hybrid_makes_the_same_trades_and_equity_on_a_planted_signal(
     )
     assert len(python.trades) >= 10
     assert_same_run(python, fast)
-    assert fast_strategy.decisions == python_strategy.decisions
-    assert fast_strategy.decisions_summary() == decisions_summary(python_strategy.decisions)
+    assert_same_decisions(python_strategy, fast_strategy)
+    summary, expected = (
+        fast_strategy.decisions_summary(),
+        decisions_summary(python_strategy.decisions),
+    )
+    assert summary["mean_confidence"] == pytest.approx(expected.pop("mean_confidence"))
+    assert {k: v for k, v in summary.items() if k != "mean_confidence"} == expected
     if tuning is CLOSE_GUARD:
         assert any("liquidation_guard" in d.filters for d in fast_strategy.decisions)
 
@@ -134,17 +158,18 @@ def test_fast_hybrid_makes_the_same_trades_on_real_btc(market: MarketType, lever
     path = real_file("marketlab__BTC_USDT__1h.parquet")
     candles = read_market_file(path, "candles").frame.drop("_row").head(2500)
     features = compute_features(candles, FEATURE_SETS)
-    signals = HybridSignals.from_tables(features, momentum_votes(candles["close"].to_numpy()))
+    votes = momentum_votes(candles["close"].to_numpy())
+    signals = HybridSignals.from_tables(features, votes, calibration(features, beta=1.0))
     tuning = CLOSE_GUARD if market is MarketType.PERP else None
     python, fast, python_strategy, fast_strategy = run_both(
         candles, signals, market, leverage, tuning=tuning
     )
     assert python.trades
     assert_same_run(python, fast)
-    assert fast_strategy.decisions == python_strategy.decisions
+    assert_same_decisions(python_strategy, fast_strategy)
 
 
-def test_entries_carry_the_decisions_stop_target_confidence_and_a_reason(
+def test_entries_carry_the_decisions_stop_size_confidence_and_a_reason(
     planted: tuple[pl.DataFrame, HybridSignals],
 ) -> None:
     candles, signals = planted
@@ -152,13 +177,16 @@ def test_entries_carry_the_decisions_stop_target_confidence_and_a_reason(
     run_backtest(candles, fast, BacktestConfig(path="events"), symbol="SYN", timeframe="1h")
     arrays = fast.arrays
     assert arrays is not None
-    bar = int(np.flatnonzero(arrays.action == 1)[0])  # the first BUY
+    first = next(d for d in fast.decisions if d.action.value == "buy")
+    bar = int(np.flatnonzero(arrays.open_times == int(first.timestamp.timestamp() * 1e6))[0])
     t = datetime(2024, 1, 1, tzinfo=UTC)
     candle = CandleClosed("SYN", t, t, 1.0, 1.0, 1.0, float(arrays.closes[bar]), 1.0)
-    (intent,) = fast.on_candle(StrategyContext("SYN", "1h", bar=bar), candle)
-    decision = next(d for d in fast.decisions if d.timestamp == arrays.timestamp(bar))
-    assert (intent.stop_price, intent.target_price) == (decision.stop, decision.target)
-    assert intent.confidence == decision.confidence and intent.reasons
+    context = StrategyContext("SYN", "1h", bar=bar, equity=10_000.0)
+    (intent,) = fast.on_candle(context, candle)
+    assert (intent.stop_price, intent.target_price) == (first.stop, first.target)
+    assert intent.confidence == first.confidence and intent.reasons
+    assert intent.risk_fraction == first.size
+    assert intent.quantity == pytest.approx(first.target_position * 10_000.0 / candle.close)
     other = CandleClosed("SYN", t, t, 1.0, 1.0, 1.0, float(arrays.closes[bar]) + 1.0, 1.0)
     with pytest.raises(UserInputError, match="replay the same candles"):
         fast.on_candle(StrategyContext("SYN", "1h", bar=bar), other)

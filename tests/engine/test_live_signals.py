@@ -24,6 +24,7 @@ from tradebrain.features import compute_features
 from tradebrain.labels import LabelSettings
 from tradebrain.models.base import Model
 from tradebrain.models.bundle import ModelBundle, train_bundle
+from tradebrain.models.forecast import ForecastCalibration
 from tradebrain.risk.manager import RiskManager
 
 SETS = ["atomic", "indicators", "regime"]
@@ -62,7 +63,13 @@ def bundle(market: pl.DataFrame, batch_features: pl.DataFrame) -> ModelBundle:
         market.head(TRAINED), batch_features.head(TRAINED), settings,
         feature_sets=SETS, source="test",
     )  # fmt: skip
-    return dataclasses.replace(trained, temperatures=dict(TEMPERATURES))
+    # A calibration as the forecaster would give: every model votes, one unit of score is
+    # worth one sigma over 24 candles.
+    calibration = ForecastCalibration(
+        horizon=24, beta=3.0, slope=3.0, t_stat=3.0, rows=500,
+        weights=dict.fromkeys(TEMPERATURES, 1.0),
+    )  # fmt: skip
+    return dataclasses.replace(trained, temperatures=dict(TEMPERATURES), calibration=calibration)
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +116,7 @@ def test_live_votes_equal_the_batch_votes_of_every_new_candle(
 ) -> None:
     _, outputs = live_run
     first = market.height - LIVE
-    for offset, (_, votes) in enumerate(outputs):
+    for offset, (_, votes, _) in enumerate(outputs):
         assert set(votes) == set(TEMPERATURES)
         for name, vote in votes.items():
             tolerance = 1e-6 if name == "cnn" else 1e-9
@@ -124,7 +131,7 @@ def test_live_features_equal_the_batch_features_of_every_new_candle(
     signals, outputs = live_run
     expected = batch_features.tail(LIVE).drop("timestamp")
     assert list(signals.feature_names) == expected.columns
-    got = np.array([list(features.values()) for features, _ in outputs])
+    got = np.array([list(features.values()) for features, _, _ in outputs])
     want = expected.fill_null(np.nan).to_numpy()
     assert list(outputs[0][0]) == expected.columns
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
@@ -203,15 +210,20 @@ def test_hybrid_with_live_signals_decides_like_hybrid_with_precomputed_signals(
     signals.warm_up(market.head(start))
     live = HybridStrategy(live=signals)
     tail_votes = {name: proba[start:] for name, proba in batch_votes.items()}
-    precomputed = HybridStrategy(HybridSignals.from_tables(batch_features.tail(LIVE), tail_votes))
+    tail = batch_features.tail(LIVE)
+    precomputed = HybridStrategy(
+        HybridSignals.from_tables(tail, tail_votes, bundle.forecast_inputs(tail))
+    )
     live_engine, batch_engine = run(live), run(precomputed)
     assert len(live.decisions) == len(precomputed.decisions) == LIVE
     assert [d.action for d in live.decisions] == [d.action for d in precomputed.decisions]
-    np.testing.assert_allclose(
-        [d.confidence for d in live.decisions],
-        [d.confidence for d in precomputed.decisions],
-        rtol=1e-6,
-    )
+    for field in ("confidence", "expected_return", "target_position"):
+        np.testing.assert_allclose(
+            [getattr(d, field) for d in live.decisions],
+            [getattr(d, field) for d in precomputed.decisions],
+            rtol=1e-6,
+            atol=1e-9,  # the CNN's votes agree to 1e-6; an expected return near 0 inherits it
+        )
     assert live_engine.fills, "no trade: the comparison would not reach the broker"
     assert [f.quantity for f in live_engine.fills] == pytest.approx(
         [f.quantity for f in batch_engine.fills]
@@ -272,4 +284,20 @@ def test_warm_up_refuses_a_history_without_candle_columns(
 
 def test_feature_sets_without_the_bundles_features_are_refused(bundle: ModelBundle) -> None:
     with pytest.raises(UserInputError, match="lack"):
-        LiveSignals(bundle, "1h", feature_sets=["atomic"])
+        LiveSignals(bundle, "1h", feature_sets=["momentum"])
+
+
+def test_the_forecast_comes_from_the_bundles_calibration_and_only_voters_vote(
+    bundle: ModelBundle, market: pl.DataFrame, live_run: Any
+) -> None:
+    _, outputs = live_run
+    features, _, forecast = outputs[-1]
+    assert forecast is not None and forecast.horizon == 24 and forecast.beta == 3.0
+    assert forecast.sigma == pytest.approx(features["rv_std_60"] * np.sqrt(24))
+    calibration = dataclasses.replace(
+        bundle.calibration, weights={"logistic": 1.0, "lightgbm": 0.0}
+    )
+    quiet = LiveSignals(dataclasses.replace(bundle, calibration=calibration), "1h")
+    quiet.warm_up(market.head(400))
+    inputs = quiet.update(candle_events(market.slice(400, 1))[0])
+    assert inputs is not None and set(inputs[1]) == {"logistic"}

@@ -56,7 +56,7 @@ from tradebrain.brain.positioning import (
 )
 from tradebrain.brain.regime import ATR_PCT, Regime, detect_regime, feature
 from tradebrain.brain.tuning import PARTS, BrainTuning, PositionContext
-from tradebrain.config import BrainSettings
+from tradebrain.config import BrainSettings, Settings
 from tradebrain.exceptions import ConfigError
 from tradebrain.models.forecast import probit_score
 
@@ -93,7 +93,9 @@ class Brain:
         tuning: BrainTuning | None = None,
     ) -> None:
         self.settings = settings or BrainSettings()
-        self.tuning = tuning or BrainTuning()
+        if tuning is None:  # the position rules of these settings, the default costs and risk
+            tuning = BrainTuning.from_settings(Settings(brain=self.settings))
+        self.tuning = tuning
         off = set(disabled) | set(self.settings.disabled_parts)
         unknown = sorted(off - set(PARTS))
         if unknown:

@@ -1,4 +1,4 @@
-"""Decision filters: smoothing, confidence bars, cool-downs and the choice of order type.
+"""Decision filters: smoothing, entry bars, cool-downs and the choice of order type.
 
 Each filter is small and pure, or keeps just the state it needs across candles, and says in
 words what it did. The brain applies them in this order: Kalman smoothing, volatility-adaptive
@@ -11,10 +11,11 @@ Thresholds and why
   0.27, i.e. a memory of roughly 4 candles. An edge that alternates +-0.3 every candle is
   smoothed to about +-0.05, below any entry bar, while a persistent edge comes through within a
   few candles.
-- **Volatility-adaptive threshold**: the bar rises by 0.10 per unit of ATR ratio above 1.2,
-  at most +0.15: louder markets need a clearer forecast.
+- **Volatility-adaptive entry bar**: the expected return needed to open a position (in round
+  trips of the costs) rises by 100 % per unit of ATR ratio above 1.2, at most doubling: louder
+  markets need a clearer forecast.
 - **Chop filter**: ATR ratio <= 0.9 (quieter than usual) and no dominant cycle (< 18 % of the
-  spectral power) -> the bar rises by 0.08. Small moves with no rhythm pay fees and little else.
+  spectral power) -> the entry bar doubles. Small moves with no rhythm pay fees and little else.
 - **Trend depth**: ADX >= 35 with EMAs stacked (and a 20-candle efficiency >= 0.3 when known)
   is a deep trend: it bypasses the chop filter and takes liquidity (taker) on trades with the
   trend, so a running move is not missed waiting for a passive fill.
@@ -47,11 +48,11 @@ class FilterThresholds:
     kalman_process_variance: float = 0.002
     kalman_measurement_variance: float = 0.02
     volatility_start: float = 1.2
-    volatility_slope: float = 0.10
-    volatility_max_raise: float = 0.15
+    volatility_slope: float = 1.0
+    volatility_max_raise: float = 1.0
     chop_atr_ratio: float = 0.9
     chop_cycle_power: float = 0.18
-    chop_raise: float = 0.08
+    chop_raise: float = 1.0
     deep_trend_adx: float = 35.0
     deep_trend_alignment: float = 0.99
     deep_trend_efficiency: float = 0.3
@@ -110,14 +111,14 @@ def smooth_proba(
 def volatility_threshold(
     atr_ratio: float, thresholds: FilterThresholds | None = None
 ) -> tuple[float, str | None]:
-    """Return how much to raise the confidence bar for this volatility, and why."""
+    """Return how much to raise the entry bar (a share of it) for this volatility, and why."""
     t = thresholds or FilterThresholds()
     if math.isnan(atr_ratio) or atr_ratio <= t.volatility_start:
         return 0.0, None
     raise_by = min(t.volatility_max_raise, t.volatility_slope * (atr_ratio - t.volatility_start))
     return raise_by, (
         f"volatility threshold: ATR ratio {atr_ratio:.2f} > {t.volatility_start:g}, "
-        f"bar raised by {raise_by:.2f}"
+        f"entry bar raised by {raise_by:.0%}"
     )
 
 
@@ -130,7 +131,7 @@ def chop_filter(
         return 0.0, None
     return t.chop_raise, (
         f"chop filter: ATR ratio {atr_ratio:.2f} <= {t.chop_atr_ratio:g} and no dominant cycle "
-        f"({cycle_power:.0%} < {t.chop_cycle_power:.0%}), bar raised by {t.chop_raise:.2f}"
+        f"({cycle_power:.0%} < {t.chop_cycle_power:.0%}), entry bar raised by {t.chop_raise:.0%}"
     )
 
 

@@ -171,7 +171,8 @@ def run_ablation(
 ) -> Ablation:
     """Train walk-forward once, run the configured system, then each part toggled.
 
-    ``config.monitor`` is taken from ``risk_settings.manage_exits``.
+    The position monitor's exits count as on when ``config.monitor`` has any rule switched on
+    (build it with ``MonitorRules.from_settings``).
     """
     signals, plan = hybrid_signals(candles, hybrid, feature_input=feature_input, progress=progress)
     risk = risk_settings or RiskSettings()
@@ -184,8 +185,8 @@ def run_ablation(
         disabled: tuple[str, ...] = (),
         rules: RiskSettings = risk,
         thinking: BrainSettings = brain,
+        run_config: BacktestConfig = config,
     ) -> dict[str, float | None]:
-        run_config = replace(config, monitor=MonitorRules.from_settings(rules))
         result, _ = run_hybrid(
             candles, variant, run_config, symbol=symbol, timeframe=timeframe, funding=funding,
             risk_settings=rules, brain_settings=thinking, tuning=tuning, disabled=disabled,
@@ -210,6 +211,10 @@ def run_ablation(
             name = layer.removeprefix("model:")
             votes = {k: v for k, v in signals.votes.items() if k != name}
             metrics = measure(replace(signals, votes=votes))
+        elif layer == "risk:manage_exits":
+            default_on = config.monitor != MonitorRules.off()
+            toggled = MonitorRules.off() if default_on else MonitorRules()
+            metrics = measure(signals, run_config=replace(config, monitor=toggled))
         elif layer.startswith("risk:"):
             name = layer.removeprefix("risk:")
             default_on = bool(getattr(risk, name))

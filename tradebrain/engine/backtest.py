@@ -31,14 +31,18 @@ Path_ = Literal["auto", "events", "fast"]
 
 @dataclass(frozen=True)
 class BacktestConfig:
-    """How to simulate: starting cash, costs, market, leverage, monitor rules, path."""
+    """How to simulate: starting cash, costs, market, leverage, monitor rules, path.
+
+    The position monitor's exits (break-even, trailing stop, partial exit) are off by default,
+    as ``risk.manage_exits`` is; ``MonitorRules.from_settings`` follows the setting.
+    """
 
     cash: float = 10_000.0
     costs: CostModel = field(default_factory=lambda: FlatCosts(0.001))
     market: MarketType = MarketType.SPOT
     leverage: float = 1.0
     maintenance_margin: float = 0.005
-    monitor: MonitorRules = field(default_factory=MonitorRules)
+    monitor: MonitorRules = field(default_factory=MonitorRules.off)
     path: Path_ = "auto"
 
     def with_costs_scaled(self, factor: float) -> BacktestConfig:
