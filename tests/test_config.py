@@ -2,16 +2,46 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
+import polars as pl
 import pytest
 import yaml
+from pydantic import BaseModel, SecretStr
+from typer.testing import CliRunner
 
-from tradebrain.config import Settings, load_settings, write_default_config
-from tradebrain.exceptions import ConfigError
+from tradebrain.brain.brain import Brain
+from tradebrain.brain.fusion import fuse
+from tradebrain.brain.positioning import Forecast
+from tradebrain.brain.regime import Regime
+from tradebrain.brain.tuning import BrainTuning, PositionContext
+from tradebrain.config import (
+    BrainSettings,
+    ExecutionSettings,
+    FusionWeights,
+    RiskSettings,
+    Settings,
+    load_settings,
+    write_default_config,
+)
+from tradebrain.engine.hybrid_config import HybridConfig
+from tradebrain.exceptions import ConfigError, UserInputError
+from tradebrain.execution.account import AccountSnapshot, ClosedTrade, Position
+from tradebrain.execution.costs import settings_costs
+from tradebrain.execution.monitor import MonitorRules, PositionMonitor
+from tradebrain.execution.orders import Liquidity, OrderIntent, Side
+from tradebrain.risk import Denial, MarketState, MarketType, RiskManager
+from tradebrain.risk.policy import PolicyRules
+from tradebrain.risk.sizing import SizingRules
 
 
-def test_defaults_follow_the_seed_system() -> None:
+def test_defaults_are_the_seed_weights_and_the_edge_to_money_risk_limits() -> None:
     settings = load_settings(env={})
     weights = settings.brain.fusion_weights
     assert (weights.order_flow, weights.sequence, weights.cnn, weights.rl, weights.risk) == (
@@ -22,14 +52,25 @@ def test_defaults_follow_the_seed_system() -> None:
         0.10,
     )
     risk = settings.risk
-    assert risk.risk_per_trade == 0.02
-    assert risk.stop_atr_multiple == 1.5
+    assert risk.risk_per_trade == 0.05
+    assert risk.stop_atr_multiple == 3.0
     assert risk.reward_risk == 2.0
-    assert risk.max_daily_drawdown == 0.03
-    assert risk.max_drawdown == 0.10
-    assert risk.margin_cap == 0.10
+    assert risk.max_daily_drawdown == 0.10
+    assert risk.max_drawdown == 0.40
+    assert risk.margin_cap == 1.0
     assert risk.leverage_cap == 3
+    assert settings.execution.taker_fee == settings.execution.maker_fee == 0.001
+    assert settings.execution.slippage_bps == 1.0
     assert settings.home == Path("./tradebrain_data")
+
+
+def test_the_rules_that_cost_money_after_costs_are_off_by_default() -> None:
+    risk = load_settings(env={}).risk
+    assert risk.take_profit is False
+    assert risk.kelly_from_trades is False
+    assert risk.trade_record_rules is False
+    assert risk.defensive_min_confidence == 0.0
+    assert risk.manage_exits is False
 
 
 def test_the_file_overrides_defaults_and_the_environment_overrides_the_file(
@@ -126,3 +167,460 @@ def test_a_token_variable_is_read_as_text_even_when_it_looks_like_json() -> None
 def test_the_test_suites_own_variables_are_not_settings() -> None:
     env = {"TRADEBRAIN_REAL_DATA_REQUIRED": "1", "TRADEBRAIN_BROWSER_REQUIRED": "1"}
     assert load_settings(env=env) == Settings()
+
+
+# --- every setting changes some behaviour ------------------------------------------------------
+#
+# For each leaf of Settings: change it from the default to another valid value and check that
+# something built from the settings behaves differently. "Behaves" means what the product builds
+# and then uses: the risk gate's verdicts on a set of orders, the position monitor's levels on a
+# ride, what a fill costs, the brain's decisions on a set of candles, the fusion of a set of votes,
+# the brain parts switched on, the hybrid's retraining plan, and, for the sections read only by
+# commands (home, data, api), what the command builds from them (the stored files, the generated
+# market's size, the exchange's timeout and retries, the server's address and token, the
+# prediction pool).
+
+
+def _leaves(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Return the dotted name of every leaf field of ``model``, walking nested sections."""
+    names: list[str] = []
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            names.extend(_leaves(annotation, f"{prefix}{name}."))
+        else:
+            names.append(f"{prefix}{name}")
+    return names
+
+
+@dataclass(frozen=True)
+class Change:
+    """A new value for one setting, other settings it moves with, and the context it acts in.
+
+    ``also`` holds changes the validators require alongside (fusion weights sum to 1);
+    ``context`` holds settings applied to both sides first, for a setting that only acts when
+    another switch is on (the Kelly numbers act once ``kelly_from_trades`` is on).
+    """
+
+    value: Any
+    also: dict[str, Any] = field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)
+    dead: str | None = None  # why nothing reads it (the case is a strict xfail)
+
+
+def _weight(name: str) -> Change:
+    partner = "sequence" if name == "order_flow" else "order_flow"
+    default = getattr(FusionWeights(), name)
+    return Change(
+        round(default + 0.05, 10),
+        also={
+            f"brain.fusion_weights.{partner}": round(getattr(FusionWeights(), partner) - 0.05, 10)
+        },
+    )
+
+
+KELLY_ON = {"risk.kelly_from_trades": True}
+CHANGES: dict[str, Change] = {
+    "home": Change(Path("./another_home")),
+    "data.default_exchange": Change(
+        "okx",
+        dead="no command reads it: `data download --exchange` is required and `data import "
+        "--exchange` defaults to a literal 'binance' (tradebrain/cli/data.py)",
+    ),
+    "data.default_timeframe": Change(
+        "4h",
+        dead="no command reads it: serve and data synth default --timeframe to a literal "
+        "'1h', evaluate infers it, backtest and ablation infer it else take a literal '1h', "
+        "data import requires it",
+    ),
+    "data.allow_gaps": Change(True),
+    "data.synthetic_bars": Change(5_000),
+    "data.synthetic_seed": Change(8),
+    "data.download_retries": Change(2),
+    "data.download_timeout_s": Change(30.0),
+    "features.sets": Change(["atomic"]),
+    "models.enabled": Change(["logistic"]),
+    "models.seed": Change(7),
+    "models.torch_threads": Change(
+        4,
+        context={"models.enabled": ["logistic", "lstm", "cnn"]},
+        dead="HybridConfig._thread_params looks for a 'threads' parameter in the model "
+        "classes' signatures, but the torch nets take it through **training, so "
+        "model_params stays empty for every model (tradebrain/engine/hybrid_config.py)",
+    ),
+    "models.window": Change(64),
+    "models.horizons": Change([4, 12]),
+    "models.max_features": Change(16),
+    **{f"brain.fusion_weights.{name}": _weight(name) for name in FusionWeights.model_fields},
+    "brain.kalman": Change(False),
+    "brain.chop_filter": Change(False),
+    "brain.panic_exit": Change(False),
+    "brain.funding_flip_filter": Change(False),
+    "brain.disabled_parts": Change(["risk_block"]),
+    "brain.kelly_fraction": Change(0.25),
+    "brain.max_position": Change(0.5),
+    "brain.entry_cost_multiple": Change(0.25),
+    "brain.exit_cost_multiple": Change(-0.3),
+    "brain.rebalance_band": Change(0.8),
+    "brain.trade_rate": Change(0.5),
+    "risk.risk_per_trade": Change(0.02),
+    "risk.stop_atr_multiple": Change(1.5),
+    "risk.take_profit": Change(True),
+    "risk.reward_risk": Change(3.0, context={"risk.take_profit": True}),
+    "risk.max_daily_drawdown": Change(0.06),
+    "risk.max_drawdown": Change(0.25),
+    "risk.margin_cap": Change(0.5),
+    "risk.leverage_cap": Change(1.5),
+    "risk.kelly_fraction": Change(0.25, context=KELLY_ON),
+    "risk.kelly_min_trades": Change(10, context=KELLY_ON),
+    "risk.kelly_from_trades": Change(True),
+    "risk.trade_record_rules": Change(True),
+    "risk.defensive_min_confidence": Change(0.5),
+    "risk.manage_exits": Change(True),
+    "execution.maker_fee": Change(0.0002),
+    "execution.taker_fee": Change(0.0005),
+    "execution.slippage_bps": Change(20.0),
+    "learning.retrain_every_bars": Change(500),
+    "learning.min_train_bars": Change(2_000),
+    "learning.max_train_bars": Change(None),
+    "api.host": Change("0.0.0.0"),
+    "api.port": Change(
+        9090,
+        dead="`serve --port` has a literal default of 8080 and never falls back to api.port "
+        "(tradebrain/cli/serve.py; --host does fall back to api.host)",
+    ),
+    "api.token": Change(SecretStr("a-configured-token-for-the-api")),
+    "api.predict_workers": Change(3),
+    "api.predict_queue": Change(5),
+}
+LEAVES = _leaves(Settings)
+COMMAND_SECTIONS = ("home", "data", "api")
+"""Sections read only by commands: their settings are checked through what a command builds."""
+
+
+def _with(settings: Settings, changes: dict[str, Any]) -> Settings:
+    data = settings.model_dump()
+    for dotted, value in changes.items():
+        *path, last = dotted.split(".")
+        node = data
+        for key in path:
+            node = node[key]
+        node[last] = value
+    return Settings.model_validate(data)
+
+
+def _case(name: str) -> Any:
+    change = CHANGES.get(name)
+    if change is not None and change.dead:
+        reason = f"dead setting: {change.dead}"
+        dead = pytest.mark.xfail(strict=True, raises=AssertionError, reason=reason)
+        return pytest.param(name, marks=dead, id=name)
+    return pytest.param(name, id=name)
+
+
+def test_every_leaf_setting_has_a_change_to_try() -> None:
+    assert sorted(CHANGES) == sorted(LEAVES)
+    assert "brain.fusion_weights.rl" in LEAVES and "api.token" in LEAVES
+
+
+def test_the_behaviour_read_from_the_same_settings_is_the_same_every_time() -> None:
+    assert _behaviour(Settings(), commands=True) == _behaviour(Settings(), commands=True)
+
+
+@pytest.mark.parametrize("name", [_case(name) for name in LEAVES])
+def test_every_setting_changes_some_behaviour(name: str) -> None:
+    change = CHANGES[name]
+    base = _with(Settings(), change.context)
+    changed = _with(base, {name: change.value, **change.also})
+    assert _pick(changed, name) != _pick(base, name)  # the change took
+    commands = name.split(".")[0] in COMMAND_SECTIONS
+    before = _behaviour(base, commands=commands)
+    after = _behaviour(changed, commands=commands)
+    moved = sorted(key for key in before if before[key] != after[key])
+    assert moved, f"changing {name} to {change.value!r} changed nothing built from the settings"
+
+
+def _pick(settings: Settings, dotted: str) -> Any:
+    value: Any = settings
+    for key in dotted.split("."):
+        value = getattr(value, key)
+    return value
+
+
+def _behaviour(settings: Settings, *, commands: bool) -> dict[str, Any]:
+    """Return what the product does with ``settings``, one entry per consumer."""
+    found: dict[str, Any] = {
+        "risk gate": _risk_verdicts(settings.risk),
+        "position monitor": _monitor_levels(settings.risk),
+        "fill costs": _fill_costs(settings.execution),
+        "brain decisions": _brain_decisions(settings),
+        "fusion": _fused_votes(settings.brain),
+        "brain parts": Brain(settings.brain).enabled,
+        "hybrid": HybridConfig.from_settings(settings),
+    }
+    if commands:
+        found.update(_command_behaviour(settings))
+    return found
+
+
+# --- risk: the gate's verdicts, the monitor's levels, the costs of a fill ----------------------
+
+NOW = datetime(2024, 3, 1, 12, tzinfo=UTC)
+
+
+def _account(
+    equity: float = 10_000.0,
+    *,
+    peak: float | None = None,
+    day_start: float | None = None,
+    positions: tuple[Position, ...] = (),
+    r_multiples: tuple[float, ...] = (),
+) -> AccountSnapshot:
+    trades = tuple(
+        ClosedTrade(
+            "BTC/USDT", 1, NOW - timedelta(hours=len(r_multiples) - i + 1),
+            NOW - timedelta(hours=len(r_multiples) - i), 100.0, 100.0 + r, 1.0, 100.0 * r,
+            0.0, 0.0, r, "target" if r > 0 else "stop",
+        )
+        for i, r in enumerate(r_multiples)
+    )  # fmt: skip
+    return AccountSnapshot(
+        NOW, equity, equity, peak or equity, day_start or equity,
+        {p.symbol: p for p in positions}, trades,
+    )  # fmt: skip
+
+
+def _market(market_type: MarketType = MarketType.SPOT, leverage: float = 1.0) -> MarketState:
+    return MarketState(
+        NOW, "BTC/USDT", 100.0, 2.0, market_type=market_type, leverage=leverage,
+        regime="trending_up",
+    )  # fmt: skip
+
+
+def _entry(confidence: float = 1.0) -> OrderIntent:
+    return OrderIntent(NOW, "BTC/USDT", Side.BUY, confidence=confidence)
+
+
+def _risk_verdicts(risk: RiskSettings) -> list[tuple[Any, ...]]:
+    """The verdicts of a risk gate built from ``risk`` on orders that each lean on some rule."""
+    eth = Position("ETH/USDT", 500.0, 50.0, NOW - timedelta(days=1), leverage=3.0)
+    thin_edge = (2.0,) * 6 + (-1.0,) * 13 + (2.0,)  # 20 trades: half Kelly 1.25 %
+    short_record = (-1.0,) * 7 + (1.5,) * 5  # 12 trades: half Kelly 1.4 %
+    scenarios = [
+        (_entry(), _account(), _market()),  # risk, stop, target, margin cap
+        (_entry(), _account(positions=(eth,)), _market(MarketType.PERP, 10.0)),  # leverage cap
+        (_entry(), _account(r_multiples=thin_edge), _market()),  # Kelly
+        (_entry(), _account(r_multiples=short_record), _market()),  # Kelly's minimum record
+        (_entry(0.3), _account(9_300.0, day_start=10_000.0), _market()),  # 7 % down today
+        (_entry(), _account(7_000.0, peak=10_000.0), _market()),  # 30 % below the peak
+        (_entry(), _account(r_multiples=(1.0, -1.0, -1.0, -1.0, -1.0)), _market()),  # streak
+    ]
+    verdicts: list[tuple[Any, ...]] = []
+    for intent, account, market in scenarios:
+        manager = RiskManager(
+            sizing=SizingRules.from_settings(risk), policy=PolicyRules.from_settings(risk)
+        )
+        verdict = manager.review(intent, account, market)
+        if isinstance(verdict, Denial):
+            verdicts.append(("denied", verdict.rule))
+        else:
+            verdicts.append((verdict.quantity, verdict.stop_price, verdict.target_price))
+    return verdicts
+
+
+def _monitor_levels(risk: RiskSettings) -> list[tuple[Any, ...]]:
+    """The protective levels of a long (entry 100, stop 95) as the price runs to +2.2R."""
+    monitor = PositionMonitor(MonitorRules.from_settings(risk))
+    level = monitor.open(+1, 100.0, 10.0, 95.0, None)
+    levels = [(level.stop_price, level.stop_reason, level.partial_price)]
+    for high, low, close in ((106.0, 100.0, 105.0), (111.0, 105.0, 110.0)):
+        monitor.on_candle("BTC/USDT", high, low, close)
+        level = monitor.after_candle("BTC/USDT", level, high, low)
+        levels.append((level.stop_price, level.stop_reason, level.partial_price))
+    return levels
+
+
+def _fill_costs(execution: ExecutionSettings) -> tuple[float, float, float]:
+    """A taker buy's fill price at 100, and the fees of 1 000 taken and made."""
+    costs = settings_costs(execution)
+    return (
+        costs.fill_price(Side.BUY, 100.0, 1.0, None, Liquidity.TAKER),
+        costs.fee(1_000.0, Liquidity.TAKER),
+        costs.fee(1_000.0, Liquidity.MAKER),
+    )
+
+
+# --- brain: decisions on a few candles, the fusion of a few votes ------------------------------
+
+BRAIN_FEATURES = {"adx_14": 30.0, "atr_ratio_14_96": 1.0, "ema_alignment": 1.0, "atr_pct_14": 0.03}
+BRAIN_CASES = [
+    # (vote, forecast, exposure held): each one close to some line of the position rules
+    ((0.2, 0.2, 0.6), Forecast(0.3, 0.03, 12), 0.0),  # enter, capped at max_position
+    ((0.3, 0.3, 0.4), Forecast(0.2, 0.03, 12), 0.0),  # just inside the entry bar
+    ((0.38, 0.3, 0.32), Forecast(0.3, 0.03, 12), 0.5),  # just above the exit bar
+    ((0.3, 0.3, 0.4), Forecast(0.3, 0.03, 12), 0.3),  # resize toward the target
+]
+
+
+def _brain_decisions(settings: Settings) -> list[tuple[Any, ...]]:
+    """The brain's moves, stops, targets and risk on candles that lean on its position rules."""
+    decisions = []
+    for vote, forecast, exposure in BRAIN_CASES:
+        brain = Brain(settings.brain, tuning=BrainTuning.from_settings(settings))
+        market = PositionContext(price=100.0, exposure=exposure)
+        decision = brain.decide(
+            NOW, "BTC/USDT", BRAIN_FEATURES, {"logistic": vote}, market, forecast
+        )
+        decisions.append(
+            (decision.action, decision.target_position, decision.size, decision.stop,
+             decision.target, decision.filters)
+        )  # fmt: skip
+    return decisions
+
+
+def _fused_votes(brain: BrainSettings) -> tuple[float, ...]:
+    """The fused view of one vote of every family (the market half dangerous: risk votes too)."""
+    votes = {
+        "lstm": (0.1, 0.2, 0.7),
+        "logistic": (0.2, 0.2, 0.6),
+        "cnn": (0.6, 0.2, 0.2),
+        "orderflow": (0.7, 0.2, 0.1),
+        "ppo": (0.5, 0.1, 0.4),
+    }
+    weights = Brain(brain).settings.fusion_weights
+    return fuse(votes, Regime.RANGING, weights, danger=0.5).proba
+
+
+# --- sections read by commands: what each command builds from them -----------------------------
+
+
+def _command_behaviour(settings: Settings) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as folder, pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)  # a relative home lands in here
+        for variable in [v for v in os.environ if v.startswith("TRADEBRAIN_")]:
+            patch.delenv(variable)
+        config = Path(folder) / "tradebrain.yaml"
+        config.write_text(settings.to_yaml(reveal_secrets=True))
+        return {
+            "data import": _import_candles(config, Path(folder)),
+            "demo": _demo_market(config, patch),
+            "data download": _download_setup(config, patch),
+            "serve": _serve_setup(config, patch),
+        }
+
+
+def _invoke(config: Path, *arguments: str) -> int:
+    from tradebrain.cli import app
+
+    return CliRunner().invoke(app, ["--config", str(config), *arguments]).exit_code
+
+
+class _SeenError(UserInputError):
+    """Raised by a stand-in once it has seen what the command built."""
+
+
+def _import_candles(config: Path, folder: Path) -> tuple[list[int], list[str]]:
+    """`data import` of whole candles, then of candles with a gap: the exit codes and the files
+    stored (relative to the working folder, where a relative home lands)."""
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    codes = []
+    for symbol, skipped in (("BTC/USDT", None), ("ETH/USDT", 20)):
+        rows = [i for i in range(48) if i != skipped]
+        frame = pl.DataFrame(
+            {
+                "timestamp": [start + timedelta(hours=i) for i in rows],
+                "open": [100.0] * len(rows),
+                "high": [101.0] * len(rows),
+                "low": [99.0] * len(rows),
+                "close": [100.0] * len(rows),
+                "volume": [1.0] * len(rows),
+            }
+        )
+        source = folder / f"{symbol.replace('/', '-')}.csv"
+        frame.write_csv(source)
+        codes.append(
+            _invoke(config, "data", "import", str(source), "--symbol", symbol, "--timeframe", "1h")
+        )
+    stored = sorted(str(p.relative_to(folder)) for p in folder.rglob("*.parquet"))
+    return codes, stored
+
+
+def _demo_market(config: Path, patch: pytest.MonkeyPatch) -> Any:
+    """The synthetic market `demo` asks for (stopped before it is generated)."""
+    import tradebrain.data.synthetic
+
+    asked: list[Any] = []
+
+    def generate_market(config: Any) -> Any:
+        asked.append(config)
+        raise _SeenError("seen")
+
+    patch.setattr(tradebrain.data.synthetic, "generate_market", generate_market)
+    _invoke(config, "demo")
+    return asked[0] if asked else None
+
+
+def _download_setup(config: Path, patch: pytest.MonkeyPatch) -> tuple[Any, ...]:
+    """The exchange timeout and the retry policy `data download` builds (nothing is fetched)."""
+    import tradebrain.data.download
+    import tradebrain.data.exchanges
+
+    seen: dict[str, Any] = {}
+
+    def make_exchange(name: str, **options: Any) -> object:
+        seen["timeout_s"] = options.get("timeout_s")
+        return object()
+
+    def download(request: Any, store: Any, **options: Any) -> list[Any]:
+        seen["retry"] = options.get("retry")
+        return []
+
+    patch.setattr(tradebrain.data.exchanges, "make_exchange", make_exchange)
+    patch.setattr(tradebrain.data.download, "download", download)
+    _invoke(
+        config, "data", "download", "--exchange", "binance", "--symbols", "BTC/USDT",
+        "--timeframes", "1h", "--since", "2024-01-01",
+    )  # fmt: skip
+    return seen.get("timeout_s"), seen.get("retry")
+
+
+def _serve_setup(config: Path, patch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """What `serve` builds: the server's address, the API token, the prediction pool and the
+    state file (the service is built but never started; the server returns at once)."""
+    import secrets
+
+    import uvicorn
+
+    import tradebrain.api.app
+    import tradebrain.service.service
+    from tradebrain.service.service import TradingService
+
+    seen: dict[str, Any] = {}
+
+    class Config:
+        def __init__(self, app: Any, **options: Any) -> None:
+            seen["bind"] = (options.get("host"), options.get("port"))
+
+    class Server:
+        def __init__(self, config: Config) -> None:
+            self.should_exit = False
+
+        def run(self) -> None:
+            pass
+
+    def create_app(service: TradingService, **options: Any) -> object:
+        seen["token"] = options.get("token")
+        pool = service.predictions
+        seen["prediction pool"] = (pool.workers, pool.capacity)
+        seen["state"] = str(service.store.url) if hasattr(service.store, "url") else None
+        return object()
+
+    feed = SimpleNamespace(name="stand-in", symbols=("BTC/USDT",), timeframe="1h")
+    patch.setattr(tradebrain.service.service, "make_feed", lambda options, settings: feed)
+    patch.setattr(TradingService, "start", lambda self: None)
+    patch.setattr(tradebrain.api.app, "create_app", create_app)
+    patch.setattr(uvicorn, "Config", Config)
+    patch.setattr(uvicorn, "Server", Server)
+    patch.setattr(secrets, "token_urlsafe", lambda size: "a-token-made-for-this-run")
+    seen["exit code"] = _invoke(config, "serve")
+    return seen
