@@ -48,7 +48,7 @@ def manager() -> RiskManager:
 
 def _with(**settings: object) -> RiskManager:
     """A risk manager whose settings switch on what the test is about."""
-    return RiskManager(RiskSettings(**settings))  # type: ignore[arg-type]
+    return RiskManager(RiskSettings(**settings))
 
 
 def test_daily_drawdown_past_the_ten_percent_limit_is_critical_and_says_so(
