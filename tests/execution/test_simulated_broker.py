@@ -194,3 +194,14 @@ def test_each_candle_marks_the_account_so_its_day_start_follows_the_utc_day() ->
     assert account.day_start_equity == pytest.approx(9_700.0)
     b.on_candle(candle(24, 70, 121, 70, 120))
     assert b.account(T0 + 25 * HOUR).peak_equity == pytest.approx(10_200.0)
+
+
+def test_a_broker_built_without_a_monitor_keeps_only_the_entrys_stop_and_target() -> None:
+    b = SimulatedBroker(cash=10_000.0, costs=FREE)
+    enter_long(b, stop_price=95.0, target_price=130.0)  # 1R = 5
+    b.on_candle(candle(1, 100, 101, 99, 100))
+    b.on_candle(candle(2, 100, 112, 100, 111))  # +2.4R: break-even, trailing and half off if on
+    protection = b.protection("X")
+    assert protection is not None
+    assert (protection.stop_price, protection.target_price) == (95.0, 130.0)
+    assert protection.partial_price is None and b.portfolio.quantity("X") == 10.0

@@ -34,7 +34,7 @@ from tradebrain.engine.events import (
 )
 from tradebrain.execution.account import AccountSnapshot, Position
 from tradebrain.execution.costs import CostModel, FlatCosts, fee_rate
-from tradebrain.execution.monitor import PositionMonitor, Protection
+from tradebrain.execution.monitor import MonitorRules, PositionMonitor, Protection
 from tradebrain.execution.orders import Fill, Liquidity, OrderIntent, OrderType, Side
 from tradebrain.execution.portfolio import Portfolio
 from tradebrain.risk.market import MarketState, MarketType
@@ -77,7 +77,7 @@ class SimulatedBroker:
         self.market = MarketType(market)
         self.leverage = leverage if self.market is MarketType.PERP else 1.0
         self.maintenance_margin = maintenance_margin
-        self.monitor = monitor or PositionMonitor()
+        self.monitor = monitor or PositionMonitor(MonitorRules.off())
         self.portfolio = Portfolio(cash=cash, market=self.market)
         self.prices: dict[str, float] = {}
         self._market_source = market_source
