@@ -8,13 +8,14 @@ numbers. The checks run in this order; the first that fails denies:
    it — whatever the mode, even after an emergency stop;
 3. emergency stop latch; policy mode CRITICAL (see :mod:`tradebrain.risk.policy`); a finite
    positive entry price; symbol paused after a losing run;
-4. confidence at least the mode's minimum (0.65 in DEFENSIVE);
+4. confidence at least the mode's minimum (``defensive_min_confidence`` in DEFENSIVE, 0 by
+   default);
 5. no shorts on spot; no entry against an open position (exit it first);
 6. the stop is on the loss side of the entry (the strategy's, else ``3 × ATR``) and the
    target, if any, on the profit side (the strategy's; with ``take_profit`` set, else
    ``reward_risk`` stop-distances, ×1.5 in trends and ×0.75 in ranges);
-7. Kelly: with 20+ closed trades the risk is half Kelly, capped at the fixed fraction; a
-   non-positive edge means no trade;
+7. Kelly, only with ``kelly_from_trades`` set: with 20+ closed trades the risk is half Kelly,
+   capped at the fixed fraction; a non-positive edge means no trade;
 8. the size fits risk, margin, leverage and cash (see :mod:`tradebrain.risk.sizing`) and the
    venue's minimum notional.
 """
