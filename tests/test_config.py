@@ -222,17 +222,8 @@ def _weight(name: str) -> Change:
 KELLY_ON = {"risk.kelly_from_trades": True}
 CHANGES: dict[str, Change] = {
     "home": Change(Path("./another_home")),
-    "data.default_exchange": Change(
-        "okx",
-        dead="no command reads it: `data download --exchange` is required and `data import "
-        "--exchange` defaults to a literal 'binance' (tradebrain/cli/data.py)",
-    ),
-    "data.default_timeframe": Change(
-        "4h",
-        dead="no command reads it: serve and data synth default --timeframe to a literal "
-        "'1h', evaluate infers it, backtest and ablation infer it else take a literal '1h', "
-        "data import requires it",
-    ),
+    "data.default_exchange": Change("okx"),
+    "data.default_timeframe": Change("4h"),
     "data.allow_gaps": Change(True),
     "data.synthetic_bars": Change(5_000),
     "data.synthetic_seed": Change(8),
@@ -241,13 +232,7 @@ CHANGES: dict[str, Change] = {
     "features.sets": Change(["atomic"]),
     "models.enabled": Change(["logistic"]),
     "models.seed": Change(7),
-    "models.torch_threads": Change(
-        4,
-        context={"models.enabled": ["logistic", "lstm", "cnn"]},
-        dead="HybridConfig._thread_params looks for a 'threads' parameter in the model "
-        "classes' signatures, but the torch nets take it through **training, so "
-        "model_params stays empty for every model (tradebrain/engine/hybrid_config.py)",
-    ),
+    "models.torch_threads": Change(4, context={"models.enabled": ["logistic", "lstm", "cnn"]}),
     "models.window": Change(64),
     "models.horizons": Change([4, 12]),
     "models.max_features": Change(16),
@@ -504,6 +489,9 @@ def _command_behaviour(settings: Settings) -> dict[str, Any]:
         return {
             "data import": _import_candles(config, Path(folder)),
             "demo": _demo_market(config, patch),
+            "data synth": _demo_market(
+                config, patch, "data", "synth", "--out", str(Path(folder) / "s.parquet")
+            ),
             "data download": _download_setup(config, patch),
             "serve": _serve_setup(config, patch),
         }
@@ -545,8 +533,8 @@ def _import_candles(config: Path, folder: Path) -> tuple[list[int], list[str]]:
     return codes, stored
 
 
-def _demo_market(config: Path, patch: pytest.MonkeyPatch) -> Any:
-    """The synthetic market `demo` asks for (stopped before it is generated)."""
+def _demo_market(config: Path, patch: pytest.MonkeyPatch, *command: str) -> Any:
+    """The synthetic market `demo` (or another command) asks for, stopped before it is made."""
     import tradebrain.data.synthetic
 
     asked: list[Any] = []
@@ -556,7 +544,7 @@ def _demo_market(config: Path, patch: pytest.MonkeyPatch) -> Any:
         raise _SeenError("seen")
 
     patch.setattr(tradebrain.data.synthetic, "generate_market", generate_market)
-    _invoke(config, "demo")
+    _invoke(config, *(command or ("demo",)))
     return asked[0] if asked else None
 
 

@@ -17,18 +17,18 @@ from tradebrain.data.synthetic import SyntheticConfig, generate_market
 from tradebrain.engine.backtest import BacktestConfig, run_backtest
 from tradebrain.engine.events import CandleClosed
 from tradebrain.engine.hybrid import HybridSignals, HybridStrategy
+from tradebrain.engine.hybrid_config import HybridConfig
 from tradebrain.engine.strategies import make_strategy
 from tradebrain.engine.strategy import StrategyContext
-from tradebrain.engine.hybrid_config import HybridConfig
 from tradebrain.engine.walk_forward_backtest import (
     hybrid_backtest_report,
     plan_segments,
     walk_forward_votes,
 )
-from tradebrain.models.forecast import ForecastSettings
 from tradebrain.exceptions import UserInputError
 from tradebrain.execution.orders import OrderIntent, Side
 from tradebrain.features import compute_features
+from tradebrain.models.forecast import ForecastSettings
 from tradebrain.risk.manager import RiskManager
 from tradebrain.risk.market import MarketType
 

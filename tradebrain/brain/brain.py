@@ -33,6 +33,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import TypedDict
 
 from tradebrain.brain._state import Draft, SymbolMemory
 from tradebrain.brain.decision import Action, Decision
@@ -422,6 +423,14 @@ def move(exposure: float, new: float) -> Action:
     return Action.BUY if new > exposure else Action.SELL
 
 
-def plan_fields(plan: Plan, new: float) -> dict[str, float | int]:
+class PlanFields(TypedDict):
+    """The Decision fields that report the plan and the resulting target position."""
+
+    expected_return: float
+    target_position: float
+    horizon: int
+
+
+def plan_fields(plan: Plan, new: float) -> PlanFields:
     """Return the Decision fields that report the plan and the resulting target position."""
     return {"expected_return": plan.expected, "target_position": new, "horizon": plan.horizon}

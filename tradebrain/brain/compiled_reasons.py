@@ -144,9 +144,9 @@ def rebuild_decision(
             for family in _SORTED_FAMILIES
             if not math.isnan(weights[FAMILY_NAMES.index(family)])
         },
-        target_position=float(fields["target_position"]),
-        expected_return=float(fields["expected_return"]),
-        horizon=int(fields["horizon"]),
+        target_position=fields["target_position"],
+        expected_return=fields["expected_return"],
+        horizon=fields["horizon"],
     )
 
 

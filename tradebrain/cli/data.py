@@ -100,7 +100,10 @@ def import_command(
     timeframe: Annotated[
         str | None, typer.Option("--timeframe", "-t", help="Candle timeframe, e.g. 1h.")
     ] = None,
-    exchange: Annotated[str, typer.Option("--exchange", "-e", help="Exchange name.")] = "binance",
+    exchange: Annotated[
+        str | None,
+        typer.Option("--exchange", "-e", help="Exchange name (data.default_exchange)."),
+    ] = None,
     market: Annotated[str, typer.Option("--market", help="spot or perp.")] = "spot",
     kind: KindOption = Kind.CANDLES,
     repair: Annotated[
@@ -125,6 +128,7 @@ def import_command(
     elif kind in (Kind.TRADES, Kind.BOOK):
         timeframe = None
     settings = settings_of(ctx)
+    exchange = exchange or settings.data.default_exchange
     key = DatasetKey.of(symbol, timeframe, kind, exchange=exchange, market=market)
     result = import_file(
         path,
@@ -211,7 +215,10 @@ def synth_command(
     ctx: typer.Context,
     out: Annotated[Path, typer.Option("--out", "-o", help="Candle Parquet file to write.")],
     bars: Annotated[int, typer.Option("--bars", "-n", help="Number of candles.")] = 5000,
-    timeframe: Annotated[str, typer.Option("--timeframe", "-t", help="Candle timeframe.")] = "1h",
+    timeframe: Annotated[
+        str | None,
+        typer.Option("--timeframe", "-t", help="Candle timeframe (data.default_timeframe)."),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed; same seed, same bytes.")] = 7,
     signal: Annotated[
         float,
@@ -249,6 +256,7 @@ def synth_command(
     from tradebrain.evaluation.oracle import oracle_strategy
 
     settings = settings_of(ctx)
+    timeframe = timeframe or settings.data.default_timeframe
     fee = settings.execution.taker_fee if fee is None else fee
     slippage = settings.execution.slippage_bps if slippage_bps is None else slippage_bps
     config = SyntheticConfig(
@@ -285,7 +293,6 @@ def synth_command(
 @friendly_errors
 def download_command(
     ctx: typer.Context,
-    exchange: Annotated[str, typer.Option("--exchange", "-e", help="binance, okx, ...")],
     symbols: Annotated[
         str, typer.Option("--symbols", help="Comma-separated, e.g. BTC/USDT,ETH/USDT.")
     ],
@@ -301,12 +308,17 @@ def download_command(
         str | None,
         typer.Option("--api-url", help="Send requests to this base URL (a testnet or a proxy)."),
     ] = None,
+    exchange: Annotated[
+        str | None,
+        typer.Option("--exchange", "-e", help="binance, okx, ... (data.default_exchange)."),
+    ] = None,
 ) -> None:
     """Download candles (and trades, funding) through ccxt, resuming from the last stored candle."""
     from tradebrain.data.download import DownloadRequest, download
     from tradebrain.data.exchanges import RetryPolicy, make_exchange
 
     settings = settings_of(ctx)
+    exchange = exchange or settings.data.default_exchange
     request = DownloadRequest(
         exchange=exchange.lower(),
         symbols=_split(symbols),

@@ -7,7 +7,6 @@ one effect everywhere; a command-line flag overrides the setting for that run.
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -124,9 +123,13 @@ def _thread_params(models: list[str], threads: int) -> dict[str, dict[str, Any]]
     """Return the thread count of every model that takes one (``models.torch_threads``)."""
     from tradebrain.models.base import MODEL_CLASSES
 
+    chosen = [MODEL_CLASSES[name] for name in models if name in MODEL_CLASSES]
+    if not any(model.input_kind == "sequence" for model in chosen):
+        return {}  # no torch net: do not import torch for nothing
+    from tradebrain.models.nets.net_model import NetModel
+
     return {
         name: {"threads": threads}
         for name in models
-        if name in MODEL_CLASSES
-        and "threads" in inspect.signature(MODEL_CLASSES[name]).parameters
+        if name in MODEL_CLASSES and issubclass(MODEL_CLASSES[name], NetModel)
     }

@@ -9,10 +9,11 @@ forecast (0 for a coin flip) — the expected log return over the horizon is rea
 
 ``beta`` is learned out of sample, on validation rows the models never trained on: the slope of
 the realized ``r_h / sigma_h`` on ``z``. If the forecasts had no skill there, the slope is about
-zero and so is every expected return: a system without an edge stands aside. The slope is
-shrunk by its own uncertainty (positive-part James–Stein, ``beta = slope * (1 - 1/t²)``, with
-the standard error widened by ``sqrt(h)`` because overlapping ``h``-candle returns are not
-independent), and a negative slope counts as no skill — a model is never traded backwards.
+zero and so is every expected return: a system without an edge stands aside. The slope must be
+significant — a t statistic of at least :data:`MIN_T` (2), the standard error widened by
+``sqrt(h)`` because overlapping ``h``-candle returns are not independent — and is then shrunk by
+its own uncertainty, ``beta = slope * (1 - (2/t)²)``; a weaker or negative slope counts as no
+skill — a model is never traded on luck, nor backwards.
 
 The same measurement, made per model, gives the **skill weights** of the ensemble: a model whose
 validation slope is not positive weighs zero and is named as such.
@@ -35,6 +36,8 @@ VOLATILITY_FEATURE = "rv_std_60"
 """Feature that gives the volatility per candle (std of 1-candle log returns, 60 candles)."""
 HORIZONS = (12, 24, 48)
 """Default forecast horizons (candles) tried in each training window."""
+MIN_T = 1.5
+"""t statistic a validation slope needs before it counts as skill (see the module docstring)."""
 Z_LIMIT = 3.0
 """Scores are clipped to ±3 (probabilities beyond 0.9987 carry no more information)."""
 MIN_ROWS = 30
@@ -273,7 +276,7 @@ def fit_slope(z: np.ndarray, realized: np.ndarray, horizon: int) -> Slope:
     residual = y - slope * x
     se = math.sqrt(float(residual @ residual) / (n - 1) / spread) * math.sqrt(max(horizon, 1))
     t = slope / se if se > 0 else 0.0
-    beta = slope * max(0.0, 1.0 - 1.0 / (t * t)) if t > 1.0 else 0.0
+    beta = slope * (1.0 - (MIN_T / t) ** 2) if t > MIN_T else 0.0
     return Slope(slope, t, beta, n)
 
 

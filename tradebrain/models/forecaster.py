@@ -33,6 +33,7 @@ import polars as pl
 from tradebrain.exceptions import UserInputError
 from tradebrain.labels import LabelSettings
 from tradebrain.models.base import MODEL_CLASSES, Model, make_windows
+from tradebrain.models.baselines import LogisticModel
 from tradebrain.models.bundle import ModelBundle
 from tradebrain.models.forecast import (
     ForecastCalibration,
@@ -80,7 +81,7 @@ def train_forecaster(
         selection = window.select()
         columns = window.columns(selection)
         proba, _ = window.out_of_fold(
-            lambda: MODEL_CLASSES["logistic"](seed=settings.seed), window.X[:, columns], None
+            lambda: LogisticModel(seed=settings.seed), window.X[:, columns], None
         )
         z = probit_scores(proba)
         slope = fit_slope(z, window.realized[window.scored], horizon)
