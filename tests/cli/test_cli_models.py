@@ -38,15 +38,19 @@ def test_evaluate_writes_a_strict_json_report_and_predictions(tmp_path: Path) ->
     assert predictions.columns == ["timestamp", "model", "fold", "p_down", "p_flat", "p_up"]
 
 
-def test_train_saves_a_model_folder_that_loads(tmp_path: Path) -> None:
+def test_train_saves_a_calibrated_forecast_that_loads(tmp_path: Path) -> None:
     from tradebrain.models.bundle import ModelBundle
 
     args = ["train", "--data", "planted.parquet", "--models", "logistic"]
-    args += ["--sets", "atomic", "--out", "models"]
+    args += ["--sets", "atomic", "--horizon", "4", "--out", "models"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
+    assert "forecast over 4 candles" in result.output
     bundle = ModelBundle.load(tmp_path / "models")
     assert list(bundle.models) == ["logistic"]
+    # the serve command trades only a calibrated forecast: the folder must carry one
+    assert bundle.calibration is not None and bundle.calibration.horizon == 4
+    assert bundle.manifest["feature_sets"] == ["atomic"]
 
 
 def test_an_unknown_model_is_named_with_the_choices() -> None:

@@ -123,7 +123,6 @@ class LearningStatus(_OpenResponse):
     """What the learning loop knows."""
 
     enabled: bool
-    shadow_mode: bool
     retrain_every_bars: int
     candles_since_training: int
     trained_at: str | None = Field(description="end of the training data (UTC text)")

@@ -88,29 +88,74 @@ def train_command(
     data: Data,
     out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write.")],
     timeframe: Timeframe = None,
-    horizon: Horizon = 1,
+    horizon: Annotated[
+        int | None,
+        typer.Option(
+            "--horizon",
+            help="Candles the forecast looks ahead (default: the best of "
+            "models.horizons, chosen on the data's newest half).",
+        ),
+    ] = None,
     label: Label = "direction",
     models: Models = None,
     sets: Sets = None,
-    window: Window = 32,
+    window: Annotated[
+        int | None,
+        typer.Option("--window", help="Candles per sequence-model window (default: settings)."),
+    ] = None,
 ) -> None:
-    """Fit the final models on all the data, for the backtest and the live engine."""
+    """Train the trading forecast on all the data, for ``serve --models`` and backtests.
+
+    The models are trained as the hybrid backtest and the service train them
+    (:func:`~tradebrain.models.forecaster.train_forecaster`, settings from
+    :meth:`HybridConfig.from_settings`): the horizon, the features, each model's skill and the
+    calibration that turns votes into expected returns are fitted on the data given, so the
+    saved folder trades as the service's own models would.
+    """
+    from tradebrain.engine.hybrid_config import HybridConfig
     from tradebrain.features import compute_features
-    from tradebrain.models.bundle import train_bundle
+    from tradebrain.models.forecaster import train_forecaster
 
     app_settings = settings_of(ctx)
+    if label not in LABELS:
+        raise UserInputError(f"--label {label!r} is not one of {', '.join(LABELS)}")
+    if horizon is not None and horizon < 1:
+        raise UserInputError(f"--horizon must be at least 1 candle, got {horizon}")
     candles, source, _ = _load(ctx, data, timeframe)
-    settings = _settings(horizon, label, models, 5, window, app_settings.models.seed)
-    feature_sets = _split(sets)
+    config = HybridConfig.from_settings(
+        app_settings,
+        models=None if models is None else tuple(_split(models) or ()),
+        feature_sets=None if sets is None else tuple(_split(sets) or ()),
+        window=window,
+        label=LABELS[label],
+        label_parameters=None if LABELS[label] == "direction" else {},  # dead zone: direction's
+        horizons=None if horizon is None else (horizon,),
+    )  # fmt: skip
+    feature_sets = list(config.feature_sets)
     with console.status("computing features and training..."):
         features = compute_features(candles, feature_sets)
-        bundle = train_bundle(candles, features, settings, feature_sets=feature_sets, source=source)
+        bundle = train_forecaster(
+            candles, features, config.evaluation_settings(), config.forecast,
+            feature_sets=feature_sets, source=source,
+        )  # fmt: skip
         bundle.save(out)
     span = f"{bundle.manifest['data_start'][:16]} to {bundle.manifest['data_end'][:16]}"
     console.print(
         f"[green]trained[/] {', '.join(bundle.models)} on {bundle.manifest['rows']:,} rows "
         f"({span}); saved to {out}"
     )
+    calibration = bundle.calibration
+    if calibration is not None:
+        voters = ", ".join(bundle.voters()) or "none"
+        console.print(
+            f"forecast over {calibration.horizon} candles: beta {calibration.beta:.3f} "
+            f"(t {calibration.t_stat:.2f}); models with skill (they vote): {voters}"
+        )
+        if not bundle.voters():
+            errors.print(
+                "[bold red]no model showed skill out of sample: with these models the brain "
+                "never opens a position (give more history, or other models or features)[/]"
+            )
 
 
 def _load(

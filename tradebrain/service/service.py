@@ -261,7 +261,6 @@ class TradingService:
         bundle = self.runner.bundle
         return {
             "enabled": False,
-            "shadow_mode": learning.shadow_mode,
             "retrain_every_bars": learning.retrain_every_bars,
             "candles_since_training": self.runner.state.candles_since_training,
             "trained_at": self.runner.trained_at,

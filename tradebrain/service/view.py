@@ -48,7 +48,7 @@ class ServiceView(Protocol):
         ...
 
     def learning_status(self) -> dict[str, Any]:
-        """What the learning loop knows: ``enabled``, ``shadow_mode``, ``retrain_every_bars``,
+        """What the learning loop knows: ``enabled``, ``retrain_every_bars``,
         ``candles_since_training``, ``trained_at``, ``trained_on`` (candles),
         ``next_retrain_in``."""
         ...

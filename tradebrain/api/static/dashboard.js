@@ -167,7 +167,6 @@ function renderStatus(s) {
 function renderLearning(l) {
   kv("learning", [
     ["enabled", l.enabled ? "yes" : "no"],
-    ["shadow mode", l.shadow_mode ? "yes" : "no"],
     ["retrain every", l.retrain_every_bars + " bars"],
     ["since training", l.candles_since_training + " candles"],
     ["next retrain in", l.next_retrain_in == null ? "—" : l.next_retrain_in + " candles"],
