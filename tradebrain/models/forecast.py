@@ -36,7 +36,7 @@ VOLATILITY_FEATURE = "rv_std_60"
 """Feature that gives the volatility per candle (std of 1-candle log returns, 60 candles)."""
 HORIZONS = (12, 24, 48)
 """Default forecast horizons (candles) tried in each training window."""
-MIN_T = 1.5
+MIN_T = 2.0
 """t statistic a validation slope needs before it counts as skill (see the module docstring)."""
 Z_LIMIT = 3.0
 """Scores are clipped to ±3 (probabilities beyond 0.9987 carry no more information)."""
