@@ -23,7 +23,7 @@ from tradebrain.service.service import TradingService
 
 SYMBOLS = ("BTC/USDT", "ETH/USDT")
 TIMEFRAME = "1h"
-WARMUP = 800
+WARMUP = 20_000
 CASH = 10_000.0
 RUN = "paper"  # the run's name in the state database (its mode)
 

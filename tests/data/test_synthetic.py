@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,7 +17,9 @@ from hypothesis import strategies as st
 
 from tradebrain.data.schemas import Kind, conform, schema_for
 from tradebrain.data.synthetic import (
+    EDGE_KINDS,
     REGIMES,
+    EdgeKind,
     SyntheticConfig,
     SyntheticMarket,
     generate_market,
@@ -223,11 +226,15 @@ def test_planted_component_at_t_reads_no_candle_after_t(cut: int, lookback: int)
     np.testing.assert_array_equal(past_only, whole[:cut])
 
 
-def test_a_shorter_run_is_the_start_of_a_longer_one() -> None:
-    longer = generate_market(SyntheticConfig(bars=2_000, seed=3, signal=0.2))
-    shorter = generate_market(SyntheticConfig(bars=700, seed=3, signal=0.2))
-    assert shorter.candles.equals(longer.candles.head(700))
-    assert shorter.regimes.equals(longer.regimes.head(700))
+@pytest.mark.parametrize("edge", EDGE_KINDS)
+def test_a_shorter_run_is_the_start_of_a_longer_one_crashes_included(edge: EdgeKind) -> None:
+    config = SyntheticConfig(bars=12_000, seed=7, signal=0.2, edge=edge)
+    longer = generate_market(config)
+    shorter = generate_market(replace(config, bars=9_000))
+    crashes = longer.regimes.head(9_000)["flash_crash"]
+    assert crashes.sum() > 0, "the test needs a flash crash in the shorter run"
+    assert shorter.candles.equals(longer.candles.head(9_000))
+    assert shorter.regimes.equals(longer.regimes.head(9_000))
 
 
 def test_same_seed_writes_identical_bytes(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from tradebrain.service.service import TradingService
 
 pytestmark = pytest.mark.usefixtures("loopback_only")
 
-WARMUP = 800
+WARMUP = 20_000
 ORDER_PATH = "/api/v3/order"
 
 

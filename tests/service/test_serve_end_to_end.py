@@ -66,7 +66,7 @@ class Served:
         command = [
             str(Path(sys.executable).with_name("tradebrain")), "serve",
             "--feed", "synthetic", "--symbols", "BTC/USDT", "--timeframe", "1h",
-            "--speed", "15", "--warmup", "800", "--port", str(self.port),
+            "--speed", "15", "--warmup", "20000", "--port", str(self.port),
             "--state", str(self.home / "state.db"),
         ]  # fmt: skip
         log = (self.home / f"serve-{time.monotonic_ns()}.log").open("wb")
@@ -209,7 +209,7 @@ def _uninterrupted(home: Path, candles: int) -> TradingService:
     """Run the killed service's tape in-process, without a kill, for ``candles`` candles, on
     the models it trained (so the comparison is of the run, not of two trainings)."""
     options = ServeOptions(
-        feed="synthetic", symbols=("BTC/USDT",), timeframe="1h", speed=0, warmup=800,
+        feed="synthetic", symbols=("BTC/USDT",), timeframe="1h", speed=0, warmup=20_000,
         state=str(home / "steady" / "state.db"), models=home / "state-models",
     )  # fmt: skip
     settings = Settings.model_validate(

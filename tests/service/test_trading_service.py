@@ -18,7 +18,7 @@ from tradebrain.service.options import ServeOptions
 from tradebrain.service.service import TradingService
 from tradebrain.state import StateStore
 
-WARMUP = 800
+WARMUP = 20_000
 
 
 def _settings(home: Path) -> Settings:

@@ -78,7 +78,8 @@ class DecisionArrays:
     Attributes
     ----------
     asked
-        bool: some model voted (the brain is asked only then).
+        bool: some model voted, or a model without skill stands behind the candle (forecast
+        beta 0, see :func:`~tradebrain.engine.hybrid.stands_aside`); the brain is asked only then.
     confidence
         As ``Decision.confidence`` (before a panic or liquidation exit), in [0, 1].
     expected, target, entry_bar, exit_bar, hold_only, no_new_long

@@ -47,7 +47,7 @@ FAM_SEQUENCE, FAM_TABULAR, FAM_CNN, FAM_ORDER_FLOW, FAM_RL, FAM_RISK = range(6)
 N_FAMILIES = len(KERNEL_FAMILIES)
 
 KERNEL_ACTIONS = (Action.HOLD, Action.BUY, Action.SELL, Action.EXIT)
-A_NONE = -1  # the brain was not asked: no model voted on this candle
+A_NONE = -1  # the brain was not asked: no model voted and no skill-less forecast
 A_HOLD, A_BUY, A_SELL, A_EXIT = range(4)
 
 FILTER_ORDER = (
@@ -372,6 +372,8 @@ def decide_all(  # type: ignore[no-untyped-def]
             if not math.isnan(votes[m, i, 0]):
                 asked = True
                 break
+        if forecast[i, 0] == 0.0:  # a model without skill: stand aside (engine.hybrid)
+            asked = True
         out_asked[i] = asked
         if not asked:
             continue

@@ -59,7 +59,7 @@ def rebuild_decision(
 ) -> Decision:
     """Return the Decision of candle ``bar`` (see :meth:`DecisionArrays.decision`)."""
     if not arrays.asked[bar]:
-        raise ValueError(f"no model voted on candle {bar}: the brain made no decision there")
+        raise ValueError(f"the brain was not asked on candle {bar}: no vote and no forecast")
     t = arrays.tuning
     row = _row(arrays, bar)
     numbers = dict(zip(k.NUMBERS, arrays.numbers[bar].tolist(), strict=True))

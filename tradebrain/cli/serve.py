@@ -76,7 +76,10 @@ def serve_command(
     speed: Annotated[
         float, typer.Option(help="Candles per second for synthetic and replay feeds.")
     ] = 1.0,
-    warmup: Annotated[int, typer.Option(help="Candles of history to start from.")] = 1500,
+    warmup: Annotated[
+        int,
+        typer.Option(help="Candles of history to start from (and to train on without --models)."),
+    ] = 20_000,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic market.")] = 7,
     cash: Annotated[float, typer.Option(help="Starting paper balance (quote currency).")] = (
         10_000.0

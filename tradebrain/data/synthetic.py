@@ -431,11 +431,15 @@ def _crash_schedule(
 ) -> dict[str, np.ndarray]:
     """Return per-candle crash log returns, crash flags and variance boosts, each ``(n,)``."""
     per_bar = config.flash_crashes_per_year * timeframe_seconds(config.timeframe)
-    starts = rng.random(n) < per_bar / _SECONDS_PER_YEAR
-    depth = rng.uniform(0.08, 0.12, n)
-    crash_bars = rng.choice(np.array([1, 2, 3]), n, p=[0.7, 0.2, 0.1])
-    recovered = rng.uniform(0.3, 0.6, n)
-    recovery_bars = rng.integers(4, 13, n)
+    # One row of five uniforms per candle, drawn in candle order: the schedule of the first
+    # n candles does not depend on how many candles follow (five arrays of length n drawn one
+    # after the other would shift every draw after the first when n changes).
+    uniforms = rng.random((n, 5))
+    starts = uniforms[:, 0] < per_bar / _SECONDS_PER_YEAR
+    depth = 0.08 + 0.04 * uniforms[:, 1]
+    crash_bars = 1 + np.searchsorted(np.array([0.7, 0.9]), uniforms[:, 2], side="right")
+    recovered = 0.3 + 0.3 * uniforms[:, 3]
+    recovery_bars = 4 + np.minimum((uniforms[:, 4] * 9).astype(np.int64), 8)
     returns, flag, boost = np.zeros(n), np.zeros(n, dtype=bool), np.ones(n)
     free_from = 0
     for t in np.flatnonzero(starts).tolist():

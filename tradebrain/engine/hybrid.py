@@ -101,6 +101,10 @@ class HybridSignals:
             calibration,
         )
 
+    def stands_aside(self, bar: int) -> bool:
+        """Whether a model without skill stands behind candle ``bar`` (see :func:`stands_aside`)."""
+        return self.forecast is not None and stands_aside(float(self.forecast[bar, 0]))
+
     def forecast_at(self, bar: int) -> Forecast | None:
         """Return candle ``bar``'s forecast calibration, or None when it has none."""
         if self.forecast is None:
@@ -189,14 +193,14 @@ class HybridStrategy:
                 zip(signals.feature_names, signals.features[bar].tolist(), strict=True)
             )
             forecast = signals.forecast_at(bar)
+            if not votes and not signals.stands_aside(bar):
+                return []
         elif self.live is not None:
             inputs = self.live.update(candle)
             if inputs is None:
                 return []
             features, votes, forecast = inputs
         else:
-            return []
-        if not votes:
             return []
         liquidation = context.liquidation_price
         distance = abs(candle.close - liquidation) / candle.close if liquidation else None
@@ -255,6 +259,16 @@ class HybridStrategy:
         bundle = self._bundle
         votes = {m: p for m, p in bundle.predict_proba(features).items() if m in bundle.voters()}
         return HybridSignals.from_tables(features, votes, bundle.forecast_inputs(features))
+
+
+def stands_aside(beta: float) -> bool:
+    """Whether a trained forecast found no skill (``beta == 0``): the brain is then asked anyway.
+
+    Without a vote there is nothing to fuse, but the brain still decides: its expected return
+    is 0, so it opens nothing and steps out of a position an earlier model opened, and the
+    decision says why. Candles no trained model covers (NaN ``beta``) get no decision.
+    """
+    return beta == 0.0
 
 
 def exposure_of(position: float, price: float, equity: float) -> float:

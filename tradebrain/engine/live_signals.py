@@ -43,6 +43,7 @@ from tradebrain.brain.positioning import Forecast
 from tradebrain.brain.regime import BRAIN_FEATURE_SETS
 from tradebrain.data.timeframes import timeframe_seconds
 from tradebrain.engine.events import CandleClosed
+from tradebrain.engine.hybrid import stands_aside
 from tradebrain.exceptions import DataFormatError, UserInputError
 from tradebrain.features.live import LiveFeatureEngine
 
@@ -113,6 +114,9 @@ class LiveSignals:
         self._sequence_runners = [r for _, r in self._runners if r.sequence]
         self._voters = frozenset(bundle.voters())
         calibration = bundle.calibration
+        # Trained without skill: no model votes, but the brain still decides on every candle
+        # (expected return 0: it stands aside and says so), as in a backtest.
+        self._stands_aside = calibration is not None and stands_aside(calibration.beta)
         self._volatility = (
             column.get(calibration.volatility_feature) if calibration is not None else None
         )
@@ -188,7 +192,9 @@ class LiveSignals:
             Feature name -> value (NaN while a feature warms up or is undefined), model name
             -> (p_down, p_flat, p_up) of every model with skill (the bundle's voters), and the
             forecast calibration (None for a bundle without one); None while no model can vote
-            yet. A sequence model votes once ``window`` feature rows are known.
+            yet. A sequence model votes once ``window`` feature rows are known. A bundle
+            trained without skill (forecast beta 0) has no voters: every candle then gives its
+            features, no vote and the calibration, and the brain stands aside.
 
         Raises
         ------
@@ -236,7 +242,9 @@ class LiveSignals:
                     votes[name] = vote
             finished = clock()
             timings[index] = finished - started
-        return (features, votes, self._forecast(row)) if votes else None
+        if votes or self._stands_aside:
+            return features, votes, self._forecast(row)
+        return None
 
     def _forecast(self, row: np.ndarray) -> Forecast | None:
         calibration = self.bundle.calibration

@@ -223,7 +223,7 @@ def _forced_long(
             for name, proba in signals.votes.items()
             if not np.isnan((row := proba[bar])[0])
         }
-        if not votes:
+        if not votes and not signals.stands_aside(bar):
             continue
         features = dict(zip(signals.feature_names, signals.features[bar].tolist(), strict=True))
         market = PositionContext(

@@ -34,10 +34,10 @@ from tradebrain.engine.feed import make_candle, to_datetime
 from tradebrain.exceptions import UserInputError
 
 SYNTHETIC_BARS = 100_000
+"""Length of each synthetic tape: at 10 candles/s, close to three hours of running."""
 PAYING_EDGE: EdgeKind = "trend"
 PAYING_SIGNAL = 0.08
 """The default synthetic world: a persistent trend whose oracle earns well after costs."""
-"""Length of each synthetic tape: at 10 candles/s, close to three hours of running."""
 
 
 class LiveFeed(Protocol):

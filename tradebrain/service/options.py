@@ -28,7 +28,8 @@ class ServeOptions:
     speed
         Candles per second for the synthetic and replay feeds (0 = as fast as possible).
     warmup
-        Candles of history the features and models start from.
+        Candles of history the features start from, and the models train on when no folder
+        is given (the forecast needs thousands of candles to tell skill from luck).
     max_candle_age
         Live mode: no new position opens on a candle that closed longer ago than this many
         seconds (a backfill after an outage); None: two candles.
@@ -41,7 +42,7 @@ class ServeOptions:
     models: Path | None = None
     state: str | None = None
     speed: float = 1.0
-    warmup: int = 1500
+    warmup: int = 20_000
     seed: int = 7
     cash: float = 10_000.0
     leverage: float = 1.0

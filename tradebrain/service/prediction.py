@@ -18,6 +18,7 @@ from tradebrain.brain.regime import BRAIN_FEATURE_SETS
 from tradebrain.brain.tuning import BrainTuning, PositionContext
 from tradebrain.config import Settings
 from tradebrain.data.validation import ROW, validate
+from tradebrain.engine.hybrid import stands_aside
 from tradebrain.exceptions import UserInputError
 
 MAX_CANDLES = 5000
@@ -75,11 +76,11 @@ def decide_on_candles(
             for name, p in votes.items()
             if not np.isnan(p[row, 0])
         }
-        if not row_votes:
+        beta, sigma, horizon = forecasts[row].tolist()
+        if not row_votes and not stands_aside(beta):
             continue
         market = PositionContext(price=float(closes[row]), position=0.0)
         features_row = dict(zip(names, matrix[row].tolist(), strict=True))
-        beta, sigma, horizon = forecasts[row].tolist()
         forecast = None if horizon != horizon else Forecast(beta, sigma, int(horizon))
         decision = brain.decide(times[row], symbol, features_row, row_votes, market, forecast)
     if decision is None or decision.timestamp != times[-1]:
