@@ -1,7 +1,7 @@
 """Fixtures of the API tests: real trading services, the app over one, and clients.
 
 Every service here is a real :class:`~tradebrain.service.service.TradingService` on a seeded
-synthetic tape of two symbols (see :mod:`real_service`). The shared ``service`` has traded 150
+synthetic tape of two symbols (see :mod:`real_service`). The shared ``service`` has traded 1200
 candles and is only read; a test that changes control state builds its own with
 ``new_service``. There is no test double: the error tests break one method of a real service
 of their own with ``monkeypatch``, the one thing the real service does not do on demand.
@@ -21,14 +21,17 @@ from tradebrain.api import create_app
 from tradebrain.service.service import TradingService
 
 TOKEN = "test-token-7f3a9c"
-TRADED_CANDLES = 150
+TRADED_CANDLES = 1200
+"""Candles the shared service trades: enough for more closed trades than a dashboard page shows."""
+NEW_CANDLES = 150
+"""Candles a fresh service trades by default."""
 
 NewService = Callable[..., TradingService]
 
 
 @pytest.fixture(scope="session")
 def traded_service(tmp_path_factory: pytest.TempPathFactory) -> TradingService:
-    """A real service that trained its models on its warm-up and traded 150 candles (finished)."""
+    """A real service that trained on its warm-up and traded ``TRADED_CANDLES`` candles."""
     home = tmp_path_factory.mktemp("traded")
     return run_to_end(build_service(home, candles=TRADED_CANDLES))
 
@@ -57,7 +60,7 @@ def new_service(tmp_path: Path, trained_models: Path) -> Iterator[NewService]:
     """
     made: list[TradingService] = []
 
-    def make(*, candles: int = TRADED_CANDLES, speed: float = 0.0) -> TradingService:
+    def make(*, candles: int = NEW_CANDLES, speed: float = 0.0) -> TradingService:
         home = tmp_path / f"service-{len(made)}"
         made.append(build_service(home, candles=candles, speed=speed, models=trained_models))
         return made[-1]
@@ -70,7 +73,7 @@ def new_service(tmp_path: Path, trained_models: Path) -> Iterator[NewService]:
 @pytest.fixture
 def unstarted_service(tmp_path: Path) -> TradingService:
     """A real service not started yet: warming up, no models, no decision, control of its own."""
-    return build_service(tmp_path / "unstarted", candles=TRADED_CANDLES)
+    return build_service(tmp_path / "unstarted", candles=NEW_CANDLES)
 
 
 @pytest.fixture

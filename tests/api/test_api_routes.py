@@ -1,6 +1,6 @@
 """Every route answers with the real service's data, in the documented shape.
 
-The shared service has traded 150 candles of two symbols and finished; it is only read here
+The shared service has traded 1200 candles of two symbols and finished; it is only read here
 (control changes are in ``test_api_control.py``, each on a service of its own).
 """
 
@@ -256,7 +256,8 @@ def test_trades_are_newest_first_and_honour_the_limit(client: TestClient) -> Non
 def test_equity_has_one_point_per_candle_with_buy_and_hold_from_the_cash(
     client: TestClient,
 ) -> None:
-    equity = client.get("/api/equity").json()
+    assert len(client.get("/api/equity").json()["equity"]) == min(1000, TRADED_CANDLES)
+    equity = client.get("/api/equity", params={"limit": 100_000}).json()
     assert len(equity["timestamps"]) == len(equity["equity"]) == TRADED_CANDLES
     assert len(equity["buy_and_hold"]) == TRADED_CANDLES
     assert equity["timestamps"] == sorted(equity["timestamps"])

@@ -2,7 +2,7 @@
 
 Schemathesis generates requests from the app's own schema, sends them with the right token to
 the API over a real service, and checks each answer: never a server error, status code and body
-as documented. Once over a service that has traded 150 candles, once over one still warming up;
+as documented. Once over a service that has traded 1200 candles, once over one still warming up;
 each service is the test's own, because generated requests pause and stop trading too.
 """
 
@@ -40,7 +40,7 @@ FAST = settings(max_examples=15, deadline=None, suppress_health_check=list(Healt
 
 @pytest.fixture
 def traded_schema(new_service: NewService) -> Any:
-    """The schema of the API over a real service that has traded 150 candles."""
+    """The schema of the API over a real service that has traded 1200 candles."""
     service = run_to_end(new_service())
     return schemathesis.openapi.from_asgi("/openapi.json", create_app(service, token=TOKEN))
 

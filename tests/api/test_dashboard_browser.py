@@ -91,7 +91,7 @@ def trading(new_service: NewService) -> Iterator[Served]:
 
 @pytest.fixture
 def traded(service: TradingService) -> Iterator[Served]:
-    """The shared service that has traded 150 candles and finished (read only), behind the app."""
+    """The shared service that has traded 1200 candles and finished (read only), behind the app."""
     with _serve(service) as served:
         yield served
 

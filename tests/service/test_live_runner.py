@@ -27,6 +27,8 @@ from tradebrain.service.service import TradingService
 pytestmark = pytest.mark.usefixtures("loopback_only")
 
 WARMUP = 20_000
+SEED = 12
+"""A tape whose first 100 candles after the warm-up hold an entry and a closed trade."""
 ORDER_PATH = "/api/v3/order"
 
 
@@ -85,7 +87,7 @@ def _service(
     settings = Settings.model_validate(
         {"home": tmp_path, "models": {"enabled": ["logistic", "lightgbm"]}}
     )
-    tape = tape or synthetic_feed(["BTC/USDT"], "1h", seed=7, warmup=WARMUP, speed=0, bars=bars)
+    tape = tape or synthetic_feed(["BTC/USDT"], "1h", seed=SEED, warmup=WARMUP, speed=0, bars=bars)
     broker = ExchangeBroker(
         _exchange(venue), market=MarketType.SPOT, client_prefix="tb",
         retry=RetryPolicy(retries=3, base_delay_s=0.01, max_delay_s=0.05),
@@ -204,7 +206,7 @@ def test_coins_worth_less_than_dust_do_not_stop_a_new_live_spot_run(tmp_path: Pa
 def _ending_now(bars: int) -> TapeFeed:
     """The seeded tape moved in time so that its last candle closed at the last full hour:
     like a restart, all but the newest two candles are a backfill of old prices."""
-    tape = synthetic_feed(["BTC/USDT"], "1h", seed=7, warmup=WARMUP, speed=0, bars=bars)
+    tape = synthetic_feed(["BTC/USDT"], "1h", seed=SEED, warmup=WARMUP, speed=0, bars=bars)
     frame = tape.history("BTC/USDT", bars, datetime(2100, 1, 1, tzinfo=UTC))
     last_close = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     shift = last_close - (frame["timestamp"][-1] + timedelta(hours=1))
