@@ -266,6 +266,43 @@ def load_settings(path: Path | str | None = None, env: Mapping[str, str] | None 
         raise ConfigError(_explain(error, file, env_names)) from None
 
 
+COST_OPTIONS = {"taker_fee": "--fee", "maker_fee": "--fee", "slippage_bps": "--slippage-bps"}
+"""Command-line options that override the execution costs, by setting."""
+
+
+def with_costs(
+    settings: Settings, fee: float | None = None, slippage_bps: float | None = None
+) -> Settings:
+    """Return ``settings`` with ``--fee`` (maker and taker) and ``--slippage-bps`` folded in.
+
+    The values are checked against the same ranges as the config file (a fee above 1 % or
+    NaN is refused), so a command can never run on costs no setting could hold.
+
+    Raises
+    ------
+    ConfigError
+        Naming the option, its allowed range and the value given.
+    """
+    update: dict[str, float] = {}
+    if fee is not None:
+        update |= {"taker_fee": fee, "maker_fee": fee}
+    if slippage_bps is not None:
+        update["slippage_bps"] = slippage_bps
+    if not update:
+        return settings
+    try:
+        execution = ExecutionSettings.model_validate(
+            {**settings.execution.model_dump(), **update}
+        )
+    except ValidationError as error:
+        field = str(error.errors()[0]["loc"][0])
+        bounds = _allowed_range(("execution", field))
+        raise ConfigError(
+            f"{COST_OPTIONS.get(field, field)} must be {bounds}, got {update.get(field)}"
+        ) from None
+    return settings.model_copy(update={"execution": execution})
+
+
 def write_default_config(path: Path) -> Path:
     """Write the default settings to ``path`` as YAML (atomically) and return the path."""
     if path.exists():

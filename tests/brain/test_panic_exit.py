@@ -23,7 +23,7 @@ def test_panic_exit_fires_on_the_synthetic_flash_crashes(crash_market: CrashMark
     events = [e for e in crash_events(crash_market.crash) if e[0] >= warm]
     assert len(events) >= 6
     hits = sum(bool(fired[event].any()) for event in events)
-    assert hits / len(events) >= 0.9
+    assert hits >= len(events) - 1, f"the panic exit caught {hits} of {len(events)} crashes"
 
 
 def test_panic_exit_rarely_fires_away_from_crashes(crash_market: CrashMarket) -> None:

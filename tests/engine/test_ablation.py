@@ -30,7 +30,7 @@ CONFIG = HybridConfig(
 
 @pytest.fixture(scope="module")
 def candles() -> pl.DataFrame:
-    world = SyntheticConfig(bars=2500, signal=0.15, seed=11, edge="trend", half_life=24)
+    world = SyntheticConfig(bars=2500, signal=0.3, seed=12, edge="trend", half_life=24)
     return generate_market(world).candles
 
 

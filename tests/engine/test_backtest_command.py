@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
-from builders import CandleMaker
+from builders import CandleMaker, make_candles
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from tradebrain.cli import app
+from tradebrain.engine.backtest import BacktestConfig
+from tradebrain.engine.report import backtest_report
+from tradebrain.engine.strategies import make_strategy
+from tradebrain.exceptions import UserInputError
+from tradebrain.execution.costs import FlatCosts
+from tradebrain.risk.market import MarketType
+
+SETTINGS_CANDLES = make_candles(400, seed=3)
 
 
 @pytest.fixture
@@ -82,3 +93,101 @@ def test_perp_backtest_without_funding_stops_unless_allowed(
     assert refused.exit_code == 1 and "--allow-no-funding" in refused.output
     allowed = CliRunner().invoke(app, [*base, "--allow-no-funding"])
     assert allowed.exit_code == 0, allowed.output
+
+
+# --- settings: one check for backtests and serve (issue 12, items 1 and 2) ---------------------
+REFUSED = [
+    (["--market", "perp", "--allow-no-funding", "--leverage", "1000"], "--leverage", "125"),
+    (["--leverage", "0"], "--leverage", "between 1 and 125"),
+    (["--leverage", "-5"], "--leverage", "between 1 and 125"),
+    (["--leverage", "3"], "--leverage", "spot is 1"),
+    (["--fee", "2"], "--fee", "0 <= x <= 0.01"),
+    (["--fee", "nan"], "--fee", "0 <= x <= 0.01"),
+    (["--fee", "-0.001"], "--fee", "0 <= x <= 0.01"),
+    (["--slippage-bps", "inf"], "--slippage-bps", "0 <= x <= 500"),
+    (["--cash", "-100"], "--cash", "positive"),
+    (["--cash", "0"], "--cash", "positive"),
+    (["--cash", "nan"], "--cash", "positive"),
+]
+
+
+@pytest.mark.parametrize(("extra", "option", "words"), REFUSED)
+def test_impossible_money_settings_exit_1_with_one_line_naming_the_option(
+    candle_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    extra: list[str], option: str, words: str,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("TRADEBRAIN_HOME", str(tmp_path / "home"))
+    out = tmp_path / "report.json"
+    args = ["backtest", "--data", str(candle_file), "--json", str(out), *extra]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output
+    # one message (the terminal may wrap it), then how to go on
+    message = " ".join(result.output.split("Fix the input")[0].split())
+    assert message.startswith("error:") and option in message and words in message, message
+    assert "Traceback" not in result.output and not out.exists()
+
+
+def test_a_report_path_that_is_a_folder_is_refused_before_the_run(
+    candle_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRADEBRAIN_HOME", str(tmp_path / "home"))
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("kept")
+    args = ["backtest", "--data", str(candle_file), "--json", str(folder)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1
+    output = " ".join(result.output.split())
+    assert "is a folder" in output and "Traceback" not in output
+    assert [p.name for p in folder.iterdir()] == ["keep.txt"]
+    under_a_file = folder / "keep.txt" / "report.json"
+    result = CliRunner().invoke(
+        app, ["backtest", "--data", str(candle_file), "--json", str(under_a_file)]
+    )
+    assert result.exit_code == 1 and "is a file, not a folder" in " ".join(result.output.split())
+
+
+def test_a_report_into_a_folder_that_does_not_exist_makes_the_folder(
+    candle_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRADEBRAIN_HOME", str(tmp_path / "home"))
+    out = tmp_path / "new" / "deeper" / "report.json"
+    result = CliRunner().invoke(app, ["backtest", "--data", str(candle_file), "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["metrics"]
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    cash=st.floats(1.0, 1e7),
+    leverage=st.floats(1.0, 125.0),
+    fee=st.floats(0.0, 0.01),
+    slippage=st.floats(0.0, 500.0),
+    perp=st.booleans(),
+)
+def test_any_accepted_backtest_settings_give_finite_metrics_and_equity_never_below_zero(
+    cash: float, leverage: float, fee: float, slippage: float, perp: bool
+) -> None:
+    market = MarketType.PERP if perp else MarketType.SPOT
+    config = BacktestConfig(
+        cash=cash, costs=FlatCosts(fee, slippage), market=market,
+        leverage=leverage if perp else 1.0,
+    )  # fmt: skip
+    report = backtest_report(
+        SETTINGS_CANDLES, lambda: make_strategy("sma_cross", fast=5, slow=20), config,
+        symbol="SYN", timeframe="1h",
+    ).report  # fmt: skip
+    metrics = report["metrics"]
+    for key in ("total_return", "max_drawdown", "sharpe_per_period", "exposure"):
+        value = metrics[key]
+        assert value is None or math.isfinite(value), (key, value)
+    assert metrics["total_return"] >= -1.0
+    for run in report["cost_sensitivity"].values():
+        assert run["total_return"] >= -1.0
+
+
+def test_backtest_config_refuses_what_serve_refuses() -> None:
+    for bad in ({"cash": 0.0}, {"cash": math.inf}, {"leverage": 126.0, "market": MarketType.PERP},
+                {"leverage": 2.0}, {"maintenance_margin": 1.5}):  # fmt: skip
+        with pytest.raises(UserInputError):
+            BacktestConfig(**bad)  # type: ignore[arg-type]

@@ -39,7 +39,7 @@ CONFIG = HybridConfig(
     model_params={"lightgbm": {"n_estimators": 30, "n_jobs": 1}},
     forecast=ForecastSettings(horizons=(6, 12)),
 )
-WORLD = SyntheticConfig(bars=2600, signal=0.15, seed=11, edge="trend", half_life=24)
+WORLD = SyntheticConfig(bars=2600, signal=0.3, seed=12, edge="trend", half_life=24)
 
 
 @pytest.fixture(scope="module")

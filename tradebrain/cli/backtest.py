@@ -89,7 +89,8 @@ def backtest_command(
     ] = None,
 ) -> None:
     """Backtest a strategy; writes metrics, benchmark, cost sensitivity and trades as JSON."""
-    from tradebrain.data.atomic import write_text_atomic
+    from tradebrain.config import with_costs
+    from tradebrain.data.atomic import check_output_file, write_text_atomic
     from tradebrain.data.loading import load_market_data
     from tradebrain.engine.backtest import BacktestConfig
     from tradebrain.engine.report import BacktestReport, backtest_report
@@ -97,7 +98,7 @@ def backtest_command(
     from tradebrain.evaluation.statistics import TrialLedger
     from tradebrain.execution.costs import FlatCosts, settings_costs
     from tradebrain.execution.monitor import MonitorRules
-    from tradebrain.risk.market import MarketType
+    from tradebrain.risk.market import MarketType, check_account
 
     params: dict[str, Any] = {"fast": fast, "slow": slow} if strategy == "sma_cross" else {}
     if strategy != "hybrid":
@@ -111,15 +112,12 @@ def backtest_command(
             "a perpetual backtest needs funding data: pass --funding PATH (funding-rate "
             "history), or --allow-no-funding to ignore funding knowingly"
         )
-    settings = settings_of(ctx)
-    if fee is not None or slippage_bps is not None:  # the brain weighs the costs the run pays
-        execution = settings.execution.model_copy(
-            update={
-                **({"taker_fee": fee, "maker_fee": fee} if fee is not None else {}),
-                **({"slippage_bps": slippage_bps} if slippage_bps is not None else {}),
-            }
-        )
-        settings = settings.model_copy(update={"execution": execution})
+    # The brain weighs the costs the run pays; the account is checked as serve checks it.
+    settings = with_costs(settings_of(ctx), fee, slippage_bps)
+    check_account(cash, leverage, MarketType(market))
+    check_output_file(json_out)
+    if html_out is not None:
+        check_output_file(html_out)
     store = store_of(settings)
     loaded = load_market_data(data, store)
     funding_frame = None if funding is None else load_market_data(funding, store, "funding").frame

@@ -252,13 +252,13 @@ def synth_command(
     says how well it can be predicted and what trading it exactly earns after costs (the
     oracle strategy, long-only and long-short).
     """
+    from tradebrain.config import with_costs
     from tradebrain.data.synthetic import SyntheticConfig, generate_market, write_market
     from tradebrain.evaluation.oracle import oracle_strategy
 
-    settings = settings_of(ctx)
+    settings = with_costs(settings_of(ctx), fee, slippage_bps)
     timeframe = timeframe or settings.data.default_timeframe
-    fee = settings.execution.taker_fee if fee is None else fee
-    slippage = settings.execution.slippage_bps if slippage_bps is None else slippage_bps
+    fee, slippage = settings.execution.taker_fee, settings.execution.slippage_bps
     config = SyntheticConfig(
         bars=bars, timeframe=timeframe, seed=seed, signal=signal, orderflow=orderflow,
         edge=edge, half_life=half_life,  # type: ignore[arg-type]  # checked by the config

@@ -14,9 +14,34 @@ from typing import BinaryIO
 
 import polars as pl
 
+from tradebrain.exceptions import UserInputError
+
+
+def check_output_file(path: Path) -> Path:
+    """Refuse an output path that cannot become a file, before any work is done.
+
+    Raises
+    ------
+    UserInputError
+        When ``path`` is an existing folder, or a file stands where a parent folder must be.
+    """
+    if path.is_dir():
+        raise UserInputError(f"{path} is a folder; name a file to write, e.g. {path / 'out.json'}")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserInputError(f"cannot write {path}: {parent} is a file, not a folder")
+            break
+    return path
+
 
 def write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> Path:
-    """Call ``write(handle)`` on a temporary file beside ``path``, then move it into place."""
+    """Call ``write(handle)`` on a temporary file beside ``path``, then move it into place.
+
+    Missing parent folders are made. A ``path`` that is a folder is refused
+    (:func:`check_output_file`) and the folder is left as it was.
+    """
+    check_output_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     try:

@@ -8,6 +8,7 @@ no protective stops (its rules are the broker's, operation for operation), else 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -24,7 +25,7 @@ from tradebrain.execution.account import ClosedTrade
 from tradebrain.execution.broker import SimulatedBroker
 from tradebrain.execution.costs import CostModel, FlatCosts, ScaledCosts
 from tradebrain.execution.monitor import MonitorRules, PositionMonitor
-from tradebrain.risk.market import MarketType
+from tradebrain.risk.market import MarketType, check_account
 
 Path_ = Literal["auto", "events", "fast"]
 
@@ -44,6 +45,13 @@ class BacktestConfig:
     maintenance_margin: float = 0.005
     monitor: MonitorRules = field(default_factory=MonitorRules.off)
     path: Path_ = "auto"
+
+    def __post_init__(self) -> None:
+        check_account(self.cash, self.leverage, self.market)
+        if not (math.isfinite(self.maintenance_margin) and 0 <= self.maintenance_margin < 1):
+            raise UserInputError(
+                f"maintenance_margin must be in [0, 1), got {self.maintenance_margin}"
+            )
 
     def with_costs_scaled(self, factor: float) -> BacktestConfig:
         """Return this config with fees and slippage multiplied by ``factor``."""

@@ -6,8 +6,10 @@ protective stops, and reproduces what the event loop does with the same inputs, 
 operation: market orders decided at candle ``t``'s close fill at candle ``t + 1``'s open
 (exit first, then entry sized from equity at that open), funding settles on the open position
 at each settlement with the last close as mark price, perps are liquidated at the
-liquidation price, and equity is marked at every close. A test runs both paths and requires
-identical trades and equity.
+liquidation price, and equity is marked at every close. On a perp an entry's initial margin plus
+its fee must fit in the equity (MARGIN: a larger entry is cut to fit), and a loss that takes the
+account below zero leaves it at zero (BUST: the venue's insurance fund takes the rest, as with
+isolated margin). A test runs both paths and requires identical trades and equity.
 """
 
 from __future__ import annotations
@@ -147,7 +149,7 @@ def _simulate(  # type: ignore[no-untyped-def]
             if spot:
                 cash += closing * price - exit_fee
             else:
-                cash += gross - exit_fee
+                cash = max(cash + gross - exit_fee, 0.0)  # a bust account ends at 0 (BUST)
             pnl = gross - entry_fees - exit_fee + funding_held
             trades[count, 0] = entry_bar
             trades[count, 1] = i
@@ -178,6 +180,9 @@ def _simulate(  # type: ignore[no-untyped-def]
             if spot and sign > 0:
                 affordable = cash / (price * (1.0 + fee_rate))
                 size = min(size, affordable)
+            elif not spot:  # initial margin plus the fee must fit in the equity (MARGIN)
+                affordable = marked / (price * (1.0 / leverage + fee_rate))
+                size = min(size, affordable)
             if size > 0 and quantity == 0.0:
                 fee = size * price * fee_rate
                 fees_paid += fee
@@ -204,7 +209,7 @@ def _simulate(  # type: ignore[no-untyped-def]
                 fees_paid += fee
                 exit_fee = fee * closing / closing
                 gross = side * closing * (price - entry_price)
-                cash += gross - exit_fee
+                cash = max(cash + gross - exit_fee, 0.0)  # BUST
                 trades[count, 0] = entry_bar
                 trades[count, 1] = i
                 trades[count, 2] = side

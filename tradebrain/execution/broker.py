@@ -216,6 +216,11 @@ class SimulatedBroker:
                 price = self.costs.fill_price(side, reference, quantity, market, liquidity)
                 affordable = self.portfolio.cash / (price * (1.0 + self._taker_rate))
                 quantity = min(quantity, affordable)
+        elif not intent.reduce_only:  # perp: initial margin plus the fee must fit (MARGIN)
+            price = self.costs.fill_price(side, reference, quantity, market, liquidity)
+            free = self.portfolio.equity(self.prices) - self._margin_used()
+            affordable = max(free, 0.0) / (price * (1.0 / self.leverage + self._taker_rate))
+            quantity = min(quantity, affordable)
         if quantity <= 0:
             return OrderDenied(
                 timestamp, intent, "not enough cash for any quantity", "size", order_id
@@ -275,6 +280,12 @@ class SimulatedBroker:
             self._protection[symbol] = replace(protection, partial_quantity=open_quantity)
 
     # --- protection -----------------------------------------------------------------------
+    def _margin_used(self) -> float:
+        """Initial margin of the open perp positions, at their entry prices."""
+        return sum(
+            abs(h.quantity) * h.entry_price for h in self.portfolio.holdings.values()
+        ) / self.leverage
+
     def liquidation_price(self, symbol: str) -> float | None:
         """Return the price at which the open perp position in ``symbol`` is liquidated."""
         holding = self.portfolio.holdings.get(symbol)

@@ -5,7 +5,9 @@ Two ways to mark a position, by market:
 - spot: buying spends cash (``cash -= quantity x price + fee``); a position is worth
   ``quantity x price``. Shorts do not exist on spot.
 - perp (USDT-margined perpetual): opening costs only the fee; a position is worth its unrealized
-  profit ``quantity x (price - entry_price)``; funding moves cash at each settlement.
+  profit ``quantity x (price - entry_price)``; funding moves cash at each settlement. The
+  broker cuts an entry to what the free margin pays for (initial margin plus fee), and a loss
+  that closes the last position below zero leaves cash at 0: the account is bust, not in debt.
 
 In both, ``equity = cash + sum of marked positions``.
 """
@@ -214,6 +216,10 @@ class Portfolio:
             self.cash += closing * fill.price - exit_fee
         else:
             self.cash += gross - exit_fee
+            if self.cash < 0 and len(self.holdings) == 1 and closing >= abs(holding.quantity):
+                # BUST: the account cannot owe more than it held; the venue's insurance fund
+                # takes the rest, as with isolated margin (engine.fast does the same).
+                self.cash = 0.0
         entry_fee = holding.entry_fees * share
         funding = holding.funding * share
         risk = holding.initial_risk * share

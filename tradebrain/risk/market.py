@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+
+from tradebrain.exceptions import UserInputError
 
 TREND_REGIMES = frozenset({"trending_up", "trending_down"})
 """Regime names (from the brain's regime detector) in which targets are stretched."""
@@ -15,6 +18,32 @@ RANGE_REGIMES = frozenset({"ranging", "choppy"})
 class MarketType(StrEnum):
     SPOT = "spot"  # fully funded: no shorts, no leverage, no funding
     PERP = "perp"  # USDT-margined perpetual swap: leverage, shorts, funding
+
+
+MAX_LEVERAGE = 125.0
+"""The most leverage any supported venue grants (Binance USDT-M); more is refused."""
+
+
+def check_account(cash: float, leverage: float, market: MarketType) -> None:
+    """Refuse a starting account no venue could hold: the one check of backtests and serve.
+
+    Raises
+    ------
+    UserInputError
+        Naming the option and its range: ``--cash`` must be a positive finite amount,
+        ``--leverage`` between 1 and :data:`MAX_LEVERAGE`, and 1 on spot.
+    """
+    if not (math.isfinite(cash) and cash > 0):
+        raise UserInputError(f"--cash must be a positive amount (quote currency), got {cash}")
+    if not (math.isfinite(leverage) and 1 <= leverage <= MAX_LEVERAGE):
+        raise UserInputError(
+            f"--leverage must be between 1 and {MAX_LEVERAGE:g}, got {leverage}"
+        )
+    if market is MarketType.SPOT and leverage != 1:
+        raise UserInputError(
+            f"--leverage applies to perpetuals (--market perp, or BTC/USDT:USDT); spot is 1, "
+            f"got {leverage}"
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tradebrain.exceptions import UserInputError
-from tradebrain.risk.market import MarketType
+from tradebrain.risk.market import MarketType, check_account
 
 MODES = ("paper", "live")
 
@@ -77,12 +77,7 @@ class ServeOptions:
             )
         if self.warmup < 300:
             raise UserInputError(f"--warmup must be at least 300 candles, got {self.warmup}")
-        if not (self.cash > 0 and math.isfinite(self.cash)):
-            raise UserInputError(f"--cash must be a positive amount, got {self.cash}")
-        if not 1 <= self.leverage <= 125:
-            raise UserInputError(f"--leverage must be between 1 and 125, got {self.leverage}")
-        if self.market is MarketType.SPOT and self.leverage != 1:
-            raise UserInputError("--leverage applies to perpetuals (BTC/USDT:USDT); spot is 1")
+        check_account(self.cash, self.leverage, self.market)
 
     @property
     def feed_kind(self) -> str:
