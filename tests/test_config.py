@@ -269,11 +269,7 @@ CHANGES: dict[str, Change] = {
     "learning.min_train_bars": Change(2_000),
     "learning.max_train_bars": Change(None),
     "api.host": Change("0.0.0.0"),
-    "api.port": Change(
-        9090,
-        dead="`serve --port` has a literal default of 8080 and never falls back to api.port "
-        "(tradebrain/cli/serve.py; --host does fall back to api.host)",
-    ),
+    "api.port": Change(9090),
     "api.token": Change(SecretStr("a-configured-token-for-the-api")),
     "api.predict_workers": Change(3),
     "api.predict_queue": Change(5),

@@ -65,7 +65,9 @@ def serve_command(
         Path | None,
         typer.Option(help="Model folder from `tradebrain train` (default: train on warm-up)."),
     ] = None,
-    port: Annotated[int, typer.Option(help="API and dashboard port.")] = 8080,
+    port: Annotated[
+        int | None, typer.Option(help="API and dashboard port (default: api.port, 8080).")
+    ] = None,
     host: Annotated[
         str | None, typer.Option(help="Address to bind (default: api.host, 127.0.0.1).")
     ] = None,
@@ -96,9 +98,10 @@ def serve_command(
     from tradebrain.service.options import ServeOptions
     from tradebrain.service.service import TradingService
 
+    settings = settings_of(ctx)
+    port = settings.api.port if port is None else port
     if not PORTS[0] <= port <= PORTS[1]:
         raise UserInputError(f"--port must be between {PORTS[0]} and {PORTS[1]}, got {port}")
-    settings = settings_of(ctx)
     token = settings.api.token.get_secret_value() if settings.api.token else None
     if mode == "live":
         live_gate(os.environ, token)
