@@ -54,6 +54,7 @@ def ablation_command(
     from tradebrain.engine.backtest import BacktestConfig
     from tradebrain.exceptions import UserInputError
     from tradebrain.execution.costs import settings_costs
+    from tradebrain.execution.monitor import MonitorRules
     from tradebrain.risk.market import MarketType
 
     if market not in ("spot", "perp"):
@@ -62,7 +63,10 @@ def ablation_command(
     loaded = load_market_data(data, store_of(settings))
     hybrid = _hybrid_config(settings, retrain_every, min_train, models, sets, None,
                             None, None, None)  # fmt: skip
-    config = BacktestConfig(costs=settings_costs(settings.execution), market=MarketType(market))
+    config = BacktestConfig(
+        costs=settings_costs(settings.execution), market=MarketType(market),
+        monitor=MonitorRules.from_settings(settings.risk),
+    )  # fmt: skip
     with console.status("ablation...") as status:
         result = run_ablation(
             loaded.frame,
@@ -113,8 +117,11 @@ def stress_command(
 ) -> None:
     """Flash crash with and without the panic exit, and a restart after a data gap."""
     from tradebrain.brain.tuning import BrainTuning
+    from tradebrain.engine.backtest import BacktestConfig
     from tradebrain.engine.hybrid_config import HybridConfig
     from tradebrain.engine.stress import STRESS_SETS, run_stress
+    from tradebrain.execution.costs import settings_costs
+    from tradebrain.execution.monitor import MonitorRules
 
     settings = settings_of(ctx)
     hybrid = HybridConfig.from_settings(
@@ -131,6 +138,10 @@ def stress_command(
             brain_settings=settings.brain,
             tuning=BrainTuning.from_settings(settings),
             progress=lambda text: status.update(f"stress: {text}"),
+            config=BacktestConfig(
+                costs=settings_costs(settings.execution),
+                monitor=MonitorRules.from_settings(settings.risk),
+            ),
         )
     table = Table(title="flash crashes (out of sample)", box=box.SIMPLE_HEAVY)
     for column in ("start", "drop", "held", "panic fired", "equity w/ panic", "w/o panic",

@@ -95,6 +95,7 @@ def run_stress(
     brain_settings: BrainSettings | None = None,
     tuning: BrainTuning | None = None,
     progress: Progress | None = None,
+    config: BacktestConfig | None = None,
 ) -> StressReport:
     """Run the flash-crash and data-gap scenarios on a synthetic market with order flow.
 
@@ -112,6 +113,9 @@ def run_stress(
         Passed to the risk manager and the brain.
     progress
         Called with a line of text at each step.
+    config
+        Costs, market and exit management of the runs (default: a plain spot
+        :class:`BacktestConfig`); ``tradebrain stress`` passes the settings' costs and monitor.
 
     Returns
     -------
@@ -130,7 +134,7 @@ def run_stress(
     flow = orderflow_columns(
         candles, "1h", trades=market.trades, book=market.book, funding=market.funding
     )
-    config = BacktestConfig()
+    config = config or BacktestConfig()
     common: dict[str, Any] = {"symbol": "SYN/USDT", "timeframe": "1h",
                               "risk_settings": risk_settings,
                               "brain_settings": brain_settings,
