@@ -98,7 +98,7 @@ def backtest_command(
     from tradebrain.evaluation.statistics import TrialLedger
     from tradebrain.execution.costs import FlatCosts, settings_costs
     from tradebrain.execution.monitor import MonitorRules
-    from tradebrain.risk.market import MarketType, check_account
+    from tradebrain.risk.market import MarketType
 
     params: dict[str, Any] = {"fast": fast, "slow": slow} if strategy == "sma_cross" else {}
     if strategy != "hybrid":
@@ -112,15 +112,11 @@ def backtest_command(
             "a perpetual backtest needs funding data: pass --funding PATH (funding-rate "
             "history), or --allow-no-funding to ignore funding knowingly"
         )
-    # The brain weighs the costs the run pays; the account is checked as serve checks it.
+    # The brain weighs the costs the run pays.
     settings = with_costs(settings_of(ctx), fee, slippage_bps)
-    check_account(cash, leverage, MarketType(market))
     check_output_file(json_out)
     if html_out is not None:
         check_output_file(html_out)
-    store = store_of(settings)
-    loaded = load_market_data(data, store)
-    funding_frame = None if funding is None else load_market_data(funding, store, "funding").frame
     slippage = settings.execution.slippage_bps if slippage_bps is None else slippage_bps
     costs: Any
     if venue is not None and slippage_bps is None:
@@ -132,10 +128,13 @@ def backtest_command(
         costs = FlatCosts.for_venue(venue, slippage)
     else:  # the settings' costs, with --fee and --slippage-bps already folded in
         costs = settings_costs(settings.execution)
-    config = BacktestConfig(
+    config = BacktestConfig(  # refuses an account no venue could hold, as serve does
         cash=cash, costs=costs, market=MarketType(market), leverage=leverage,
         monitor=MonitorRules.from_settings(settings.risk),
     )  # fmt: skip
+    store = store_of(settings)
+    loaded = load_market_data(data, store)
+    funding_frame = None if funding is None else load_market_data(funding, store, "funding").frame
     name = symbol or Path(loaded.source).stem
     run_settings = {"strategy": strategy, **params, "costs": repr(costs), "market": market,
                     "leverage": leverage, "cash": cash, "source": loaded.source}  # fmt: skip

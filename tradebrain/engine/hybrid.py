@@ -189,12 +189,12 @@ class HybridStrategy:
                 for name, proba in signals.votes.items()
                 if not np.isnan((row := proba[bar])[0])
             }
+            if not votes and not signals.stands_aside(bar):
+                return []
             features = dict(
                 zip(signals.feature_names, signals.features[bar].tolist(), strict=True)
             )
             forecast = signals.forecast_at(bar)
-            if not votes and not signals.stands_aside(bar):
-                return []
         elif self.live is not None:
             inputs = self.live.update(candle)
             if inputs is None:
