@@ -59,3 +59,26 @@ def test_without_data_or_out_the_command_says_what_to_give() -> None:
     result = runner.invoke(app, ["features"])
     assert result.exit_code == 1
     assert "--data" in result.output and "--out" in result.output
+
+
+def test_features_select_prints_what_is_kept_and_why_the_rest_is_left_out(
+    tmp_path: Path,
+) -> None:
+    world = generate_market(SyntheticConfig(bars=3_000, seed=2, signal=0.4))
+    write_market(world, tmp_path / "w.parquet")
+    args = ["features", "select", "--data", str(tmp_path / "w.parquet"), "--sets", "atomic"]
+    args += ["--max-features", "3", "--dropped"]
+    result = runner.invoke(app, args, terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "3 of 36 features kept for a 1-candle forecast" in result.output
+    assert "beyond the cap" in result.output and "left out:" in result.output
+    # the planted one-candle reversal: the last return is among the strongest features
+    assert "logret_1" in result.output or "ret_1" in result.output
+
+
+def test_features_select_refuses_a_cap_below_one(tmp_path: Path) -> None:
+    write_market(generate_market(SyntheticConfig(bars=600, seed=2)), tmp_path / "w.parquet")
+    args = ["features", "select", "--data", str(tmp_path / "w.parquet"), "--max-features", "0"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert "--max-features must be at least 1" in result.output

@@ -58,3 +58,48 @@ def test_an_unknown_model_is_named_with_the_choices() -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 1
     assert "crystal_ball" in result.output and "lightgbm" in result.output
+
+
+def test_evaluate_explain_prints_features_skill_and_calibration_and_writes_a_page(
+    tmp_path: Path,
+) -> None:
+    args = ["evaluate", "--data", "planted.parquet", "--models", "logistic,lightgbm"]
+    args += ["--sets", "atomic", "--folds", "2", "--max-features", "5", "--explain", "--out", "ev"]
+    result = runner.invoke(app, args, terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "features kept per fold" in result.output
+    assert "directional accuracy per fold" in result.output
+    assert "calibration: accuracy at each confidence" in result.output
+    report = json.loads((tmp_path / "ev" / "report.json").read_text())
+    assert report["settings"]["max_features"] == 5
+    for fold in report["selection"]["per_fold"]:
+        assert len(fold["kept"]) <= 5
+    first = report["selection"]["features"][0]["feature"]
+    assert first in result.output
+    page = (tmp_path / "ev" / "explain.html").read_text()
+    assert first in page and "Calibration" in page and "Ensemble weights" in page
+    assert "<script src=" not in page  # offline: plotly is inline
+
+
+def test_evaluate_with_max_features_zero_offers_every_feature(tmp_path: Path) -> None:
+    args = ["evaluate", "--data", "planted.parquet", "--models", "logistic", "--sets", "atomic"]
+    args += ["--folds", "2", "--max-features", "0", "--out", "ev"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "ev" / "report.json").read_text())
+    assert report["selection"]["all_features_used"] is True
+    assert report["settings"]["max_features"] is None
+
+
+def test_evaluate_on_a_persistent_world_reports_the_share_of_the_drift_ic_kept(
+    tmp_path: Path,
+) -> None:
+    market = generate_market(SyntheticConfig(bars=4_000, seed=3, signal=0.4, edge="trend"))
+    write_market(market, tmp_path / "trend.parquet")
+    args = ["evaluate", "--data", "trend.parquet", "--models", "logistic", "--sets", "atomic"]
+    args += ["--folds", "2", "--horizon", "12", "--out", "ev"]
+    result = runner.invoke(app, args, terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "known drift's IC at this horizon" in result.output
+    drift = json.loads((tmp_path / "ev" / "report.json").read_text())["oracle"]["drift"]
+    assert drift["drift_ic"] > 0.1

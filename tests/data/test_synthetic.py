@@ -390,3 +390,26 @@ def test_bad_settings_raise_a_user_error_naming_the_setting(
     with pytest.raises(UserInputError, match=rf"^{argument}\b") as caught:
         SyntheticConfig(**settings_)  # type: ignore[arg-type]
     assert shown in str(caught.value)
+
+
+def test_the_shock_edge_continues_surprising_candles_and_barely_moves_after_ordinary_ones() -> None:
+    config = SyntheticConfig(bars=20_000, seed=3, signal=0.4, edge="shock")
+    market = generate_market(config)
+    planted = market.regimes["oracle_expected_return"].to_numpy()
+    returns = log_returns(market.candles)
+    volatility = np.sqrt(np.asarray(_ewma_variance(returns, config.sigma_base**2)))
+    z = returns / volatility
+    surprising = np.abs(z) > 2
+    assert np.all(np.sign(planted[surprising]) == np.sign(returns[surprising]))
+    ordinary = np.abs(z) < 0.5
+    assert np.abs(planted[ordinary] / volatility[ordinary]).max() < 0.4 * 0.13
+    assert market.oracle["edge"] == "shock" and market.oracle["half_life"] is None
+    assert market.oracle["accuracy"] > 0.5 + 5 * market.oracle["accuracy_stderr"]
+
+
+def _ewma_variance(returns: np.ndarray, start: float) -> list[float]:
+    variance, out = start, []
+    for r in returns.tolist():
+        variance = 0.94 * variance + 0.06 * r * r
+        out.append(variance)
+    return out

@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sklearn import metrics as sk
 
 from tradebrain.evaluation.metrics import (
@@ -19,6 +21,8 @@ from tradebrain.evaluation.metrics import (
     log_loss,
     macro_auc,
     naive_baselines,
+    rank_ic,
+    reliability_table,
 )
 from tradebrain.exceptions import UserInputError
 
@@ -131,3 +135,24 @@ def test_metrics_refuse_inputs_that_are_not_probabilities_or_labels() -> None:
         accuracy(np.eye(3)[[0, 1]], np.array([0.0, np.nan]))
     with pytest.raises(UserInputError, match="rows"):
         accuracy(np.eye(3)[[0, 1]], np.array([0]))
+
+
+@given(seed=st.integers(0, 10_000), n=st.integers(1, 300), bins=st.integers(1, 12))
+def test_the_reliability_table_adds_up_to_the_calibration_error(
+    seed: int, n: int, bins: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    proba = rng.dirichlet((1.0, 1.0, 1.0), n)
+    y = rng.integers(0, 3, n)
+    table = reliability_table(proba, y, bins)
+    assert sum(row["count"] for row in table) == n
+    gaps = sum(row["count"] * abs(row["accuracy"] - row["confidence"]) for row in table) / n
+    assert gaps == pytest.approx(expected_calibration_error(proba, y, bins), abs=1e-12)
+    assert all(1 / 3 - 1e-12 <= row["confidence"] <= 1.0 for row in table)
+
+
+def test_rank_ic_leaves_out_missing_rows_and_is_nan_without_spread() -> None:
+    score = np.array([1.0, 2.0, np.nan, 4.0, 5.0])
+    returns = np.array([0.1, 0.2, 0.3, np.nan, 0.5])
+    assert rank_ic(score, returns) == pytest.approx(1.0)
+    assert math.isnan(rank_ic(np.ones(5), returns))

@@ -231,7 +231,8 @@ def synth_command(
         str,
         typer.Option(
             "--edge",
-            help="Kind of planted edge: reversal (one candle), trend or revert (persistent).",
+            help="Kind of planted edge: reversal or shock (one candle), trend or revert "
+            "(persistent).",
         ),
     ] = "reversal",
     half_life: Annotated[

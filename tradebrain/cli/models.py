@@ -48,22 +48,47 @@ def evaluate_command(
         int | None,
         typer.Option("--placebo", help="Shuffle the labels with this seed: skill must vanish."),
     ] = None,
+    max_features: Annotated[
+        int | None,
+        typer.Option(
+            "--max-features",
+            help="Features kept per fold for the tabular models (default: models.max_features; "
+            "0 keeps all).",
+        ),
+    ] = None,
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain",
+            help="Also print the kept features, each model's skill per fold and its "
+            "calibration, and write explain.html.",
+        ),
+    ] = False,
 ) -> None:
-    """Walk-forward, out-of-sample evaluation; writes report.json and predictions.parquet."""
+    """Walk-forward, out-of-sample evaluation; writes report.json and predictions.parquet.
+
+    In each fold the features are selected and the ensemble's members weighed by their skill
+    on the training rows only; ``--explain`` shows both, with each model's calibration.
+    """
     from tradebrain.data.atomic import write_parquet_atomic, write_text_atomic
+    from tradebrain.data.loading import load_planted_edge
     from tradebrain.evaluation.evaluate import evaluate
     from tradebrain.evaluation.statistics import TrialLedger
 
     app_settings = settings_of(ctx)
+    cap = app_settings.models.max_features if max_features is None else max_features
+    if cap < 0:
+        raise UserInputError(f"--max-features must be 0 (keep all) or more; got {cap}")
     candles, source, oracle = _load(ctx, data, timeframe)
     settings = _settings(horizon, label, models, folds, window, app_settings.models.seed)
-    settings = dataclasses.replace(settings, placebo_seed=placebo)
+    settings = dataclasses.replace(settings, placebo_seed=placebo, max_features=cap or None)
     with console.status("evaluating...") as status:
         result = evaluate(
             candles,
             settings,
             feature_sets=_split(sets),
             oracle=oracle,
+            planted=load_planted_edge(source, candles),
             source=source,
             progress=lambda text: status.update(f"evaluating: {text}"),
         )
@@ -80,6 +105,12 @@ def evaluate_command(
     write_parquet_atomic(result.predictions, out / "predictions.parquet")
     _print_report(result.report)
     console.print(f"[green]wrote[/] {out / 'report.json'} and {out / 'predictions.parquet'}")
+    if explain:
+        from tradebrain.evaluation.explain_html import write_explain_html
+
+        print_explanation(result.report)
+        page = write_explain_html(out / "explain.html", result.report)
+        console.print(f"[green]wrote[/] {page}")
 
 
 @friendly_errors
@@ -209,14 +240,99 @@ def _print_report(report: dict[str, Any]) -> None:
         "(standard errors, per-fold tables and training times are in report.json)[/]"
     )
     console.print(report["verdict"]["summary"])
-    if "oracle" in report:
-        ensemble = report["oracle"]["models"].get("ensemble", {})
+    oracle = report.get("oracle", {})
+    if "accuracy" in oracle:
+        ensemble = oracle["models"].get("ensemble", {})
         console.print(
-            f"oracle ceiling {report['oracle']['accuracy']:.4f}; the ensemble recovers "
+            f"oracle ceiling {oracle['accuracy']:.4f}; the ensemble recovers "
             f"{ensemble.get('edge_recovered', math.nan):.0%} of the oracle's edge over 50%"
+        )
+    if "drift" in oracle:
+        drift = oracle["drift"]
+        console.print(
+            f"known drift's IC at this horizon {drift['drift_ic']:.3f}; the ensemble's IC keeps "
+            f"{drift['ic_kept'].get('ensemble', math.nan):.0%} of it"
         )
     for warning in report["warnings"]:
         errors.print(f"[bold red]{warning}[/]")
+
+
+def print_explanation(report: dict[str, Any]) -> None:
+    """Print the kept features, each model's skill per fold and the models' calibration."""
+    from tradebrain.evaluation.explain_html import top_features
+
+    selection = report.get("selection", {})
+    rows = top_features(selection)
+    n_folds = len(report.get("ensemble_weights", {}).get("per_fold", [])) or 1
+    if rows:
+        table = Table(
+            title=f"features kept per fold (of {selection['offered']} offered), by rank IC on "
+            "the training rows",
+            box=box.SIMPLE_HEAD,
+        )
+        for column in ("feature", "folds", "IC", "stable", "stands for"):
+            table.add_column(
+                column, justify="left" if column in ("feature", "stands for") else "right"
+            )
+        for row in rows:
+            cluster = row["cluster"]
+            shown = ", ".join(cluster[:3]) + (f" +{len(cluster) - 3}" if len(cluster) > 3 else "")
+            table.add_row(
+                row["feature"], f"{row['folds']}/{n_folds}", _f(row["ic"], 3),
+                f"{row['stability']:.0%}", shown or "-",
+            )  # fmt: skip
+        console.print(table)
+    else:
+        console.print("every feature was offered to every model (no selection)")
+    weights = report.get("ensemble_weights", {})
+    per_fold = weights.get("per_fold", [])
+    table = Table(
+        title="directional accuracy per fold (± 2 s.e.); * = weighed 0 in the ensemble",
+        box=box.SIMPLE_HEAD,
+    )
+    table.add_column("model", no_wrap=True)
+    for fold in per_fold:
+        table.add_column(f"fold {fold['fold'] + 1}", justify="right", no_wrap=True)
+    for name, metrics in report["models"].items():
+        cells = []
+        for fold, found in zip(per_fold, _by_fold(metrics, per_fold), strict=True):
+            if found is None:
+                cells.append("-")
+                continue
+            star = "*" if fold["weights"].get(name, 1.0) == 0.0 else ""
+            accuracy, se = found["sign_accuracy"], found["sign_accuracy_se"]
+            cells.append(f"{accuracy:.3f}±{2 * se:.3f}{star}")
+        table.add_row(name.replace("baseline_", "base: "), *cells)
+    console.print(table)
+    if weights.get("without_skill"):
+        console.print(
+            f"no out-of-sample skill in any fold (never voted in the ensemble): "
+            f"{', '.join(weights['without_skill'])}"
+        )
+    table = Table(title="calibration: accuracy at each confidence", box=box.SIMPLE_HEAD)
+    table.add_column("model", no_wrap=True)
+    for low in range(3, 10):
+        table.add_column(f"{low / 10:.1f}-{(low + 1) / 10:.1f}", justify="right", no_wrap=True)
+    for name, bins in report.get("calibration", {}).items():
+        if name.startswith("baseline_"):
+            continue
+        by_bin = {min(int(b["confidence"] * 10), 9): b for b in bins}
+        table.add_row(
+            name,
+            *(
+                f"{by_bin[k]['accuracy']:.2f} ({int(by_bin[k]['count'])})" if k in by_bin else "-"
+                for k in range(3, 10)
+            ),
+        )
+    console.print(table)
+    console.print("[dim]a calibrated model's accuracy falls inside its confidence bin[/]")
+
+
+def _by_fold(
+    metrics: dict[str, Any], per_fold: list[dict[str, Any]]
+) -> list[dict[str, Any] | None]:
+    rows = {row["fold"]: row for row in metrics.get("per_fold", [])}
+    return [rows.get(fold["fold"]) for fold in per_fold]
 
 
 def _split(text: str | None) -> list[str] | None:

@@ -15,7 +15,7 @@ order flow around them (trades, order-book snapshots, funding rates):
   drop over the next 4-12 candles; volatility doubles after the crash and decays.
 * **Volume** is lognormal around a level that rises with ``|r| / sigma_base``.
 
-The planted edge (``signal = rho``) has three kinds (``edge``). With ``r[t]`` the
+The planted edge (``signal = rho``) has four kinds (``edge``). With ``r[t]`` the
 close-to-close log return of candle ``t`` (``r[0] = log(close[0] / open[0])``) and ``vol[t]`` an
 EWMA volatility known at the close of ``t``::
 
@@ -26,6 +26,11 @@ EWMA volatility known at the close of ``t``::
 
       R[t] = r[t-k+1] + ... + r[t]  (k = signal_lookback)
       m[t] = -rho * vol * tanh(R / (vol * sqrt(k)))
+
+* ``shock``: a one-candle *continuation* after a surprising candle (a structure unlike the
+  reversal: opposite sign, and nearly nothing after an ordinary candle)::
+
+      z[t] = r[t] / vol[t],      m[t] = rho * vol * tanh(z * |z| / 2)
 
 * ``trend``: a persistent drift that follows the recent trend (time-series momentum). With
   ``a = 1 - 2**(-1 / half_life)`` and ``c = sqrt(a / (2 - a))`` (the spread of an EMA of unit
@@ -70,6 +75,7 @@ from tradebrain.exceptions import ConfigError, UserInputError
 
 __all__ = [
     "EDGE_KINDS",
+    "ONE_CANDLE_EDGES",
     "REGIMES",
     "EdgeKind",
     "PlantedEdge",
@@ -99,15 +105,19 @@ _SECONDS_PER_YEAR = 365 * 86_400
 _CRASH_VOLUME = 50.0
 _CRASH_SPREAD = 4.0
 _CRASH_VOL_BOOST = 4.0  # variance multiplier after a crash
-EdgeKind = Literal["reversal", "trend", "revert"]
-EDGE_KINDS: tuple[EdgeKind, ...] = ("reversal", "trend", "revert")
-"""Kinds of planted edge: a one-candle reversal, a persistent trend, a persistent reversion."""
+EdgeKind = Literal["reversal", "shock", "trend", "revert"]
+EDGE_KINDS: tuple[EdgeKind, ...] = ("reversal", "shock", "trend", "revert")
+"""Kinds of planted edge: one-candle reversal or shock continuation; persistent trend or
+reversion."""
+ONE_CANDLE_EDGES: tuple[EdgeKind, ...] = ("reversal", "shock")
 _VOLATILITY = "v2[t] = 0.94*v2[t-1] + 0.06*r[t]^2 (v2[-1] = sigma_base^2), vol[t] = sqrt(v2[t]); "
 _NEXT = "r[t+1] = oracle_expected_return[t] + regime drift + sigma[t+1]*eps[t+1] + crash[t+1]"
 _FORMULAS: dict[str, str] = {
-    "reversal": _VOLATILITY
-    + "R[t] = sum of the last k log returns r up to t; "
+    "reversal": _VOLATILITY + "R[t] = sum of the last k log returns r up to t; "
     "oracle_expected_return[t] = -rho * vol[t] * tanh(R[t] / (vol[t] * sqrt(k))); " + _NEXT,
+    "shock": _VOLATILITY
+    + "z[t] = r[t] / vol[t]; oracle_expected_return[t] = rho * vol[t] * tanh(z[t] * |z[t]| / 2); "
+    + _NEXT,
     "trend": _VOLATILITY
     + "a = 1 - 2^(-1/half_life), c = sqrt(a/(2-a)); s[t] = (1-a)*s[t-1] + a*r[t]/vol[t]; "
     "oracle_expected_return[t] = rho * vol[t] * tanh(s[t] / c); " + _NEXT,
@@ -154,8 +164,8 @@ class SyntheticConfig:
     signal_lookback
         ``k``: number of past log returns the ``reversal`` edge reverses.
     edge
-        Kind of planted edge: ``"reversal"`` (one candle), ``"trend"`` or ``"revert"``
-        (persistent; see the module docstring).
+        Kind of planted edge: ``"reversal"`` or ``"shock"`` (one candle), ``"trend"`` or
+        ``"revert"`` (persistent; see the module docstring).
     half_life
         Candles over which a ``trend`` or ``revert`` edge forgets half of its past.
     trades_per_candle
@@ -371,6 +381,9 @@ class PlantedEdge:
         if self.kind == "reversal":
             trailing = self.log_price - self._past[0]
             return -self.rho * vol * math.tanh(trailing / (vol * math.sqrt(self.lookback)))
+        if self.kind == "shock":
+            z = r / vol if vol > 0 else 0.0
+            return self.rho * vol * math.tanh(z * abs(z) / 2.0)
         if self.kind == "trend":
             self._level = (1.0 - alpha) * self._level + alpha * (r / vol if vol > 0 else 0.0)
             return self.rho * vol * math.tanh(self._level / self._noise)
@@ -563,7 +576,7 @@ def _oracle_report(
     return {
         "formula": _FORMULAS[config.edge],
         "edge": config.edge,
-        "half_life": config.half_life if config.edge != "reversal" else None,
+        "half_life": None if config.edge in ONE_CANDLE_EDGES else config.half_life,
         "rho": config.signal,
         "seed": config.seed,
         "bars": config.bars,

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from tradebrain.evaluation.report import build_report
@@ -33,6 +34,7 @@ def evaluate(
     feature_sets: Iterable[str] | None = None,
     features: pl.DataFrame | None = None,
     oracle: dict[str, Any] | None = None,
+    planted: np.ndarray | None = None,
     source: str = "<frame>",
     progress: ProgressCallback | None = None,
 ) -> EvaluationResult:
@@ -50,6 +52,9 @@ def evaluate(
         A precomputed feature table (``timestamp`` + one column per feature) to use instead.
     oracle
         The synthetic market's oracle (its ``.oracle.json``): enables the leakage alarm.
+    planted
+        A synthetic world's known expected return per candle (its ``.regimes.parquet``): the
+        report then compares each model's IC with the known drift's IC at the same horizon.
     """
     from tradebrain.features import compute_features
 
@@ -57,7 +62,7 @@ def evaluate(
     if progress:
         progress("computing features")
     table = features if features is not None else compute_features(candles, feature_sets)
-    data = build_dataset(candles, table, first_complete_row(table), settings)
+    data = build_dataset(candles, table, first_complete_row(table), settings, planted)
     folds = run_folds(data, settings, progress)
     report = build_report(data, folds, settings, source=source, oracle=oracle)
     return EvaluationResult(predictions_frame(data, folds), report)

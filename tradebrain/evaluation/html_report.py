@@ -52,7 +52,7 @@ METRIC_ROWS = (
     ("PSR", "psr", "{:.3f}"),
     ("DSR", "dsr", "{:.3f}"),
 )
-_STYLE = """body{font-family:system-ui,sans-serif;margin:24px auto;max-width:1300px;color:#222}
+PAGE_STYLE = """body{font-family:system-ui,sans-serif;margin:24px auto;max-width:1300px;color:#222}
 table{border-collapse:collapse;margin:8px 0 24px}
 td,th{padding:4px 12px;border-bottom:1px solid #ddd}td{text-align:right}
 td:first-child{text-align:left}
@@ -126,7 +126,7 @@ def write_html_report(
     ]
     page = (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
+        f"<style>{PAGE_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
         f"{_header(report)}{_tables(report, rows)}{''.join(charts)}</body></html>"
     )
     return write_text_atomic(page, Path(path))
@@ -159,7 +159,7 @@ def _line(x: np.ndarray, y: np.ndarray, name: str, **style: Any) -> go.Scatter:
     return go.Scatter(x=x[idx], y=y[idx], name=name, mode="lines", **style)
 
 
-def _layout(fig: go.Figure, title: str, y_title: str, height: int = 420) -> go.Figure:
+def chart_layout(fig: go.Figure, title: str, y_title: str, height: int = 420) -> go.Figure:
     fig.update_layout(
         title=title,
         height=height,
@@ -194,7 +194,7 @@ def _equity_figure(x: np.ndarray, equity: np.ndarray, bench: np.ndarray, name: s
             }
         ]
     )
-    return _layout(fig, "Equity vs buy-and-hold", "equity (quote)")
+    return chart_layout(fig, "Equity vs buy-and-hold", "equity (quote)")
 
 
 def _drawdown_figure(
@@ -210,7 +210,7 @@ def _drawdown_figure(
         ]
     )
     fig.update_yaxes(tickformat=".0%")
-    return _layout(fig, "Drawdown", "from running peak", height=300)
+    return chart_layout(fig, "Drawdown", "from running peak", height=300)
 
 
 def _price_figure(
@@ -273,7 +273,7 @@ def _price_figure(
         ]
     )
     title = "Price, trades" + (" and regimes" if bands else "")
-    return _layout(fig, title, "price", height=520).update_layout(hovermode="closest")
+    return chart_layout(fig, title, "price", height=520).update_layout(hovermode="closest")
 
 
 def _iso(text: str) -> str:
@@ -371,7 +371,7 @@ def _vote_figure(rows: list[dict[str, Any]]) -> go.Figure | None:
         fig.add_bar(x=part["month"].to_list(), y=part["vote"].to_list(), name=model)
     fig.update_layout(barmode="relative")
     title = "Vote attribution: mean p_up − p_down per model per month"
-    return _layout(fig, title, "mean vote (stacked)", height=380)
+    return chart_layout(fig, title, "mean vote (stacked)", height=380)
 
 
 def _fmt(value: Any, pattern: str = "{:.3f}") -> str:
@@ -409,7 +409,7 @@ def _header(report: Mapping[str, Any]) -> str:
     return f"<ul>{items}</ul><p class='verdict'>{verdict}</p>"
 
 
-def _table(head: Sequence[str], body: list[list[str]], caption: str) -> str:
+def html_table(head: Sequence[str], body: list[list[str]], caption: str) -> str:
     cells = "".join(f"<th>{html.escape(h)}</th>" for h in head)
     lines = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in body)
     return f"<h2>{caption}</h2><table><tr>{cells}</tr>{lines}</table>"
@@ -421,7 +421,7 @@ def _tables(report: Mapping[str, Any], rows: list[dict[str, Any]]) -> str:
         [label, _fmt(metrics.get(key), pat), _fmt(bench.get(key), pat)]
         for label, key, pat in METRIC_ROWS
     ]
-    out = _table(("metric", "strategy", "buy & hold"), body, "Metrics (after costs)")
+    out = html_table(("metric", "strategy", "buy & hold"), body, "Metrics (after costs)")
     sensitivity = report.get("cost_sensitivity", {})
     if sensitivity:
         factors = list(sensitivity)
@@ -431,7 +431,7 @@ def _tables(report: Mapping[str, Any], rows: list[dict[str, Any]]) -> str:
             for label, key, pat in METRIC_ROWS
             if key in keys
         ]
-        out += _table(("metric", *(f"{f} costs" for f in factors)), body, "Cost sensitivity")
+        out += html_table(("metric", *(f"{f} costs" for f in factors)), body, "Cost sensitivity")
     votes = _votes_frame(rows).drop_nulls("agrees")
     if not votes.is_empty():
         agree = votes.group_by("model").agg(pl.col("agrees").mean(), pl.len()).sort("model")
@@ -439,7 +439,7 @@ def _tables(report: Mapping[str, Any], rows: list[dict[str, Any]]) -> str:
             [html.escape(r["model"]), f"{r['agrees']:.1%}", f"{r['len']:,}"]
             for r in agree.iter_rows(named=True)
         ]
-        out += _table(
+        out += html_table(
             ("model", "agreed with the final decision", "directional decisions"),
             body,
             "Model agreement",

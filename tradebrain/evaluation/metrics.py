@@ -92,6 +92,32 @@ def expected_calibration_error(proba: np.ndarray, y: np.ndarray, n_bins: int = 1
     return float(np.sum(np.abs(gap[occupied])) / y.size)
 
 
+def reliability_table(proba: np.ndarray, y: np.ndarray, n_bins: int = 10) -> list[dict[str, float]]:
+    """Return the reliability diagram behind the ECE: one row per occupied confidence bin.
+
+    Each row has the bin's mean ``confidence`` (largest probability), its ``accuracy`` (share
+    of rows whose most probable class is the label) and ``count``. A calibrated model's rows
+    lie on the diagonal.
+    """
+    proba, y = _checked(proba, y)
+    if n_bins < 1:
+        raise UserInputError(f"n_bins must be >= 1; got {n_bins}")
+    confidence = np.max(proba, axis=1)
+    correct = (np.argmax(proba, axis=1) == y).astype(np.float64)
+    bins = np.minimum((confidence * n_bins).astype(np.int64), n_bins - 1)
+    counts = np.bincount(bins, minlength=n_bins)
+    sum_confidence = np.bincount(bins, confidence, minlength=n_bins)
+    sum_correct = np.bincount(bins, correct, minlength=n_bins)
+    return [
+        {
+            "confidence": float(sum_confidence[b] / counts[b]),
+            "accuracy": float(sum_correct[b] / counts[b]),
+            "count": float(counts[b]),
+        }
+        for b in np.flatnonzero(counts)
+    ]
+
+
 def information_coefficient(proba: np.ndarray, forward_return: np.ndarray) -> float:
     """Return the Spearman correlation of ``p_up - p_down`` with the forward return.
 
@@ -101,8 +127,17 @@ def information_coefficient(proba: np.ndarray, forward_return: np.ndarray) -> fl
     returns = np.asarray(forward_return, dtype=np.float64)
     if returns.shape != (proba.shape[0],):
         raise UserInputError(f"forward_return has shape {returns.shape}; expected ({len(proba)},)")
-    score = proba[:, 2] - proba[:, 0]
-    known = np.isfinite(returns)
+    return rank_ic(proba[:, 2] - proba[:, 0], returns)
+
+
+def rank_ic(score: np.ndarray, forward_return: np.ndarray) -> float:
+    """Return the Spearman correlation of a (n,) ``score`` with the (n,) forward return.
+
+    Rows where either is NaN are left out; NaN when fewer than 3 rows or no spread remain.
+    """
+    score = np.asarray(score, dtype=np.float64)
+    returns = np.asarray(forward_return, dtype=np.float64)
+    known = np.isfinite(returns) & np.isfinite(score)
     score, returns = score[known], returns[known]
     if score.size < 3 or np.ptp(score) == 0 or np.ptp(returns) == 0:
         return math.nan

@@ -1,5 +1,9 @@
 """The evaluation report: metrics per model and per fold, baselines, and plain verdicts.
 
+Beside the metrics it explains itself: which features each fold kept and why (``selection``),
+each model's weight in the ensemble and the skill behind it (``ensemble_weights``), and the
+reliability diagram of every model (``calibration``).
+
 Two verdicts keep the report honest:
 
 - **beats the naive baselines** — a model does when its log loss is below every baseline's and
@@ -17,7 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from tradebrain.evaluation.metrics import classification_report
+from tradebrain.evaluation.metrics import (
+    classification_report,
+    rank_ic,
+    reliability_table,
+)
 from tradebrain.evaluation.walk_forward import (
     BASELINES,
     Dataset,
@@ -89,10 +97,107 @@ def build_report(
         "verdict": verdict,
         "warnings": [],
     }
+    report["settings"].update(
+        max_features=settings.max_features,
+        cluster_corr=settings.cluster_corr,
+        skill_weights=settings.skill_weights,
+    )
+    report["selection"] = selection_section(folds, len(data.feature_names))
+    report["ensemble_weights"] = weights_section(folds, settings.models)
+    report["calibration"] = {
+        name: reliability_table(*_stacked(name, data, folds)) for name in models
+    }
     if oracle is not None:
         report["oracle"] = _oracle_section(models, oracle)
         report["warnings"].extend(report["oracle"]["warnings"])
+    if data.planted is not None:
+        report.setdefault("oracle", {"models": {}, "warnings": []})
+        report["oracle"]["drift"] = _drift_section(data, folds, models)
     return report
+
+
+def selection_section(folds: list[FoldPredictions], offered: int) -> dict[str, Any]:
+    """Return the features each fold kept, and one row per feature over all folds.
+
+    A feature's row: in how many folds it was kept, its mean IC and stability there, and the
+    correlated features its cluster stood for. Rows are sorted by folds kept, then by |IC|.
+    """
+    chosen = [(f.fold.index, f.selection) for f in folds if f.selection is not None]
+    if not chosen:
+        return {"offered": offered, "all_features_used": True, "features": [], "per_fold": []}
+    rows: dict[str, dict[str, Any]] = {}
+    for _, selection in chosen:
+        for name in selection.names:
+            row = rows.setdefault(name, {"feature": name, "folds": 0, "ic": [], "stability": [],
+                                         "cluster": set()})  # fmt: skip
+            row["folds"] += 1
+            row["ic"].append(selection.importance.get(name, math.nan))
+            row["stability"].append(selection.stability.get(name, math.nan))
+            row["cluster"].update(selection.clusters.get(name, []))
+    features = [
+        {
+            "feature": row["feature"],
+            "folds": row["folds"],
+            "ic": float(np.mean(row["ic"])),
+            "stability": float(np.mean(row["stability"])),
+            "cluster": sorted(row["cluster"] - {row["feature"]}),
+        }
+        for row in rows.values()
+    ]
+    features.sort(key=lambda r: (-r["folds"], -abs(r["ic"]), r["feature"]))
+    return {
+        "offered": offered,
+        "all_features_used": False,
+        "features": features,
+        "per_fold": [{"fold": index, **selection.to_dict()} for index, selection in chosen],
+    }
+
+
+def weights_section(folds: list[FoldPredictions], models: tuple[str, ...]) -> dict[str, Any]:
+    """Return each fold's ensemble weights and skill, and the models that never had skill."""
+    per_fold = [
+        {"fold": f.fold.index, "weights": dict(f.weights), "skill": dict(f.skill)} for f in folds
+    ]
+    never = [m for m in models if folds and all(f.weights.get(m, 1.0) == 0.0 for f in folds)]
+    return {
+        "rule": "weight 1 when the model's out-of-sample slope of realized return on its "
+        "forecast score is positive with t >= 2 (overlap-corrected) before the fold; else 0",
+        "per_fold": per_fold,
+        "without_skill": never,
+    }
+
+
+def _stacked(
+    name: str, data: Dataset, folds: list[FoldPredictions]
+) -> tuple[np.ndarray, np.ndarray]:
+    present = [f for f in folds if name in f.proba]
+    rows = np.concatenate([f.fold.test for f in present])
+    return np.vstack([f.proba[name] for f in present]), data.y[rows]
+
+
+def _drift_section(
+    data: Dataset, folds: list[FoldPredictions], models: dict[str, Any]
+) -> dict[str, Any]:
+    """Compare each model's IC with the IC of the known drift on the same evaluated rows."""
+    assert data.planted is not None
+    planted = data.planted
+
+    def drift_ic_on(present: list[FoldPredictions]) -> float:
+        rows = np.concatenate([f.fold.test for f in present])
+        return rank_ic(planted[rows], data.forward_return[rows])
+
+    drift_ic = drift_ic_on(folds)
+    kept = {}
+    for name, metrics in models.items():
+        own = drift_ic_on([f for f in folds if name in f.proba])
+        ic = metrics["information_coefficient"]
+        kept[name] = ic / own if own > 0 and math.isfinite(ic) else math.nan
+    return {
+        "drift_ic": drift_ic,
+        "ic_kept": kept,
+        "note": "ic_kept = the model's information coefficient / the known drift's, at the "
+        "label horizon, on the evaluated rows",
+    }
 
 
 def _model_section(name: str, data: Dataset, folds: list[FoldPredictions]) -> dict[str, Any]:

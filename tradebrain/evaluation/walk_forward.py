@@ -1,13 +1,27 @@
 """Walk-forward evaluation: every prediction is made by a model that never saw its future.
 
 For each fold of :class:`~tradebrain.evaluation.splits.WalkForwardSplitter` (purged and
-embargoed), every model is trained on the fold's training rows, early-stopped and calibrated on
-the purged validation tail at the end of the training window, and asked about the test rows.
-Missing feature values are filled with medians of the training rows only. The ensemble
-combines the models of the same fold; the stacking meta-learner of fold k learns only from
-out-of-fold predictions of earlier folds whose labels resolved before fold k starts. The naive
-baselines (class prior of the training rows; the latest label already known) are scored on the
-same rows, so the report can say plainly whether anything beats them.
+embargoed):
+
+1. **Features are selected** on the fold's training rows only (:mod:`tradebrain.models.selection`:
+   single-feature rank IC, stability across blocks, clusters of correlated features, a cap of
+   ``max_features``); the tabular models see the kept features, the sequence models their own
+   compact windows.
+2. Every model is trained on the training rows, early-stopped and calibrated on the purged
+   validation tail at the end of the training window, and asked about the test rows. Missing
+   feature values are filled with medians of the training rows only.
+3. **Skill weights.** Each model's skill is the slope of realized returns (in units of
+   volatility) on its forecast score (:func:`~tradebrain.models.forecast.fit_slope`, t ≥ 2,
+   overlap-corrected) over predictions it made out of sample before the fold: its own
+   validation tail and the test rows of earlier folds whose labels resolved before this fold
+   starts. A model without positive, significant skill weighs zero — the same rule as the
+   trading forecast. The ensemble averages the models that kept their weight (confidence
+   weighted); when none did, it abstains (the training rows' class shares).
+
+The stacking meta-learner of fold k learns only from out-of-fold predictions of earlier folds
+whose labels resolved before fold k starts. The naive baselines (class prior of the training
+rows; the latest label already known) are scored on the same rows, so the report can say
+plainly whether anything beats them.
 """
 
 from __future__ import annotations
@@ -25,7 +39,8 @@ from tradebrain.exceptions import UserInputError
 from tradebrain.labels import LabelSettings, forward_returns
 from tradebrain.models.base import MODEL_CLASSES, make_windows
 from tradebrain.models.calibration import TemperatureCalibrator
-from tradebrain.models.ensemble import EnsembleManager
+from tradebrain.models.forecast import VOLATILITY_FEATURE, combine_votes, fit_slope, probit_scores
+from tradebrain.models.selection import FeatureSelection, select_features
 
 DEFAULT_MODELS = ("logistic", "lightgbm", "xgboost", "cnn")
 #: Compact inputs for sequence models: their windows multiply memory by the window length.
@@ -63,6 +78,12 @@ class EvaluationSettings:
     seed: int = 42
     model_params: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    #: Features kept per fold for the tabular models (None keeps all; see the module docstring).
+    max_features: int | None = 8
+    cluster_corr: float = 0.9
+    #: Weigh the ensemble's members by their out-of-sample skill before each fold (else equally).
+    skill_weights: bool = True
+
     #: Placebo: shuffle the labels with this seed before anything learns from them. A model
     #: that still "works" on shuffled labels is finding structure that is not there.
     placebo_seed: int | None = None
@@ -86,21 +107,37 @@ class Dataset:
     forward_return: np.ndarray  # (n,) log return over the label horizon
     next_return: np.ndarray  # (n,) log return of the next candle (for oracle comparisons)
     window: int
+    planted: np.ndarray | None = None  # (n,) a synthetic world's known expected next return
 
 
 @dataclass
 class FoldPredictions:
-    """Probabilities of every model on one fold's test rows."""
+    """Probabilities of every model on one fold's test rows, and how the fold chose them.
+
+    ``selection`` is the features the tabular models saw (None: all); ``weights`` each model's
+    weight in the ensemble and ``skill`` the measurement behind it (slope, t, beta, rows).
+    """
 
     fold: Fold
     proba: dict[str, np.ndarray]
     seconds: dict[str, float]
+    selection: FeatureSelection | None = None
+    weights: dict[str, float] = field(default_factory=dict)
+    skill: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def build_dataset(
-    candles: pl.DataFrame, features: pl.DataFrame, warmup: int, settings: EvaluationSettings
+    candles: pl.DataFrame,
+    features: pl.DataFrame,
+    warmup: int,
+    settings: EvaluationSettings,
+    planted: np.ndarray | None = None,
 ) -> Dataset:
-    """Line up features and labels, dropping warm-up rows and rows whose label is unknown."""
+    """Line up features and labels, dropping warm-up rows and rows whose label is unknown.
+
+    ``planted`` (one value per candle) is a synthetic world's known expected return, kept on
+    the same rows so the report can compare the models' IC with the known drift's.
+    """
     if features.height != candles.height:
         raise UserInputError("features must have one row per candle")
     prices = {c: candles[c].to_numpy().astype(np.float64) for c in ("open", "high", "low", "close")}
@@ -136,6 +173,7 @@ def build_dataset(
         forward_return=forward_returns(close, settings.label.horizon)[rows],
         next_return=forward_returns(close, 1)[rows],
         window=settings.window,
+        planted=None if planted is None else np.asarray(planted, dtype=np.float64)[rows],
     )
 
 
@@ -152,20 +190,24 @@ def run_folds(
         horizon=settings.label.horizon,
         validation_size=settings.validation_fraction,
     )
-    results = []
+    results: list[FoldPredictions] = []
+    scale = _volatility_scale(data, settings.label.horizon)
     for fold in splitter.split(data.y.size, data.label_end):
+        selection = _select(data, fold.train, settings, scale)  # training rows only
+        columns = _columns(data, selection)
         probas: dict[str, np.ndarray] = {}
+        validation: dict[str, np.ndarray] = {}
         seconds: dict[str, float] = {}
         for name in settings.models:
             if progress:
                 progress(f"fold {fold.index + 1}/{settings.folds}: {name}")
             started = time.perf_counter()
-            probas[name] = _fit_predict(name, data, fold, settings)
+            probas[name], validation[name] = _fit_predict(name, data, fold, settings, columns)
             seconds[name] = time.perf_counter() - started
         probas.update(_baselines(data, fold, settings.label.horizon))
-        ensemble = EnsembleManager().combine({m: probas[m] for m in settings.models})
-        probas["ensemble"] = ensemble.proba
-        results.append(FoldPredictions(fold, probas, seconds))
+        weights, skill = _skill(data, fold, settings, scale, validation, results)
+        probas["ensemble"] = _ensemble(probas, weights, probas["baseline_majority"])
+        results.append(FoldPredictions(fold, probas, seconds, selection, weights, skill))
     if settings.stacking and len(settings.models) > 1:
         _add_stacking(data, results, settings)
     return results
@@ -192,7 +234,10 @@ def predictions_frame(data: Dataset, folds: list[FoldPredictions]) -> pl.DataFra
     return pl.concat(parts).sort("timestamp", "model", maintain_order=True)
 
 
-def _fit_predict(name: str, data: Dataset, fold: Fold, settings: EvaluationSettings) -> np.ndarray:
+def _fit_predict(
+    name: str, data: Dataset, fold: Fold, settings: EvaluationSettings, columns: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the model's calibrated test probabilities and its raw validation probabilities."""
     model = MODEL_CLASSES[name](**settings.params_for(name))
     training = fold.training_rows
     if model.input_kind == "sequence":
@@ -200,18 +245,116 @@ def _fit_predict(name: str, data: Dataset, fold: Fold, settings: EvaluationSetti
         windows = make_windows(source, data.window).astype(np.float32)
         X, names = windows, data.sequence_names
     else:
-        X, names = _impute(data.X, training), data.feature_names
+        X = _impute(data.X[:, columns], training)
+        names = tuple(data.feature_names[j] for j in columns)
     info: dict[str, Any] = {"label": settings.label.to_dict()}
     if fold.validation.size:
         info["validation"] = (X[fold.validation], data.y[fold.validation])
     model.fit(X[fold.train], data.y[fold.train], feature_names=names, info=info)
     proba = model.predict_proba(X[fold.test])
+    validation = (
+        np.asarray(model.predict_proba(X[fold.validation]), dtype=np.float64)
+        if fold.validation.size
+        else np.empty((0, 3))
+    )
     if settings.calibrate and fold.validation.size >= 30:
-        calibrator = TemperatureCalibrator().fit(
-            model.predict_proba(X[fold.validation]), data.y[fold.validation]
-        )
+        calibrator = TemperatureCalibrator().fit(validation, data.y[fold.validation])
         proba = calibrator.transform(proba)
-    return np.asarray(proba, dtype=np.float64)
+    return np.asarray(proba, dtype=np.float64), validation
+
+
+def _volatility_scale(data: Dataset, horizon: int) -> np.ndarray:
+    """Return (n,) the volatility of each row's forward return (NaN where unknown).
+
+    The per-candle volatility feature times ``sqrt(horizon)``; without that feature, one
+    constant (so returns are ranked and sloped as they are).
+    """
+    if VOLATILITY_FEATURE in data.feature_names:
+        volatility = data.X[:, data.feature_names.index(VOLATILITY_FEATURE)]
+        scaled: np.ndarray = np.where(volatility > 0, volatility, np.nan) * np.sqrt(horizon)
+        return scaled
+    spread = float(np.nanstd(data.forward_return)) or 1.0
+    return np.full(data.forward_return.size, spread)
+
+
+def select_on_rows(
+    data: Dataset, rows: np.ndarray, settings: EvaluationSettings
+) -> FeatureSelection | None:
+    """Select features on ``rows`` only (target: forward return in units of volatility).
+
+    Returns None when ``settings.max_features`` keeps every feature.
+    """
+    scale = _volatility_scale(data, settings.label.horizon)
+    return _select(data, rows, settings, scale)
+
+
+def _select(
+    data: Dataset, rows: np.ndarray, settings: EvaluationSettings, scale: np.ndarray
+) -> FeatureSelection | None:
+    limit = settings.max_features
+    if limit is None or limit >= len(data.feature_names):
+        return None
+    target = np.clip(data.forward_return[rows] / scale[rows], -4.0, 4.0)
+    return select_features(
+        _impute(data.X, rows)[rows], target, data.feature_names,
+        max_features=limit, cluster_corr=settings.cluster_corr,
+    )  # fmt: skip
+
+
+def _columns(data: Dataset, selection: FeatureSelection | None) -> np.ndarray:
+    if selection is None:
+        return np.arange(len(data.feature_names))
+    index = {name: j for j, name in enumerate(data.feature_names)}
+    return np.array([index[name] for name in selection.names], dtype=np.int64)
+
+
+def _skill(
+    data: Dataset,
+    fold: Fold,
+    settings: EvaluationSettings,
+    scale: np.ndarray,
+    validation: dict[str, np.ndarray],
+    earlier: list[FoldPredictions],
+) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """Weigh each model by the skill it showed out of sample before this fold starts.
+
+    The rows: the fold's validation tail (predicted by this fold's model, which never trained
+    on it) and earlier folds' test rows whose labels resolved before this fold's first test row.
+    """
+    if not settings.skill_weights:
+        return {name: 1.0 for name in settings.models}, {}
+    start = fold.test_start
+    past = [r for r in earlier if r.fold.test.size]
+    weights: dict[str, float] = {}
+    skill: dict[str, dict[str, float]] = {}
+    for name in settings.models:
+        rows = [fold.validation]
+        probas = [validation[name]]
+        for result in past:
+            resolved = data.label_end[result.fold.test] < start
+            rows.append(result.fold.test[resolved])
+            probas.append(result.proba[name][resolved])
+        at = np.concatenate(rows)
+        proba = np.vstack(probas)
+        realized = data.forward_return[at] / scale[at]
+        slope = fit_slope(probit_scores(proba), realized, settings.label.horizon)
+        skill[name] = {
+            "slope": slope.slope, "t_stat": slope.t_stat, "beta": slope.beta,
+            "rows": float(slope.rows),
+        }  # fmt: skip
+        weights[name] = 1.0 if slope.beta > 0 else 0.0
+    return weights, skill
+
+
+def _ensemble(
+    probas: dict[str, np.ndarray], weights: dict[str, float], abstain: np.ndarray
+) -> np.ndarray:
+    """Average the weighted models (confidence weighted); abstain where none has weight."""
+    members = {name: probas[name] for name in weights}
+    combined = combine_votes(members, weights)
+    missing = ~np.isfinite(combined).all(axis=1)
+    combined[missing] = abstain[missing]
+    return combined
 
 
 def _impute(matrix: np.ndarray, training: np.ndarray) -> np.ndarray:

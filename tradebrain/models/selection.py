@@ -46,6 +46,9 @@ class FeatureSelection:
         Kept feature -> the features it stands for (correlated above the threshold).
     considered
         How many features were offered.
+    dropped
+        Feature left out -> why (``"unstable"``, ``"no signal"``, ``"cluster of X"`` or
+        ``"beyond the cap"``); not saved with :meth:`to_dict`.
     """
 
     names: tuple[str, ...]
@@ -53,6 +56,7 @@ class FeatureSelection:
     stability: dict[str, float]
     clusters: dict[str, list[str]] = field(default_factory=dict)
     considered: int = 0
+    dropped: dict[str, str] = field(default_factory=dict, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the selection as a JSON-ready dict (kept features in order)."""
@@ -144,14 +148,20 @@ def select_features(
                                 target_ranks[part] - target_ranks[part].mean())  # fmt: skip
         agree += np.sign(part_ic) == np.sign(ic)
     stability = agree / blocks
-    candidates = [j for j in np.argsort(-np.abs(ic), kind="stable") if stability[j] >= 0.5]
+    dropped: dict[str, str] = {}
+    candidates = []
+    for j in np.argsort(-np.abs(ic), kind="stable").tolist():
+        if abs(ic[j]) == 0.0:
+            dropped[names[j]] = "no signal"
+        elif stability[j] < 0.5:
+            dropped[names[j]] = f"unstable (IC sign held in {stability[j]:.0%} of blocks)"
+        else:
+            candidates.append(j)
     scale = np.sqrt((ranks**2).sum(axis=0))
     scale[scale == 0] = 1.0
     kept: list[int] = []
     clusters: dict[int, list[str]] = {}
     for j in candidates:
-        if abs(ic[j]) == 0.0:
-            continue
         leader = None
         for k in kept:
             corr = float(ranks[:, j] @ ranks[:, k] / (scale[j] * scale[k]))
@@ -160,16 +170,21 @@ def select_features(
                 break
         if leader is not None:
             clusters[leader].append(names[j])
+            dropped[names[j]] = f"cluster of {names[leader]}"
         elif len(kept) < max_features:
             kept.append(j)
             clusters[j] = []
+        else:
+            dropped[names[j]] = "beyond the cap"
     if not kept:  # nothing stable: keep the strongest so a model can still be trained
         kept = [int(np.argmax(np.abs(ic)))]
         clusters[kept[0]] = []
+        dropped.pop(names[kept[0]], None)
     return FeatureSelection(
         names=tuple(names[j] for j in kept),
         importance={names[j]: float(ic[j]) for j in kept},
         stability={names[j]: float(stability[j]) for j in kept},
         clusters={names[j]: clusters[j] for j in kept},
         considered=f,
+        dropped=dropped,
     )
