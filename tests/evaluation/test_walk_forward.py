@@ -172,3 +172,19 @@ def test_on_a_persistent_world_the_report_compares_model_ic_with_the_known_drift
     assert drift["drift_ic"] > 0.1
     ensemble_ic = result.report["models"]["ensemble"]["information_coefficient"]
     assert drift["ic_kept"]["ensemble"] == pytest.approx(ensemble_ic / expected)
+
+
+def test_stacking_is_the_meta_learner_or_a_copy_of_the_member_that_did_best_before(
+    coin: None,
+) -> None:
+    candles, _ = _world(0.3)
+    settings = _settings(models=("logistic", "coin"), stacking=True, folds=4)
+    data = _dataset(candles, settings)
+    folds = run_folds(data, settings)
+    assert "stacking" not in folds[0].proba and folds[0].stacking_choice is None
+    for result in folds[1:]:
+        choice = result.stacking_choice
+        assert choice in ("meta-learner", "logistic", "coin")
+        if choice != "meta-learner":
+            np.testing.assert_array_equal(result.proba["stacking"], result.proba[choice])
+    assert all(r.stacking_choice != "coin" for r in folds[1:])  # never copies a coin flip

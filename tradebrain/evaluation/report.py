@@ -156,7 +156,13 @@ def selection_section(folds: list[FoldPredictions], offered: int) -> dict[str, A
 def weights_section(folds: list[FoldPredictions], models: tuple[str, ...]) -> dict[str, Any]:
     """Return each fold's ensemble weights and skill, and the models that never had skill."""
     per_fold = [
-        {"fold": f.fold.index, "weights": dict(f.weights), "skill": dict(f.skill)} for f in folds
+        {
+            "fold": f.fold.index,
+            "weights": dict(f.weights),
+            "skill": dict(f.skill),
+            "stacking": f.stacking_choice,
+        }
+        for f in folds
     ]
     never = [m for m in models if folds and all(f.weights.get(m, 1.0) == 0.0 for f in folds)]
     return {

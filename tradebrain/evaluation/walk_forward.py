@@ -115,7 +115,8 @@ class FoldPredictions:
     """Probabilities of every model on one fold's test rows, and how the fold chose them.
 
     ``selection`` is the features the tabular models saw (None: all); ``weights`` each model's
-    weight in the ensemble and ``skill`` the measurement behind it (slope, t, beta, rows).
+    weight in the ensemble and ``skill`` the measurement behind it (slope, t, beta, rows);
+    ``stacking_choice`` what the fold's stacking stood on (see :func:`_add_stacking`).
     """
 
     fold: Fold
@@ -124,6 +125,7 @@ class FoldPredictions:
     selection: FeatureSelection | None = None
     weights: dict[str, float] = field(default_factory=dict)
     skill: dict[str, dict[str, float]] = field(default_factory=dict)
+    stacking_choice: str | None = None  # "meta-learner", or the member stacking copied
 
 
 def build_dataset(
@@ -374,10 +376,23 @@ def _baselines(data: Dataset, fold: Fold, horizon: int) -> dict[str, np.ndarray]
     return {"baseline_majority": majority, "baseline_persistence": persistence}
 
 
+#: L2 strength of the stacking meta-learner (scikit-learn's C; small is strong): a handful of
+#: noisy probability columns need shrinking toward the plain average.
+STACKING_C = 0.05
+
+
 def _add_stacking(
     data: Dataset, folds: list[FoldPredictions], settings: EvaluationSettings
 ) -> None:
-    """Fit fold k's meta-learner on out-of-fold predictions of folds before k only."""
+    """Fit fold k's meta-learner on out-of-fold predictions of folds before k only.
+
+    Guard: the meta-learner is first fitted on the older two thirds of those rows and scored
+    (log loss) on the newest third against every member. Only when it beats the best member
+    there is it refitted on all of them and used; otherwise fold k's stacking is that best
+    member's probabilities, so stacking never stands on a meta-learner that did worse out of
+    sample than a member it could have copied. ``stacking_choice`` in the fold says which.
+    """
+    from tradebrain.evaluation.metrics import log_loss
     from tradebrain.models.baselines import LogisticModel
 
     alphas = [data.feature_names.index(a) for a in STACKING_ALPHAS if a in data.feature_names]
@@ -388,13 +403,33 @@ def _add_stacking(
         past_rows = np.concatenate([f.fold.test for f in folds[:k]])
         past_proba = np.vstack([_stack_inputs(f, settings.models) for f in folds[:k]])
         resolved = data.label_end[past_rows] < start  # labels known before fold k begins
-        if resolved.sum() < 50 or np.unique(data.y[past_rows[resolved]]).size < 2:
+        rows, proba = past_rows[resolved], past_proba[resolved]
+        if rows.size < 50 or np.unique(data.y[rows]).size < 2:
             continue
-        extra = _impute(data.X[:, alphas], past_rows[resolved]) if alphas else None
-        meta_X = _meta_inputs(past_proba[resolved], extra, past_rows[resolved])
-        meta = LogisticModel(seed=settings.seed).fit(meta_X, data.y[past_rows[resolved]])
-        test_X = _meta_inputs(_stack_inputs(current, settings.models), extra, current.fold.test)
-        current.proba["stacking"] = meta.predict_proba(test_X)
+        extra = _impute(data.X[:, alphas], rows) if alphas else None
+        meta_X = _meta_inputs(proba, extra, rows)
+        cut = rows.size * 2 // 3
+        y = data.y[rows]
+        meta = LogisticModel(C=STACKING_C, seed=settings.seed)
+        checked = slice(cut, None)
+        member_loss = {
+            name: log_loss(proba[checked, 3 * i : 3 * i + 3], y[checked])
+            for i, name in enumerate(settings.models)
+        }
+        best = min(member_loss, key=lambda name: member_loss[name])
+        trusted = np.unique(y[:cut]).size >= 2 and (
+            log_loss(
+                meta.clone().fit(meta_X[:cut], y[:cut]).predict_proba(meta_X[checked]), y[checked]
+            )
+            < member_loss[best]
+        )
+        if trusted:
+            test_X = _meta_inputs(_stack_inputs(current, settings.models), extra, current.fold.test)
+            current.proba["stacking"] = meta.fit(meta_X, y).predict_proba(test_X)
+            current.stacking_choice = "meta-learner"
+        else:
+            current.proba["stacking"] = current.proba[best].copy()
+            current.stacking_choice = best
 
 
 def _stack_inputs(result: FoldPredictions, models: tuple[str, ...]) -> np.ndarray:
