@@ -113,7 +113,7 @@ def test_a_model_without_skill_weighs_zero_and_the_ensemble_follows_the_others(c
     np.testing.assert_allclose(ensemble, logistic, atol=1e-12)
 
 
-def test_when_no_model_has_skill_the_ensemble_abstains_with_the_training_class_shares(
+def test_when_no_model_has_skill_the_ensemble_abstains_without_a_directional_view(
     coin: None,
 ) -> None:
     candles, _ = _world(0.0)
@@ -121,9 +121,13 @@ def test_when_no_model_has_skill_the_ensemble_abstains_with_the_training_class_s
     result = evaluate(candles, settings, feature_sets=["atomic"])
     assert result.report["ensemble_weights"]["without_skill"] == ["coin"]
     frame = result.predictions
-    ensemble = frame.filter(pl.col("model") == "ensemble").select("p_down", "p_flat", "p_up")
-    prior = frame.filter(pl.col("model") == "baseline_majority").select("p_down", "p_flat", "p_up")
-    np.testing.assert_array_equal(ensemble.to_numpy(), prior.to_numpy())
+    columns = ["p_down", "p_flat", "p_up"]
+    ensemble = frame.filter(pl.col("model") == "ensemble").select(columns).to_numpy()
+    prior = frame.filter(pl.col("model") == "baseline_majority").select(columns).to_numpy()
+    np.testing.assert_array_equal(ensemble[:, 1], prior[:, 1])  # the flat share it knows
+    np.testing.assert_allclose(ensemble[:, 0], (prior[:, 0] + prior[:, 2]) / 2, atol=1e-15)
+    np.testing.assert_array_equal(ensemble[:, 0], ensemble[:, 2])  # no lean either way
+    assert result.report["models"]["ensemble"]["sign_accuracy"] == 0.5
 
 
 def test_equal_weights_are_kept_when_skill_weighting_is_switched_off(coin: None) -> None:

@@ -16,7 +16,8 @@ embargoed):
    validation tail and the test rows of earlier folds whose labels resolved before this fold
    starts. A model without positive, significant skill weighs zero — the same rule as the
    trading forecast. The ensemble averages the models that kept their weight (confidence
-   weighted); when none did, it abstains (the training rows' class shares).
+   weighted); when none did, it abstains: the training rows' share of flat candles, and up
+   and down equally likely (no directional view).
 
 The stacking meta-learner of fold k learns only from out-of-fold predictions of earlier folds
 whose labels resolved before fold k starts. The naive baselines (class prior of the training
@@ -208,7 +209,7 @@ def run_folds(
             seconds[name] = time.perf_counter() - started
         probas.update(_baselines(data, fold, settings.label.horizon))
         weights, skill = _skill(data, fold, settings, scale, validation, results)
-        probas["ensemble"] = _ensemble(probas, weights, probas["baseline_majority"])
+        probas["ensemble"] = _ensemble(probas, weights, _no_view(probas["baseline_majority"]))
         results.append(FoldPredictions(fold, probas, seconds, selection, weights, skill))
     if settings.stacking and len(settings.models) > 1:
         _add_stacking(data, results, settings)
@@ -346,6 +347,18 @@ def _skill(
         }  # fmt: skip
         weights[name] = 1.0 if slope.beta > 0 else 0.0
     return weights, skill
+
+
+def _no_view(prior: np.ndarray) -> np.ndarray:
+    """Return the training class shares with up and down made equal: no directional view.
+
+    An ensemble without a skilled member abstains with these probabilities: the flat share it
+    knows, and no lean either way (``p_up - p_down = 0``), so an abstaining fold adds neither
+    direction nor rank to the directional accuracy and the IC.
+    """
+    view = prior.copy()
+    view[:, 0] = view[:, 2] = (prior[:, 0] + prior[:, 2]) / 2.0
+    return view
 
 
 def _ensemble(
