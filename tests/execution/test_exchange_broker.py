@@ -272,6 +272,28 @@ def test_spot_stop_is_placed_after_the_entry_fills_and_cancelled_after_an_exit(
     assert broker.open_orders() == {}
 
 
+def test_an_exit_leaving_dust_below_the_lot_size_still_reports_its_fill(
+    venue: FakeVenue, caplog: pytest.LogCaptureFixture
+) -> None:
+    broker = broker_on(venue)
+    entry = broker.submit(buy(1.00001, stop_price=90.0))  # the BTC fee leaves an odd holding
+    broker.poll()
+    held = venue.balances.get("BTC", 0.0) + venue.locked.get("BTC", 0.0)
+    assert 0.0 < held - 0.999 < 1e-5  # what a 0.999 exit leaves is below the 0.00001 lot
+
+    exit_id = broker.submit(sell(0.999, reduce_only=True, tag="exit"))
+    with caplog.at_level(logging.ERROR):
+        events = broker.poll()
+
+    [fill] = fills(events)  # the venue filled it: the fill is reported, once
+    assert (fill.order_id, fill.quantity) == (exit_id, pytest.approx(0.999))
+    assert venue.order_by_client_id(exit_id)["status"] == "FILLED"
+    assert venue.order_by_client_id(entry + "-sl")["status"] == "CANCELED"
+    assert exit_id not in broker.open_orders()
+    assert broker.poll() == []
+    assert "protecting what is left failed" in caplog.text  # the dust stays unprotected, said
+
+
 def test_spot_stop_fill_is_reported_when_the_price_falls_through_it(venue: FakeVenue) -> None:
     broker = broker_on(venue)
     entry = broker.submit(buy(1.0, stop_price=90.0))

@@ -267,11 +267,20 @@ class ExchangeBroker:
     def _follow(self, order: TrackedOrder) -> list[Event]:
         try:
             events, over = self.desk.follow(order)
-            if over:
-                events.extend(self._after_final(order))
         except (VenueRefusal, TemporaryError) as error:
             logger.warning("following order %s failed (%s); will retry", order.client_id, error)
             return []
+        if over:
+            # The fills above are final: the desk has marked their trades seen and dropped the
+            # order. A refused protective order (e.g. a dust remainder below the venue's lot
+            # size) must not swallow them, or a filled order would stay open in the records.
+            try:
+                events.extend(self._after_final(order))
+            except (VenueRefusal, TemporaryError) as error:
+                logger.error(
+                    "order %s is over, but protecting what is left failed (%s)",
+                    order.client_id, error,
+                )  # fmt: skip
         return events
 
     def _after_final(self, order: TrackedOrder) -> list[Event]:
