@@ -53,7 +53,7 @@ def test_defaults_are_the_seed_weights_and_the_edge_to_money_risk_limits() -> No
     )
     risk = settings.risk
     assert risk.risk_per_trade == 0.05
-    assert risk.stop_atr_multiple == 3.0
+    assert risk.stop_atr_multiple == 6.0
     assert risk.reward_risk == 2.0
     assert risk.max_daily_drawdown == 0.10
     assert risk.max_drawdown == 0.40
@@ -254,7 +254,7 @@ CHANGES: dict[str, Change] = {
     "risk.reward_risk": Change(3.0, context={"risk.take_profit": True}),
     "risk.max_daily_drawdown": Change(0.06),
     "risk.max_drawdown": Change(0.25),
-    "risk.margin_cap": Change(0.5),
+    "risk.margin_cap": Change(0.3),
     "risk.leverage_cap": Change(1.5),
     "risk.kelly_fraction": Change(0.25, context=KELLY_ON),
     "risk.kelly_min_trades": Change(10, context=KELLY_ON),

@@ -158,7 +158,7 @@ class RiskSettings(_Section):
     risk_per_trade: float = Field(
         0.05, gt=0, le=0.10, description="fraction of equity lost if an entry's stop is hit"
     )
-    stop_atr_multiple: float = Field(3.0, gt=0, le=20, description="protective stop, in ATR(14)")
+    stop_atr_multiple: float = Field(6.0, gt=0, le=20, description="protective stop, in ATR(14)")
     take_profit: bool = Field(
         False, description="entries carry a take-profit target at reward_risk stop distances"
     )

@@ -74,9 +74,9 @@ def test_a_confident_vote_opens_the_full_target_with_a_stop_and_no_take_profit(
     assert decision.target_position == pytest.approx(1.0)  # half Kelly far above the cap
     assert decision.horizon == 24
     assert decision.confidence == pytest.approx(0.60 / 0.75)
-    assert decision.stop == pytest.approx(100.0 * (1 - 3.0 * 0.01))  # 3 ATR
+    assert decision.stop == pytest.approx(100.0 * (1 - 6.0 * 0.01))  # 6 ATR
     assert decision.target is None
-    assert decision.size == pytest.approx(0.03)  # all of the equity risks the 3 % stop
+    assert decision.size == pytest.approx(0.05)  # 6 % at risk, cut to the 5 % per trade
     assert decision.regime == "choppy"
     assert decision.votes == BUY_VOTE
 
@@ -85,7 +85,7 @@ def test_a_sell_on_a_perpetual_opens_a_short_with_its_stop_above(row: RowMaker) 
     decision = decide_once(Brain(), row(adx_14=31.0, ema_alignment=-1.0), SELL_VOTE)
     assert decision.action is Action.SELL
     assert decision.target_position == pytest.approx(-1.0)
-    assert decision.stop == pytest.approx(103.0)
+    assert decision.stop == pytest.approx(106.0)
 
 
 def test_spot_never_goes_short(row: RowMaker) -> None:
@@ -98,10 +98,10 @@ def test_a_take_profit_is_set_only_when_asked_and_follows_the_regime(row: RowMak
     settings = Settings(risk=RiskSettings(take_profit=True))
     brain = Brain(tuning=BrainTuning.from_settings(settings))
     choppy = decide_once(brain, row(), BUY_VOTE)
-    assert choppy.target == pytest.approx(100.0 * (1 + 2.0 * 0.75 * 0.03))  # ranges x0.75
+    assert choppy.target == pytest.approx(100.0 * (1 + 2.0 * 0.75 * 0.06))  # ranges x0.75
     trending = decide_once(Brain(tuning=brain.tuning), row(adx_14=31.0, ema_alignment=1.0),
                            BUY_VOTE)  # fmt: skip
-    assert trending.target == pytest.approx(100.0 * (1 + 2.0 * 1.5 * 0.03))  # trends x1.5
+    assert trending.target == pytest.approx(100.0 * (1 + 2.0 * 1.5 * 0.06))  # trends x1.5
 
 
 def test_an_edge_smaller_than_the_costs_stays_flat_and_says_so(row: RowMaker) -> None:
@@ -145,7 +145,7 @@ def test_a_position_is_resized_only_outside_the_band(row: RowMaker) -> None:
     assert decide_once(Brain(), row(), BUY_VOTE, exposure=0.9).action is Action.HOLD
     grown = decide_once(Brain(), row(), BUY_VOTE, exposure=0.5)
     assert grown.action is Action.BUY and grown.target_position == pytest.approx(1.0)
-    assert grown.size == pytest.approx(0.5 * 0.03)  # only what is added risks the stop
+    assert grown.size == pytest.approx(0.5 * 0.06)  # only what is added risks the stop
     slow = Brain(BrainSettings(trade_rate=0.5))
     assert decide_once(slow, row(), BUY_VOTE, exposure=0.5).target_position == pytest.approx(0.75)
 

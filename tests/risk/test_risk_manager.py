@@ -9,10 +9,12 @@ from tradebrain.config import RiskSettings
 from tradebrain.execution.orders import OrderIntent, OrderType, Side
 from tradebrain.risk import Denial, MarketType, RiskManager, RiskRule, SizingRules
 
+THREE_ATR = RiskSettings(stop_atr_multiple=3.0)  # the hand-computed stops below are 3 ATR away
+
 
 @pytest.fixture
 def manager() -> RiskManager:
-    return RiskManager()
+    return RiskManager(THREE_ATR)
 
 
 def _denied(verdict: OrderIntent | Denial, rule: RiskRule) -> Denial:
@@ -129,7 +131,7 @@ def test_a_limit_entry_is_sized_and_stopped_from_its_limit_price(manager: RiskMa
 
 
 def test_a_limit_entrys_take_profit_target_is_measured_from_its_limit_price() -> None:
-    manager = RiskManager(RiskSettings(take_profit=True))
+    manager = RiskManager(RiskSettings(take_profit=True, stop_atr_multiple=3.0))
     intent = make_entry(order_type=OrderType.LIMIT, limit_price=90.0)
     approved = manager.review(intent, make_account(), make_market(100.0, 2.0))
     assert isinstance(approved, OrderIntent)
@@ -146,7 +148,7 @@ def test_a_stop_entry_is_sized_from_its_trigger_price(manager: RiskManager) -> N
 
 
 def test_an_equity_fraction_is_a_ceiling_on_the_size() -> None:
-    wide = RiskManager(sizing=SizingRules(margin_cap=1.0))
+    wide = RiskManager(sizing=SizingRules(margin_cap=1.0, stop_atr_multiple=3.0))
     approved = wide.review(make_entry(equity_fraction=0.01), make_account(), make_market(100, 2))
     assert isinstance(approved, OrderIntent)
     assert approved.quantity * 100.0 == pytest.approx(100.0)  # 1 % of 10 000

@@ -43,12 +43,12 @@ from tradebrain.risk.policy import assess
 
 @pytest.fixture
 def manager() -> RiskManager:
-    return RiskManager()
+    return RiskManager(RiskSettings(stop_atr_multiple=3.0))
 
 
 def _with(**settings: object) -> RiskManager:
     """A risk manager whose settings switch on what the test is about."""
-    return RiskManager(RiskSettings(**settings))
+    return RiskManager(RiskSettings(**{"stop_atr_multiple": 3.0, **settings}))  # type: ignore[arg-type]
 
 
 def test_daily_drawdown_past_the_ten_percent_limit_is_critical_and_says_so(

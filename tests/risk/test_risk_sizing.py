@@ -13,14 +13,15 @@ from tradebrain.risk import Denial, MarketType, RiskManager, SizingRules, kelly_
 from tradebrain.risk.sizing import size_entry
 from tradebrain.risk.stops import atr_stop, protective_levels
 
-TAKE_PROFIT = RiskSettings(take_profit=True)
-KELLY = RiskSettings(kelly_from_trades=True)
+TAKE_PROFIT = RiskSettings(take_profit=True, stop_atr_multiple=3.0)
+KELLY = RiskSettings(kelly_from_trades=True, stop_atr_multiple=3.0)
 
 
 def _approve(
     intent: OrderIntent, settings: RiskSettings | None = None, **account_fields: object
 ) -> OrderIntent:
     market = account_fields.pop("market", make_market(100.0, 2.0))
+    settings = settings or RiskSettings(stop_atr_multiple=3.0)  # hand-computed: 3 ATR stops
     verdict = RiskManager(settings).review(intent, make_account(**account_fields), market)  # type: ignore[arg-type]
     assert isinstance(verdict, OrderIntent), verdict
     return verdict
@@ -30,7 +31,7 @@ def test_the_default_rules_come_from_the_risk_settings() -> None:
     rules = SizingRules.from_settings(RiskSettings(risk_per_trade=0.01, leverage_cap=5))
     assert rules.risk_per_trade == 0.01
     assert rules.leverage_cap == 5
-    assert rules.stop_atr_multiple == 3.0
+    assert rules.stop_atr_multiple == 6.0
     assert rules.margin_cap == 1.0
     assert rules.take_profit is False
     assert rules.kelly_min_trades is None  # Kelly from closed trades is off by default
@@ -89,7 +90,7 @@ def test_by_default_protective_levels_set_a_stop_and_no_target() -> None:
     levels = protective_levels(make_entry(), make_market(100.0, 2.0), 100.0, rules)
     assert not isinstance(levels, Denial)
     stop, target, _ = levels
-    assert stop == pytest.approx(94.0)
+    assert stop == pytest.approx(88.0)  # 6 ATR of 2 below 100
     assert target is None
     chosen = protective_levels(make_entry(target_price=130.0), make_market(), 100.0, rules)
     assert not isinstance(chosen, Denial)
@@ -112,7 +113,7 @@ def test_risk_binds_when_the_caps_are_wide() -> None:
         entry_price=100,
         stop_price=97,
         risk_fraction=0.02,
-        rules=SizingRules(margin_cap=1.0),
+        rules=SizingRules(stop_atr_multiple=3.0, margin_cap=1.0),
         leverage=3.0,
     )
     assert size.binding == "risk"
@@ -126,7 +127,7 @@ def test_a_ten_percent_margin_cap_binds_at_ten_percent_of_equity_times_leverage(
         entry_price=100,
         stop_price=97,
         risk_fraction=0.02,
-        rules=SizingRules(margin_cap=0.10),
+        rules=SizingRules(stop_atr_multiple=3.0, margin_cap=0.10),
         leverage=3.0,
     )
     assert size.binding == "margin cap"
@@ -140,7 +141,7 @@ def test_the_default_margin_cap_is_the_whole_equity() -> None:
         entry_price=100,
         stop_price=99.9,
         risk_fraction=0.05,
-        rules=SizingRules(),
+        rules=SizingRules(stop_atr_multiple=3.0),
     )
     assert size.binding == "margin cap"
     assert size.margin == pytest.approx(10_000.0)
@@ -152,7 +153,7 @@ def test_leverage_above_the_cap_is_cut_to_the_cap() -> None:
         entry_price=100,
         stop_price=97,
         risk_fraction=0.02,
-        rules=SizingRules(margin_cap=0.10),
+        rules=SizingRules(stop_atr_multiple=3.0, margin_cap=0.10),
         leverage=20.0,
     )
     assert size.notional == pytest.approx(3_000.0)  # 1 000 of margin at 3x, not at 20x
@@ -164,7 +165,7 @@ def test_leverage_cap_counts_every_open_position() -> None:
         entry_price=100,
         stop_price=97,
         risk_fraction=0.02,
-        rules=SizingRules(margin_cap=1.0),
+        rules=SizingRules(stop_atr_multiple=3.0, margin_cap=1.0),
         leverage=3.0,
         gross_notional=29_000,
     )
@@ -185,7 +186,7 @@ def test_spot_entries_never_spend_more_than_the_free_cash() -> None:
 
 
 def test_kelly_waits_for_twenty_trades_with_a_known_r() -> None:
-    rules = SizingRules(kelly_min_trades=20)
+    rules = SizingRules(stop_atr_multiple=3.0, kelly_min_trades=20)
     assert kelly_estimate(make_trades([2.0, -1.0] * 9 + [2.0]), rules) is None
     trades = make_trades([2.0, -1.0] * 10 + [math.nan] * 5)
     estimate = kelly_estimate(trades, rules)
@@ -194,7 +195,7 @@ def test_kelly_waits_for_twenty_trades_with_a_known_r() -> None:
 
 
 def test_half_kelly_never_risks_more_than_the_fixed_fraction() -> None:
-    rules = SizingRules(risk_per_trade=0.02, kelly_min_trades=20)
+    rules = SizingRules(stop_atr_multiple=3.0, risk_per_trade=0.02, kelly_min_trades=20)
     estimate = kelly_estimate(make_trades([2.0, -1.0] * 10), rules)
     assert estimate is not None
     assert estimate.win_rate == pytest.approx(0.5)
@@ -206,7 +207,7 @@ def test_half_kelly_never_risks_more_than_the_fixed_fraction() -> None:
 def test_half_kelly_shrinks_the_risk_of_a_thin_edge() -> None:
     # 7 wins of +2R and 13 losses of -1R: full Kelly 0.35 - 0.65 / 2 = 2.5 %, half is 1.25 %.
     trades = make_trades([2.0] * 6 + [-1.0] * 13 + [2.0])
-    estimate = kelly_estimate(trades, SizingRules(kelly_min_trades=20))
+    estimate = kelly_estimate(trades, SizingRules(stop_atr_multiple=3.0, kelly_min_trades=20))
     assert estimate is not None
     assert estimate.full_kelly == pytest.approx(0.025)
     assert estimate.risk_fraction == pytest.approx(0.0125)
@@ -238,7 +239,7 @@ def test_adding_to_a_position_counts_its_margin_against_the_cap() -> None:
 
 
 def test_an_optional_volume_cap_keeps_orders_a_share_of_the_bar() -> None:
-    rules = SizingRules(margin_cap=1.0, max_participation=0.1)
+    rules = SizingRules(stop_atr_multiple=3.0, margin_cap=1.0, max_participation=0.1)
     manager = RiskManager(sizing=rules)
     market = make_market(100.0, 20.0, volume=20.0)
     approved = manager.review(make_entry(), make_account(), market)

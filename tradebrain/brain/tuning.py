@@ -116,7 +116,7 @@ class BrainTuning:
     filters: FilterThresholds = field(default_factory=FilterThresholds)
     panic: PanicSettings = field(default_factory=PanicSettings)
     positions: PositionRules = field(default_factory=PositionRules)
-    stop_atr_multiple: float = 3.0
+    stop_atr_multiple: float = 6.0
     take_profit: bool = False
     reward_risk: Mapping[Regime, float] = field(default_factory=lambda: REWARD_RISK)
     default_reward_risk: float = 2.0

@@ -11,7 +11,7 @@ numbers. The checks run in this order; the first that fails denies:
 4. confidence at least the mode's minimum (``defensive_min_confidence`` in DEFENSIVE, 0 by
    default);
 5. no shorts on spot; no entry against an open position (exit it first);
-6. the stop is on the loss side of the entry (the strategy's, else ``3 × ATR``) and the
+6. the stop is on the loss side of the entry (the strategy's, else ``6 × ATR``) and the
    target, if any, on the profit side (the strategy's; with ``take_profit`` set, else
    ``reward_risk`` stop-distances, ×1.5 in trends and ×0.75 in ranges);
 7. Kelly, only with ``kelly_from_trades`` set: with 20+ closed trades the risk is half Kelly,

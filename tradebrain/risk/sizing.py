@@ -59,7 +59,7 @@ class SizingRules:
     """
 
     risk_per_trade: float = 0.05
-    stop_atr_multiple: float = 3.0
+    stop_atr_multiple: float = 6.0
     take_profit: bool = False
     reward_risk: float = 2.0
     trend_reward_factor: float = 1.5

