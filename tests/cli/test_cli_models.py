@@ -69,7 +69,7 @@ def test_evaluate_explain_prints_features_skill_and_calibration_and_writes_a_pag
     assert result.exit_code == 0, result.output
     assert "features kept per fold" in result.output
     assert "directional accuracy per fold" in result.output
-    assert "calibration: accuracy at each confidence" in result.output
+    assert "calibration: accuracy of the rows at each confidence" in result.output
     report = json.loads((tmp_path / "ev" / "report.json").read_text())
     assert report["settings"]["max_features"] == 5
     for fold in report["selection"]["per_fold"]:

@@ -18,6 +18,8 @@ from tradebrain.exceptions import UserInputError
 from tradebrain.labels import LabelKind
 
 LABELS: dict[str, LabelKind] = {"direction": "direction", "triple-barrier": "triple_barrier"}
+MIN_BIN_ROWS = 30
+"""Fewest rows in a confidence bin for ``--explain`` to print its accuracy."""
 
 Data = Annotated[str, typer.Option("--data", help="Candle file or stored dataset name.")]
 Timeframe = Annotated[
@@ -309,10 +311,10 @@ def print_explanation(report: dict[str, Any]) -> None:
             f"no out-of-sample skill in any fold (never voted in the ensemble): "
             f"{', '.join(weights['without_skill'])}"
         )
-    table = Table(title="calibration: accuracy at each confidence", box=box.SIMPLE_HEAD)
+    table = Table(title="calibration: accuracy of the rows at each confidence", box=box.SIMPLE_HEAD)
     table.add_column("model", no_wrap=True)
     for low in range(3, 10):
-        table.add_column(f"{low / 10:.1f}-{(low + 1) / 10:.1f}", justify="right", no_wrap=True)
+        table.add_column(f".{low}-", justify="right", no_wrap=True)
     for name, bins in report.get("calibration", {}).items():
         if name.startswith("baseline_"):
             continue
@@ -320,12 +322,17 @@ def print_explanation(report: dict[str, Any]) -> None:
         table.add_row(
             name,
             *(
-                f"{by_bin[k]['accuracy']:.2f} ({int(by_bin[k]['count'])})" if k in by_bin else "-"
+                f"{by_bin[k]['accuracy']:.2f}"
+                if k in by_bin and by_bin[k]["count"] >= MIN_BIN_ROWS
+                else "-"
                 for k in range(3, 10)
             ),
         )
     console.print(table)
-    console.print("[dim]a calibrated model's accuracy falls inside its confidence bin[/]")
+    console.print(
+        f"[dim]a calibrated model's accuracy falls inside its bin (.5- = confidence 0.5-0.6); "
+        f"'-': fewer than {MIN_BIN_ROWS} rows; counts are in report.json[/]"
+    )
 
 
 def _by_fold(
