@@ -217,19 +217,25 @@ def _ending_now(bars: int) -> TapeFeed:
 def test_no_position_opens_on_a_backfilled_candle_in_live_mode(
     tmp_path: Path, venue: FakeVenue
 ) -> None:
+    # A candle is stale when it closed more than two hours before the runner decided on it;
+    # orders carry their candle's close. The run lies between started and ended, so a stale
+    # order closed before ended - 2h and an entry at or after started - 2h (whatever the time
+    # of day: a fixed margin failed in the first minutes after the hour).
+    started = datetime.now(UTC)
     service = _run(
         _service(tmp_path, venue, WARMUP + 100, max_candle_age=None, tape=_ending_now(WARMUP + 100))
     )
-    fresh_from = datetime.now(UTC) - timedelta(hours=2, minutes=5)
+    ended = datetime.now(UTC)
     stale = [
         o for o in service.store.orders("live", limit=None) if o.reason.startswith("stale_candle:")
     ]
     assert stale, "the strategy never tried to enter on the backfill (the test proves nothing)"
     assert all("no new position is opened on old prices" in o.reason for o in stale)
-    assert all(o.created_at < fresh_from for o in stale)
+    assert all(o.created_at < ended - timedelta(hours=2) for o in stale)
     recorded = {o.client_id: o for o in service.store.orders("live", limit=None)}
     for client_id in _entries_sent(venue):
-        assert recorded[client_id].created_at >= fresh_from, f"{client_id} entered on a backfill"
+        entered = recorded[client_id].created_at
+        assert entered >= started - timedelta(hours=2), f"{client_id} entered on a backfill"
 
 
 class OutageFeed(PricedFeed):
