@@ -22,7 +22,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from tradebrain.data.atomic import write_text_atomic
-from tradebrain.evaluation.html_report import PAGE_STYLE, chart_layout, html_table
+from tradebrain.evaluation.html_report import chart_layout, html_table, offline_page
 
 TOP_FEATURES = 20
 
@@ -35,21 +35,9 @@ def write_explain_html(path: Path | str, report: Mapping[str, Any]) -> Path:
         _skill_figure(report),
         _calibration_figure(report.get("calibration", {})),
     ]
-    charts = [
-        fig.to_html(
-            full_html=False,
-            include_plotlyjs=i == 0,
-            div_id=f"explain-{i}",
-            config={"displaylogo": False},
-        )
-        for i, fig in enumerate(figures)
-    ]
-    page = (
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{PAGE_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
-        f"<p class='verdict'>{html.escape(report.get('verdict', {}).get('summary', ''))}</p>"
-        f"{_weights_table(report)}{''.join(charts)}</body></html>"
-    )
+    summary = html.escape(report.get("verdict", {}).get("summary", ""))
+    body = f"<p class='verdict'>{summary}</p>{_weights_table(report)}"
+    page = offline_page(title, body, figures, div_prefix="explain")
     return write_text_atomic(page, Path(path))
 
 

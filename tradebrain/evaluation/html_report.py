@@ -115,21 +115,30 @@ def write_html_report(
     votes = _vote_figure(rows)
     if votes is not None:
         figures.append(votes)
-    charts = [
+    body = _header(report) + _tables(report, rows)
+    page = offline_page(title, body, figures, div_prefix="chart")
+    return write_text_atomic(page, Path(path))
+
+
+def offline_page(title: str, body: str, figures: Sequence[go.Figure], div_prefix: str) -> str:
+    """Return one self-contained HTML page: ``title``, ``body`` (HTML), then the charts.
+
+    plotly.js is inlined once, with the first chart; nothing is fetched from the network.
+    """
+    charts = "".join(
         fig.to_html(
             full_html=False,
             include_plotlyjs=i == 0,
-            div_id=f"chart-{i}",
+            div_id=f"{div_prefix}-{i}",
             config={"displaylogo": False},
         )
         for i, fig in enumerate(figures)
-    ]
-    page = (
+    )
+    return (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{PAGE_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
-        f"{_header(report)}{_tables(report, rows)}{''.join(charts)}</body></html>"
+        f"{body}{charts}</body></html>"
     )
-    return write_text_atomic(page, Path(path))
 
 
 def _naive(series: pl.Series) -> np.ndarray:

@@ -81,15 +81,8 @@ def expected_calibration_error(proba: np.ndarray, y: np.ndarray, n_bins: int = 1
     proba, y = _checked(proba, y)
     if not y.size:
         return math.nan
-    if n_bins < 1:
-        raise UserInputError(f"n_bins must be >= 1; got {n_bins}")
-    confidence = np.max(proba, axis=1)
-    correct = (np.argmax(proba, axis=1) == y).astype(np.float64)
-    bins = np.minimum((confidence * n_bins).astype(np.int64), n_bins - 1)
-    counts = np.bincount(bins, minlength=n_bins)
-    gap = np.bincount(bins, correct - confidence, minlength=n_bins)
-    occupied = counts > 0
-    return float(np.sum(np.abs(gap[occupied])) / y.size)
+    _, sum_confidence, sum_correct = _confidence_bins(proba, y, n_bins)
+    return float(np.sum(np.abs(sum_correct - sum_confidence)) / y.size)
 
 
 def reliability_table(proba: np.ndarray, y: np.ndarray, n_bins: int = 10) -> list[dict[str, float]]:
@@ -100,14 +93,7 @@ def reliability_table(proba: np.ndarray, y: np.ndarray, n_bins: int = 10) -> lis
     lie on the diagonal.
     """
     proba, y = _checked(proba, y)
-    if n_bins < 1:
-        raise UserInputError(f"n_bins must be >= 1; got {n_bins}")
-    confidence = np.max(proba, axis=1)
-    correct = (np.argmax(proba, axis=1) == y).astype(np.float64)
-    bins = np.minimum((confidence * n_bins).astype(np.int64), n_bins - 1)
-    counts = np.bincount(bins, minlength=n_bins)
-    sum_confidence = np.bincount(bins, confidence, minlength=n_bins)
-    sum_correct = np.bincount(bins, correct, minlength=n_bins)
+    counts, sum_confidence, sum_correct = _confidence_bins(proba, y, n_bins)
     return [
         {
             "confidence": float(sum_confidence[b] / counts[b]),
@@ -116,6 +102,22 @@ def reliability_table(proba: np.ndarray, y: np.ndarray, n_bins: int = 10) -> lis
         }
         for b in np.flatnonzero(counts)
     ]
+
+
+def _confidence_bins(
+    proba: np.ndarray, y: np.ndarray, n_bins: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return per equal-width confidence bin: rows, summed confidence and summed hits."""
+    if n_bins < 1:
+        raise UserInputError(f"n_bins must be >= 1; got {n_bins}")
+    confidence = np.max(proba, axis=1)
+    correct = (np.argmax(proba, axis=1) == y).astype(np.float64)
+    bins = np.minimum((confidence * n_bins).astype(np.int64), n_bins - 1)
+    return (
+        np.bincount(bins, minlength=n_bins),
+        np.bincount(bins, confidence, minlength=n_bins),
+        np.bincount(bins, correct, minlength=n_bins),
+    )
 
 
 def information_coefficient(proba: np.ndarray, forward_return: np.ndarray) -> float:

@@ -299,7 +299,7 @@ def _select(
         return None
     target = np.clip(data.forward_return[rows] / scale[rows], -4.0, 4.0)
     return select_features(
-        _impute(data.X, rows)[rows], target, data.feature_names,
+        _impute(data.X[rows], np.arange(rows.size)), target, data.feature_names,
         max_features=limit, cluster_corr=settings.cluster_corr,
     )  # fmt: skip
 
