@@ -9,8 +9,15 @@ is the hybrid's after-cost log return over the oracle's. Null worlds (no edge) s
 hybrid does when there is nothing to find. Timings: a 20,000-candle hybrid backtest, and a
 100,000-candle 5m one (time, peak memory, progress lines).
 
-Run: ``.venv/bin/python benchmarks/bench_edge_to_money.py [--seeds 3] [--quick]``, and the 5m
-timing alone (its peak memory is then its own): ``... bench_edge_to_money.py --only-5m``.
+**The statistical ceiling.** The oracle's own record is short and noisy: over the ~16,000
+traded candles its annualised Sharpe ratio is 1.2-4.3, so even a strategy with the oracle's risk
+and *half* its return has a probabilistic Sharpe ratio (PSR) of only ``Φ(SR/2 · √years)``.
+``--ceiling`` prints, per world, the oracle's result, its PSR and that "PSR at half the oracle"
+(normal returns assumed): where it is below 0.95, keeping 50 % of the oracle with PSR ≥ 0.95
+needs less risk per unit of return than the oracle itself takes (it runs in seconds: no hybrid).
+
+Run: ``.venv/bin/python benchmarks/bench_edge_to_money.py [--seeds 3] [--quick] [--ceiling]``,
+and the 5m timing alone (its peak memory is then its own): ``... --only-5m``.
 Figures are printed as a table and written to ``benchmarks/results/edge_to_money.json``.
 """
 
@@ -31,6 +38,8 @@ from tradebrain.data.synthetic import SyntheticConfig, generate_market
 from tradebrain.engine.backtest import BacktestConfig
 from tradebrain.engine.hybrid_config import HybridConfig
 from tradebrain.engine.walk_forward_backtest import hybrid_backtest_report
+from tradebrain.evaluation.oracle import oracle_strategy
+from tradebrain.evaluation.statistics import probabilistic_sharpe_ratio
 from tradebrain.execution.costs import settings_costs
 from tradebrain.execution.monitor import MonitorRules
 from tradebrain.risk.market import MarketType
@@ -84,6 +93,47 @@ def backtest(
             }
         )
         print(_line(rows[-1]), flush=True)
+    return rows
+
+
+def ceiling(kind: str, seed: int, settings: Settings) -> list[dict[str, Any]]:
+    """Return the oracle strategy's record per market, its PSR and the PSR at half its return.
+
+    "PSR at half" is the probabilistic Sharpe ratio of a strategy with the oracle's volatility
+    and half its mean return over the same candles (normal returns assumed): the best a
+    strategy that keeps 50 % of the oracle at the oracle's risk can show.
+    """
+    world = SyntheticConfig(bars=BARS, seed=seed, signal=SIGNAL, edge=kind, half_life=HALF_LIFE)
+    market = generate_market(world)
+    planted = market.regimes["oracle_expected_return"].to_numpy()
+    execution = settings.execution
+    per_year = 24 * 365
+    rows = []
+    for name in ("spot", "perp"):
+        oracle = oracle_strategy(
+            market.candles["close"].to_numpy(), planted, fee=execution.taker_fee,
+            slippage_bps=execution.slippage_bps, long_short=name == "perp", timeframe="1h",
+            start=settings.learning.min_train_bars,
+        )  # fmt: skip
+        sharpe = oracle.sharpe / math.sqrt(per_year)  # per candle
+        rows.append(
+            {
+                "kind": kind,
+                "seed": seed,
+                "market": name,
+                "oracle_log_return": oracle.log_return,
+                "oracle_sharpe": oracle.sharpe,
+                "oracle_psr": probabilistic_sharpe_ratio(sharpe, oracle.candles),
+                "psr_at_half": probabilistic_sharpe_ratio(sharpe / 2, oracle.candles),
+            }
+        )
+        row = rows[-1]
+        print(
+            f"{kind:>6} seed {seed} {name:>4}: oracle {row['oracle_log_return']:+.2f} log, "
+            f"Sharpe {row['oracle_sharpe']:.2f}, PSR {row['oracle_psr']:.3f}; "
+            f"PSR at half the oracle {row['psr_at_half']:.3f}",
+            flush=True,
+        )
     return rows
 
 
@@ -144,6 +194,10 @@ def main() -> None:
     parser.add_argument("--bars-5m", type=int, default=100_000)
     parser.add_argument("--quick", action="store_true", help="one seed, no 5m timing")
     parser.add_argument(
+        "--ceiling", action="store_true",
+        help="only the oracle's record and the PSR a 50 %% capture could show (seconds)",
+    )  # fmt: skip
+    parser.add_argument(
         "--only-5m", action="store_true",
         help="only the 5m timing (run it alone: peak memory is the process's own)",
     )  # fmt: skip
@@ -156,6 +210,18 @@ def main() -> None:
         print(f"  {result['seconds']:.0f} s, peak memory {result['peak_rss_mb']:.0f} MB")
         OUT.parent.mkdir(exist_ok=True)
         OUT.with_name("edge_to_money_5m.json").write_text(json.dumps(result, indent=2))
+        return
+    if args.ceiling:
+        found = [
+            r for k in ("trend", "revert") for seed in seeds for r in ceiling(k, seed, settings)
+        ]
+        short = [r for r in found if r["psr_at_half"] < 0.95]
+        print(
+            f"{len(short)} of {len(found)} worlds: half the oracle's return at its risk "
+            "stays below PSR 0.95"
+        )
+        OUT.parent.mkdir(exist_ok=True)
+        OUT.with_name("edge_to_money_ceiling.json").write_text(json.dumps(found, indent=2))
         return
     rows: list[dict[str, Any]] = []
     for kind in ("trend", "revert"):
