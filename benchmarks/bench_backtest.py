@@ -39,11 +39,11 @@ from typing import Any, TypeVar
 import numpy as np
 import polars as pl
 
+from tradebrain.core.market import MarketType
 from tradebrain.engine.backtest import BacktestConfig, run_backtest
 from tradebrain.engine.engine import EngineResult
-from tradebrain.engine.strategies import PrecomputedSignals, SmaCross, window_means
 from tradebrain.execution.costs import FlatCosts
-from tradebrain.risk.market import MarketType
+from tradebrain.strategies.builtin import PrecomputedSignals, SmaCross, window_means
 
 T = TypeVar("T")
 
@@ -125,8 +125,8 @@ def hybrid_market(bars: int, seed: int = 11) -> tuple[pl.DataFrame, Any]:
     0.8 p_up)``; NaN (no vote) on the first 300 candles.
     """
     from tradebrain.data.synthetic import SyntheticConfig, generate_market
-    from tradebrain.engine.hybrid import HybridSignals
     from tradebrain.features import compute_features
+    from tradebrain.strategies.hybrid import HybridSignals
 
     market = generate_market(SyntheticConfig(bars=bars, timeframe="1h", signal=0.3, seed=seed))
     features = compute_features(market.candles, ["atomic", "indicators", "regime"])
@@ -151,9 +151,9 @@ def hybrid_run(
     (the Python brain, whose ``Brain.decide`` seconds the returned list collects per run).
     """
     from tradebrain.brain.decision import Decision
-    from tradebrain.engine.hybrid import HybridStrategy
-    from tradebrain.engine.hybrid_fast import FastHybridStrategy
     from tradebrain.risk.manager import RiskManager
+    from tradebrain.strategies.hybrid import HybridStrategy
+    from tradebrain.strategies.hybrid_fast import FastHybridStrategy
 
     spot = BacktestConfig(costs=FlatCosts(0.001, 0.0), path="events")
     decide_seconds: list[float] = []

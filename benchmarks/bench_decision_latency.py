@@ -5,7 +5,7 @@ Run: ``.venv/bin/python benchmarks/bench_decision_latency.py [--bars 3000] [--de
 Trains the default model set (``ModelSettings.enabled``: logistic, lightgbm, xgboost, cnn) on
 ``--bars`` synthetic 1h candles with a planted signal, the way the service trains on its
 warm-up history (the hybrid feature sets, window 32, calibrated), warms
-:class:`~tradebrain.engine.live_signals.LiveSignals` up on them, then times ``--decisions``
+:class:`~tradebrain.strategies.live_signals.LiveSignals` up on them, then times ``--decisions``
 full decisions, one per new candle:
 
 1. features: the candle folded into the live feature engine, medians filled, windows shifted;
@@ -45,16 +45,16 @@ import torch
 from tradebrain.brain.brain import Brain
 from tradebrain.brain.tuning import PositionContext
 from tradebrain.config import ModelSettings
+from tradebrain.core.events import CandleClosed
+from tradebrain.core.market import MarketState, MarketType
 from tradebrain.data.synthetic import SyntheticConfig, generate_market
-from tradebrain.engine.events import CandleClosed
-from tradebrain.engine.hybrid import HybridStrategy
-from tradebrain.engine.live_signals import LiveSignals
-from tradebrain.engine.walk_forward_backtest import DEFAULT_HYBRID_SETS, HybridConfig
 from tradebrain.execution.account import AccountSnapshot
 from tradebrain.features import LiveFeatureEngine, compute_features
 from tradebrain.models.bundle import ModelBundle, train_bundle
+from tradebrain.research.walk_forward_backtest import DEFAULT_HYBRID_SETS, HybridConfig
 from tradebrain.risk.manager import RiskManager
-from tradebrain.risk.market import MarketState, MarketType
+from tradebrain.strategies.hybrid import HybridStrategy
+from tradebrain.strategies.live_signals import LiveSignals
 
 SYMBOL = "SYN/USDT"
 ONE_THREAD = {"logistic": {"n_jobs": 1}, "lightgbm": {"n_jobs": 1},

@@ -34,15 +34,15 @@ from typing import Any
 
 from tradebrain.brain.tuning import BrainTuning
 from tradebrain.config import Settings
+from tradebrain.core.market import MarketType
 from tradebrain.data.synthetic import SyntheticConfig, generate_market
 from tradebrain.engine.backtest import BacktestConfig
-from tradebrain.engine.hybrid_config import HybridConfig
-from tradebrain.engine.walk_forward_backtest import hybrid_backtest_report
 from tradebrain.evaluation.oracle import oracle_strategy
 from tradebrain.evaluation.statistics import probabilistic_sharpe_ratio
 from tradebrain.execution.costs import settings_costs
 from tradebrain.execution.monitor import MonitorRules
-from tradebrain.risk.market import MarketType
+from tradebrain.research.walk_forward_backtest import hybrid_backtest_report
+from tradebrain.strategies.hybrid_config import HybridConfig
 
 SIGNAL = 0.08
 HALF_LIFE = 48

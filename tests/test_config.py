@@ -30,15 +30,15 @@ from tradebrain.config import (
     load_settings,
     write_default_config,
 )
-from tradebrain.engine.hybrid_config import HybridConfig
+from tradebrain.core.orders import Liquidity, OrderIntent, Side
 from tradebrain.exceptions import ConfigError, UserInputError
 from tradebrain.execution.account import AccountSnapshot, ClosedTrade, Position
 from tradebrain.execution.costs import settings_costs
 from tradebrain.execution.monitor import MonitorRules, PositionMonitor
-from tradebrain.execution.orders import Liquidity, OrderIntent, Side
 from tradebrain.risk import Denial, MarketState, MarketType, RiskManager
 from tradebrain.risk.policy import PolicyRules
 from tradebrain.risk.sizing import SizingRules
+from tradebrain.strategies.hybrid_config import HybridConfig
 
 
 def test_defaults_are_the_seed_weights_and_the_edge_to_money_risk_limits() -> None:

@@ -21,7 +21,7 @@ import yaml
 from annotated_types import Ge, Gt, Le, Lt
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
-from tradebrain.data.atomic import write_text_atomic
+from tradebrain.data.atomic_write import write_text_atomic
 from tradebrain.exceptions import ConfigError
 
 ENV_PREFIX = "TRADEBRAIN_"
@@ -127,12 +127,18 @@ class BrainSettings(_Section):
         1.0, gt=0, le=10.0, description="largest |target position|, notional / equity"
     )
     entry_cost_multiple: float = Field(
-        1.5, ge=0, le=100, description="expected return over the horizon needed to open, "
-        "in round trips of fees + slippage"
+        1.5,
+        ge=0,
+        le=100,
+        description="expected return over the horizon needed to open, "
+        "in round trips of fees + slippage",
     )
     exit_cost_multiple: float = Field(
-        -0.5, ge=-100, le=100, description="a position is held while its expected return "
-        "stays above this many round trips (negative: hold through small wobbles)"
+        -0.5,
+        ge=-100,
+        le=100,
+        description="a position is held while its expected return "
+        "stays above this many round trips (negative: hold through small wobbles)",
     )
     rebalance_band: float = Field(
         0.25, ge=0, le=10, description="resize only when the target moved this far away"
@@ -170,12 +176,14 @@ class RiskSettings(_Section):
     kelly_fraction: float = Field(0.5, gt=0, le=1.0)
     kelly_min_trades: int = Field(20, ge=1)
     kelly_from_trades: bool = Field(
-        False, description="also cut the risk per trade to Kelly of the closed trades' R "
-        "multiples (the brain already sizes by its forecast)"
+        False,
+        description="also cut the risk per trade to Kelly of the closed trades' R "
+        "multiples (the brain already sizes by its forecast)",
     )
     trade_record_rules: bool = Field(
-        False, description="losing streaks set DEFENSIVE/CRITICAL, and a symbol on a losing "
-        "run is shrunk and paused"
+        False,
+        description="losing streaks set DEFENSIVE/CRITICAL, and a symbol on a losing "
+        "run is shrunk and paused",
     )
     defensive_min_confidence: float = Field(
         0.0, ge=0, le=1.0, description="confidence an entry needs in DEFENSIVE mode"
@@ -291,9 +299,7 @@ def with_costs(
     if not update:
         return settings
     try:
-        execution = ExecutionSettings.model_validate(
-            {**settings.execution.model_dump(), **update}
-        )
+        execution = ExecutionSettings.model_validate({**settings.execution.model_dump(), **update})
     except ValidationError as error:
         field = str(error.errors()[0]["loc"][0])
         bounds = _allowed_range(("execution", field))

@@ -17,9 +17,9 @@ import polars as pl
 import pytest
 from fake_exchange import NOW, FakeBinance
 
+from tradebrain.core.events import CandleClosed
 from tradebrain.data.exchanges import RetryPolicy, make_exchange
 from tradebrain.data.stream import ExchangeCandleStream
-from tradebrain.engine.events import CandleClosed
 from tradebrain.exceptions import DataValidationError, ExchangeUnavailableError, UserInputError
 
 pytestmark = pytest.mark.usefixtures("loopback_only")

@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from tradebrain.cli import app
+from tradebrain.core.market import MarketType
 from tradebrain.engine.backtest import BacktestConfig
-from tradebrain.engine.report import backtest_report
-from tradebrain.engine.strategies import make_strategy
 from tradebrain.exceptions import UserInputError
 from tradebrain.execution.costs import FlatCosts
-from tradebrain.risk.market import MarketType
+from tradebrain.research.backtest_report import backtest_report
+from tradebrain.strategies.builtin import make_strategy
 
 SETTINGS_CANDLES = make_candles(400, seed=3)
 

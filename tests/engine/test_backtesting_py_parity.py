@@ -10,8 +10,8 @@ from builders import real_file
 
 from tradebrain.data.importing import read_market_file
 from tradebrain.engine.backtest import BacktestConfig, run_backtest
-from tradebrain.engine.strategies import SmaCross
 from tradebrain.execution.costs import FlatCosts
+from tradebrain.strategies.builtin import SmaCross
 
 backtesting = pytest.importorskip("backtesting", reason="backtesting.py is a dev dependency")
 pd = pytest.importorskip("pandas")

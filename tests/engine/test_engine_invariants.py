@@ -8,14 +8,14 @@ from builders import make_candles
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tradebrain.core.events import CandleClosed
+from tradebrain.core.market import MarketType
+from tradebrain.core.orders import OrderIntent, Side
 from tradebrain.engine.engine import Engine
-from tradebrain.engine.events import CandleClosed
 from tradebrain.engine.feed import ReplayFeed
 from tradebrain.engine.strategy import StrategyContext
 from tradebrain.execution.broker import SimulatedBroker
 from tradebrain.execution.costs import FlatCosts
-from tradebrain.execution.orders import OrderIntent, Side
-from tradebrain.risk.market import MarketType
 
 
 class RandomTrader:

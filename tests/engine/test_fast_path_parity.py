@@ -10,14 +10,14 @@ import polars as pl
 import pytest
 from builders import CandleMaker
 
+from tradebrain.core.market import MarketType
 from tradebrain.data.schemas import TIMESTAMP
 from tradebrain.engine.backtest import BacktestConfig, run_backtest
 from tradebrain.engine.engine import EngineResult
 from tradebrain.engine.feed import ReplayFeed
-from tradebrain.engine.strategies import BuyAndHold, PrecomputedSignals, SmaCross
 from tradebrain.engine.strategy import Strategy
 from tradebrain.execution.costs import FlatCosts
-from tradebrain.risk.market import MarketType
+from tradebrain.strategies.builtin import BuyAndHold, PrecomputedSignals, SmaCross
 
 
 def _both(candles: pl.DataFrame, make: type | object, config: BacktestConfig, **kw: object):

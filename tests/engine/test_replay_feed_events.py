@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from tradebrain.engine.events import CandleClosed, FundingSettled
+from tradebrain.core.events import CandleClosed, FundingSettled
 from tradebrain.engine.feed import ReplayFeed, make_candle
 
 START = datetime(2024, 1, 1, tzinfo=UTC)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from builders import CandleMaker
 
+from tradebrain.core.events import CandleClosed
+from tradebrain.core.market import MarketType
+from tradebrain.core.orders import OrderIntent, Side
 from tradebrain.engine.backtest import BacktestConfig, run_backtest
-from tradebrain.engine.events import CandleClosed
 from tradebrain.engine.strategy import StrategyContext
 from tradebrain.execution.costs import FlatCosts
-from tradebrain.execution.orders import OrderIntent, Side
-from tradebrain.risk.market import MarketType
 
 
 class _BuyOnceAndWatch:

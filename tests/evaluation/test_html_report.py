@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 from tradebrain.cli import app
 from tradebrain.data.synthetic import SyntheticConfig, generate_market
 from tradebrain.engine.backtest import BacktestConfig
-from tradebrain.engine.report import BacktestReport, backtest_report
-from tradebrain.engine.strategies import make_strategy
 from tradebrain.evaluation.html_report import MAX_POINTS, _thin, write_html_report
 from tradebrain.execution.costs import FlatCosts
+from tradebrain.research.backtest_report import BacktestReport, backtest_report
+from tradebrain.strategies.builtin import make_strategy
 
 BARS = 2_000
 

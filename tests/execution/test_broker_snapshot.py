@@ -9,16 +9,16 @@ import polars as pl
 import pytest
 
 from tests.builders import make_candles
+from tradebrain.core.events import CandleClosed
+from tradebrain.core.market import MarketType
+from tradebrain.core.orders import OrderIntent, OrderType, Side
 from tradebrain.engine.engine import Engine
-from tradebrain.engine.events import CandleClosed
 from tradebrain.engine.feed import ReplayFeed
 from tradebrain.engine.strategy import StrategyContext
 from tradebrain.exceptions import UserInputError
 from tradebrain.execution.broker import SimulatedBroker
 from tradebrain.execution.costs import FlatCosts
-from tradebrain.execution.orders import OrderIntent, OrderType, Side
 from tradebrain.execution.snapshot import broker_state, decode, encode, restore_broker
-from tradebrain.risk.market import MarketType
 
 
 class Rhythm:
@@ -34,8 +34,12 @@ class Rhythm:
         if context.bar % 40 == 0 and context.position == 0:
             return [
                 OrderIntent(
-                    when, candle.symbol, Side.BUY, equity_fraction=0.5,
-                    stop_price=price * 0.97, target_price=price * 1.06,
+                    when,
+                    candle.symbol,
+                    Side.BUY,
+                    equity_fraction=0.5,
+                    stop_price=price * 0.97,
+                    target_price=price * 1.06,
                 )
             ]
         if context.bar % 40 == 25 and context.position:
@@ -90,9 +94,7 @@ def test_a_broker_restored_from_its_saved_state_gives_the_same_equity_and_trades
     assert whole.broker.equity() == pytest.approx(second_broker.equity(), rel=1e-12)
     assert len(whole.result().trades) > 8
     assert whole.result().trades[-3:] == second_broker.portfolio.closed_trades[-3:]
-    np.testing.assert_allclose(
-        whole.result().equity[cut:], second.result().equity, rtol=1e-12
-    )
+    np.testing.assert_allclose(whole.result().equity[cut:], second.result().equity, rtol=1e-12)
 
 
 def test_resting_orders_and_order_ids_survive_a_restore() -> None:

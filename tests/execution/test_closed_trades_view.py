@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from tradebrain.core.orders import Fill, Liquidity, Side
 from tradebrain.execution.account import ClosedTrade, ClosedTradesView
-from tradebrain.execution.orders import Fill, Liquidity, Side
 from tradebrain.execution.portfolio import Portfolio
 
 WHEN = datetime(2024, 1, 1, tzinfo=UTC)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tradebrain.config import ExecutionSettings
+from tradebrain.core.orders import Liquidity, Side
 from tradebrain.execution.costs import CostModel, FlatCosts, settings_costs
-from tradebrain.execution.orders import Liquidity, Side
 
 MAKER, TAKER = Liquidity.MAKER, Liquidity.TAKER
 

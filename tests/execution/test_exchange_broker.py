@@ -11,13 +11,13 @@ import ccxt
 import pytest
 from fake_venue import FakeVenue, serve
 
+from tradebrain.core.events import CandleClosed, Event, OrderCancelled, OrderDenied, OrderFilled
+from tradebrain.core.market import MarketType
+from tradebrain.core.orders import Fill, OrderIntent, OrderType, Side
 from tradebrain.data.exchanges import RetryPolicy, make_exchange
-from tradebrain.engine.events import CandleClosed, Event, OrderCancelled, OrderDenied, OrderFilled
 from tradebrain.engine.ports import Broker
 from tradebrain.exceptions import ExchangeUnavailableError
 from tradebrain.execution.exchange_broker import ExchangeBroker
-from tradebrain.execution.orders import Fill, OrderIntent, OrderType, Side
-from tradebrain.risk.market import MarketType
 
 pytestmark = pytest.mark.usefixtures("loopback_only")
 

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 import pytest
 
 from tests.builders import make_candles
-from tradebrain.engine.events import FundingSettled
+from tradebrain.core.events import FundingSettled
+from tradebrain.core.market import MarketType
+from tradebrain.core.orders import OrderIntent, Side
 from tradebrain.engine.feed import ReplayFeed
 from tradebrain.execution.account import Position
 from tradebrain.execution.broker import SimulatedBroker
 from tradebrain.execution.costs import FlatCosts, ScaledCosts
-from tradebrain.execution.orders import OrderIntent, Side
-from tradebrain.risk.market import MarketType
 
 
 @dataclass(frozen=True)

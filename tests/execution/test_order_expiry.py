@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from tests.builders import make_candles
-from tradebrain.engine.events import OrderCancelled, OrderFilled
+from tradebrain.core.events import OrderCancelled, OrderFilled
+from tradebrain.core.orders import OrderIntent, OrderType, Side
 from tradebrain.engine.feed import ReplayFeed
 from tradebrain.execution.broker import SimulatedBroker
-from tradebrain.execution.orders import OrderIntent, OrderType, Side
 
 
 def _candles() -> list:

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tradebrain.execution.orders import Fill, Side
+from tradebrain.core.market import MarketType
+from tradebrain.core.orders import Fill, Side
 from tradebrain.execution.portfolio import Portfolio
-from tradebrain.risk.market import MarketType
 
 T0 = datetime(2024, 1, 1, 22, tzinfo=UTC)
 HOUR = timedelta(hours=1)

@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tradebrain.engine.events import CandleClosed, FundingSettled, OrderDenied, OrderFilled
+from tradebrain.core.events import CandleClosed, FundingSettled, OrderDenied, OrderFilled
+from tradebrain.core.market import MarketType
+from tradebrain.core.orders import OrderIntent, OrderType, Side
 from tradebrain.execution.broker import SimulatedBroker
 from tradebrain.execution.costs import FlatCosts
 from tradebrain.execution.monitor import MonitorRules, PositionMonitor
-from tradebrain.execution.orders import OrderIntent, OrderType, Side
-from tradebrain.risk.market import MarketType
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
+from tradebrain.core.orders import OrderIntent, Side
 from tradebrain.execution.account import AccountSnapshot, ClosedTrade, Position
-from tradebrain.execution.orders import OrderIntent, Side
 from tradebrain.risk import MarketState, MarketType
 
 NOW = datetime(2024, 3, 1, 12, tzinfo=UTC)

@@ -7,10 +7,10 @@ import math
 import pytest
 from risk_builders import make_market, make_position
 
+from tradebrain.core.orders import Liquidity, Side
 from tradebrain.exceptions import ConfigError
 from tradebrain.execution.costs import CostModel as BrokerCostModel
 from tradebrain.execution.costs import FlatCosts
-from tradebrain.execution.orders import Liquidity, Side
 from tradebrain.risk import CostModel, MarketType, VenueCosts, slippage_fraction
 
 MAKER, TAKER = Liquidity.MAKER, Liquidity.TAKER

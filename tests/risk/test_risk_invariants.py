@@ -16,8 +16,8 @@ from risk_builders import (
 )
 
 from tradebrain.config import RiskSettings
+from tradebrain.core.orders import OrderIntent, Side
 from tradebrain.execution.account import AccountSnapshot
-from tradebrain.execution.orders import OrderIntent, Side
 from tradebrain.risk import Denial, MarketState, MarketType, PolicyMode, RiskManager
 
 TOLERANCE = 1e-9

@@ -6,7 +6,7 @@ import pytest
 from risk_builders import make_account, make_entry, make_exit, make_market, make_position
 
 from tradebrain.config import RiskSettings
-from tradebrain.execution.orders import OrderIntent, OrderType, Side
+from tradebrain.core.orders import OrderIntent, OrderType, Side
 from tradebrain.risk import Denial, MarketType, RiskManager, RiskRule, SizingRules
 
 THREE_ATR = RiskSettings(stop_atr_multiple=3.0)  # the hand-computed stops below are 3 ATR away

@@ -19,13 +19,13 @@ from risk_builders import (
 )
 
 from tradebrain.config import RiskSettings
+from tradebrain.core.events import CandleClosed
+from tradebrain.core.orders import OrderIntent, Side
 from tradebrain.data.schemas import TIMESTAMP
 from tradebrain.engine.backtest import BacktestConfig, run_backtest
-from tradebrain.engine.events import CandleClosed
 from tradebrain.engine.strategy import StrategyContext
 from tradebrain.exceptions import ConfigError
 from tradebrain.execution.costs import FlatCosts
-from tradebrain.execution.orders import OrderIntent, Side
 from tradebrain.risk import (
     Denial,
     EmergencyStopped,

@@ -8,7 +8,7 @@ import pytest
 from risk_builders import make_account, make_entry, make_market, make_position, make_trades
 
 from tradebrain.config import RiskSettings
-from tradebrain.execution.orders import OrderIntent, Side
+from tradebrain.core.orders import OrderIntent, Side
 from tradebrain.risk import Denial, MarketType, RiskManager, SizingRules, kelly_estimate
 from tradebrain.risk.sizing import size_entry
 from tradebrain.risk.stops import atr_stop, protective_levels

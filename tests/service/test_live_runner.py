@@ -15,11 +15,11 @@ import pytest
 from fake_venue import FakeVenue, serve
 
 from tradebrain.config import Settings
+from tradebrain.core.events import CandleClosed
+from tradebrain.core.market import MarketType
 from tradebrain.data.exchanges import RetryPolicy, make_exchange
-from tradebrain.engine.events import CandleClosed
 from tradebrain.exceptions import ExchangeUnavailableError
 from tradebrain.execution.exchange_broker import ExchangeBroker
-from tradebrain.risk.market import MarketType
 from tradebrain.service.feeds import TapeFeed, synthetic_feed
 from tradebrain.service.options import ServeOptions
 from tradebrain.service.service import TradingService

@@ -25,7 +25,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from tradebrain.exceptions import UserInputError
-from tradebrain.service.metrics import ServiceMetrics
+from tradebrain.service.prometheus import ServiceMetrics
 
 TOKEN_HELP = (
     "set the environment variable TRADEBRAIN_API__TOKEN, or api.token in the config file "

@@ -90,15 +90,15 @@ def backtest_command(
 ) -> None:
     """Backtest a strategy; writes metrics, benchmark, cost sensitivity and trades as JSON."""
     from tradebrain.config import with_costs
-    from tradebrain.data.atomic import check_output_file, write_text_atomic
+    from tradebrain.core.market import MarketType
+    from tradebrain.data.atomic_write import check_output_file, write_text_atomic
     from tradebrain.data.loading import load_market_data
     from tradebrain.engine.backtest import BacktestConfig
-    from tradebrain.engine.report import BacktestReport, backtest_report
-    from tradebrain.engine.strategies import make_strategy
     from tradebrain.evaluation.statistics import TrialLedger
     from tradebrain.execution.costs import FlatCosts, settings_costs
     from tradebrain.execution.monitor import MonitorRules
-    from tradebrain.risk.market import MarketType
+    from tradebrain.research.backtest_report import BacktestReport, backtest_report
+    from tradebrain.strategies.builtin import make_strategy
 
     params: dict[str, Any] = {"fast": fast, "slow": slow} if strategy == "sma_cross" else {}
     if strategy != "hybrid":
@@ -150,7 +150,7 @@ def backtest_command(
         if strategy == "hybrid":
             from tradebrain.brain.tuning import BrainTuning
             from tradebrain.data.loading import load_planted_edge
-            from tradebrain.engine.walk_forward_backtest import hybrid_backtest_report
+            from tradebrain.research.walk_forward_backtest import hybrid_backtest_report
 
             outcome = hybrid_backtest_report(
                 loaded.frame,
@@ -209,7 +209,7 @@ def _hybrid_config(
     book: str | None,
 ) -> Any:
     """Return the hybrid strategy's walk-forward settings: the settings, then the flags."""
-    from tradebrain.engine.hybrid_config import HybridConfig
+    from tradebrain.strategies.hybrid_config import HybridConfig
 
     chosen_sets = _split(sets) or list(settings.features.sets)
     if sets is None and (trades or book):

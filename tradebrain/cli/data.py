@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from tradebrain.cli._shared import console, friendly_errors, settings_of, store_of
-from tradebrain.data.atomic import write_parquet_atomic
+from tradebrain.data.atomic_write import write_parquet_atomic
 from tradebrain.data.schemas import Kind
 from tradebrain.data.store import DatasetKey
 from tradebrain.data.validation import ValidationReport

@@ -40,14 +40,14 @@ def run_worlds(settings: Settings, bars: int, seed: int) -> list[WorldResult]:
     from tradebrain.brain.tuning import BrainTuning
     from tradebrain.data.synthetic import SyntheticConfig, generate_market
     from tradebrain.engine.backtest import BacktestConfig
-    from tradebrain.engine.hybrid_config import HybridConfig
-    from tradebrain.engine.walk_forward_backtest import hybrid_backtest_report
     from tradebrain.evaluation.evaluate import evaluate
     from tradebrain.evaluation.html_report import write_html_report
     from tradebrain.evaluation.walk_forward import EvaluationSettings
     from tradebrain.execution.costs import settings_costs
     from tradebrain.execution.monitor import MonitorRules
     from tradebrain.labels import LabelSettings
+    from tradebrain.research.walk_forward_backtest import hybrid_backtest_report
+    from tradebrain.strategies.hybrid_config import HybridConfig
 
     hybrid = HybridConfig.from_settings(
         settings, min_train=min(settings.learning.min_train_bars, int(bars * 0.4))

@@ -49,13 +49,13 @@ def ablation_command(
     """Toggle each part in turn; print what it is worth in money after costs, out of sample."""
     from tradebrain.brain.tuning import BrainTuning
     from tradebrain.cli.backtest import _hybrid_config
+    from tradebrain.core.market import MarketType
     from tradebrain.data.loading import load_market_data
-    from tradebrain.engine.ablation import run_ablation
     from tradebrain.engine.backtest import BacktestConfig
     from tradebrain.exceptions import UserInputError
     from tradebrain.execution.costs import settings_costs
     from tradebrain.execution.monitor import MonitorRules
-    from tradebrain.risk.market import MarketType
+    from tradebrain.research.ablation import run_ablation
 
     if market not in ("spot", "perp"):
         raise UserInputError(f"--market must be spot or perp; got {market!r}")
@@ -118,10 +118,10 @@ def stress_command(
     """Flash crash with and without the panic exit, and a restart after a data gap."""
     from tradebrain.brain.tuning import BrainTuning
     from tradebrain.engine.backtest import BacktestConfig
-    from tradebrain.engine.hybrid_config import HybridConfig
-    from tradebrain.engine.stress import STRESS_SETS, run_stress
     from tradebrain.execution.costs import settings_costs
     from tradebrain.execution.monitor import MonitorRules
+    from tradebrain.research.stress import STRESS_SETS, run_stress
+    from tradebrain.strategies.hybrid_config import HybridConfig
 
     settings = settings_of(ctx)
     hybrid = HybridConfig.from_settings(
@@ -189,8 +189,8 @@ def _fmt(value: float | None, pattern: str) -> str:
 def _write(report: dict[str, Any], path: Path | None) -> None:
     if path is None:
         return
-    from tradebrain.data.atomic import write_text_atomic
-    from tradebrain.engine.report import finite
+    from tradebrain.data.atomic_write import write_text_atomic
+    from tradebrain.research.backtest_report import finite
 
     write_text_atomic(json.dumps(finite(report), indent=2, allow_nan=False, default=str), path)
     console.print(f"[green]wrote[/] {path}")

@@ -72,7 +72,7 @@ def evaluate_command(
     In each fold the features are selected and the ensemble's members weighed by their skill
     on the training rows only; ``--explain`` shows both, with each model's calibration.
     """
-    from tradebrain.data.atomic import write_parquet_atomic, write_text_atomic
+    from tradebrain.data.atomic_write import write_parquet_atomic, write_text_atomic
     from tradebrain.data.loading import load_planted_edge
     from tradebrain.evaluation.evaluate import evaluate
     from tradebrain.evaluation.statistics import TrialLedger
@@ -100,7 +100,7 @@ def evaluate_command(
         config = {"model": name, "source": source, **result.report["settings"]}
         ledger.record(config, result.report["models"][name]["log_loss"], name=name)
     result.report["trials_in_ledger"] = ledger.n_trials
-    from tradebrain.engine.report import finite
+    from tradebrain.research.backtest_report import finite
 
     text = json.dumps(finite(result.report), indent=2, default=str, allow_nan=False)
     write_text_atomic(text, out / "report.json")
@@ -140,14 +140,14 @@ def train_command(
     """Train the trading forecast on all the data, for ``serve --models`` and backtests.
 
     The models are trained as the hybrid backtest and the service train them
-    (:func:`~tradebrain.models.forecaster.train_forecaster`, settings from
+    (:func:`~tradebrain.learning.forecaster.train_forecaster`, settings from
     :meth:`HybridConfig.from_settings`): the horizon, the features, each model's skill and the
     calibration that turns votes into expected returns are fitted on the data given, so the
     saved folder trades as the service's own models would.
     """
-    from tradebrain.engine.hybrid_config import HybridConfig
     from tradebrain.features import compute_features
-    from tradebrain.models.forecaster import train_forecaster
+    from tradebrain.learning.forecaster import train_forecaster
+    from tradebrain.strategies.hybrid_config import HybridConfig
 
     app_settings = settings_of(ctx)
     if label not in LABELS:

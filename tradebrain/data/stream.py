@@ -2,7 +2,7 @@
 
 :class:`ExchangeCandleStream` wakes shortly after each candle closes, asks the venue for every
 candle since the last one it delivered, and yields them as
-:class:`~tradebrain.engine.events.CandleClosed` events: every closed candle of every symbol
+:class:`~tradebrain.core.events.CandleClosed` events: every closed candle of every symbol
 exactly once, in time order (symbols in the given order at equal times), never an open one.
 
 When the venue fails (network error, HTTP 429 or 5xx) the stream backs off with its
@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 import ccxt
 import polars as pl
 
+from tradebrain.core.events import CandleClosed
 from tradebrain.data.exchanges import (
     ExchangeLink,
     RetryPolicy,
@@ -40,7 +41,6 @@ from tradebrain.data.exchanges import (
 from tradebrain.data.schemas import TIMESTAMP, Kind
 from tradebrain.data.timeframes import timeframe_seconds
 from tradebrain.data.validation import ROW, validate
-from tradebrain.engine.events import CandleClosed
 from tradebrain.engine.feed import make_candle, to_datetime
 from tradebrain.exceptions import DataValidationError, ExchangeUnavailableError, UserInputError
 

@@ -68,7 +68,7 @@ import numpy as np
 import polars as pl
 
 from tradebrain.data._synthetic_orderflow import make_book, make_funding, make_trades
-from tradebrain.data.atomic import write_parquet_atomic, write_text_atomic
+from tradebrain.data.atomic_write import write_parquet_atomic, write_text_atomic
 from tradebrain.data.schemas import TIMESTAMP, Kind, conform
 from tradebrain.data.timeframes import timeframe_seconds
 from tradebrain.exceptions import ConfigError, UserInputError

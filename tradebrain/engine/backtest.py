@@ -15,6 +15,7 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
+from tradebrain.core.market import MarketType, check_account
 from tradebrain.engine.engine import Engine, EngineResult
 from tradebrain.engine.fast import EXIT_REASONS, run_fast
 from tradebrain.engine.feed import ReplayFeed, to_datetime
@@ -25,7 +26,6 @@ from tradebrain.execution.account import ClosedTrade
 from tradebrain.execution.broker import SimulatedBroker
 from tradebrain.execution.costs import CostModel, FlatCosts, ScaledCosts
 from tradebrain.execution.monitor import MonitorRules, PositionMonitor
-from tradebrain.risk.market import MarketType, check_account
 
 Path_ = Literal["auto", "events", "fast"]
 

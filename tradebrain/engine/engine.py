@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from tradebrain.engine.events import (
+from tradebrain.core.events import (
     CandleClosed,
     Event,
     FundingSettled,
@@ -31,12 +31,12 @@ from tradebrain.engine.events import (
     OrderDenied,
     OrderFilled,
 )
+from tradebrain.core.market import MarketState, MarketType
+from tradebrain.core.orders import Fill, OrderIntent
 from tradebrain.engine.feed import CandleArrays
 from tradebrain.engine.ports import Broker, PassThroughRisk, RiskDenial, RiskGate
 from tradebrain.engine.strategy import Strategy, StrategyContext
 from tradebrain.execution.account import ClosedTrade
-from tradebrain.execution.orders import Fill, OrderIntent
-from tradebrain.risk.market import MarketState, MarketType
 
 
 @dataclass

@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import polars as pl
 
+from tradebrain.core.events import CandleClosed, FundingSettled, MarketEvent
 from tradebrain.data.timeframes import timeframe_seconds
-from tradebrain.engine.events import CandleClosed, FundingSettled, MarketEvent
 from tradebrain.exceptions import UserInputError
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

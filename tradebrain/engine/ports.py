@@ -16,10 +16,10 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from tradebrain.engine.events import CandleClosed, Event, FundingSettled, MarketEvent, OrderDenied
+from tradebrain.core.events import CandleClosed, Event, FundingSettled, MarketEvent, OrderDenied
+from tradebrain.core.market import MarketState
+from tradebrain.core.orders import OrderIntent
 from tradebrain.execution.account import AccountSnapshot
-from tradebrain.execution.orders import OrderIntent
-from tradebrain.risk.market import MarketState
 
 
 @runtime_checkable
@@ -44,7 +44,7 @@ class RiskGate(Protocol):
 
     Returns the approved intent (possibly resized, with a stop and target set) or a denial
     with a reason. It must not call a broker; the engine submits what it approves and turns a
-    denial into an :class:`~tradebrain.engine.events.OrderDenied` event.
+    denial into an :class:`~tradebrain.core.events.OrderDenied` event.
     """
 
     def review(

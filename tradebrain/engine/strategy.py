@@ -1,6 +1,6 @@
 """Strategies: a tiny surface. ``init`` declares what is needed; ``on_candle`` decides.
 
-A strategy emits :class:`~tradebrain.execution.orders.OrderIntent` s and never touches a
+A strategy emits :class:`~tradebrain.core.orders.OrderIntent` s and never touches a
 broker; the engine sends them through risk to the broker, and they execute no earlier than the
 next event after the candle's close (by default the next candle's open). Warm-up and
 no-look-ahead are the engine's job: ``on_candle`` only ever sees closed candles.
@@ -20,9 +20,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from tradebrain.engine.events import CandleClosed
+from tradebrain.core.events import CandleClosed
+from tradebrain.core.orders import OrderIntent, Side
 from tradebrain.engine.feed import CandleArrays
-from tradebrain.execution.orders import OrderIntent, Side
 
 
 @dataclass

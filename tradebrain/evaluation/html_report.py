@@ -22,7 +22,7 @@ import numpy as np
 import plotly.graph_objects as go
 import polars as pl
 
-from tradebrain.data.atomic import write_text_atomic
+from tradebrain.data.atomic_write import write_text_atomic
 
 MAX_POINTS = 5_000
 MAX_BANDS = 400
@@ -76,7 +76,8 @@ def write_html_report(
     path
         The HTML file to write (atomically).
     report
-        The JSON-ready report of :func:`tradebrain.engine.report.backtest_report`: ``settings``,
+        The JSON-ready report of
+        :func:`tradebrain.research.backtest_report.backtest_report`: ``settings``,
         ``data``, ``metrics``, ``benchmark``, ``cost_sensitivity`` and ``trades``.
     candles
         The candles replayed (``timestamp``, ``close``), one row per ``equity`` value.
@@ -90,7 +91,7 @@ def write_html_report(
         ``sell``/``short`` are directional; anything else, e.g. ``hold`` or ``exit``, is not);
         optionally ``regime`` (str, shaded on the price chart; ``unknown`` is not) and
         ``votes`` (dict model -> vote, or that dict as JSON text as
-        :func:`tradebrain.engine.hybrid.decisions_frame` writes it; a vote is
+        :func:`tradebrain.strategies.hybrid.decisions_frame` writes it; a vote is
         ``(p_down, p_flat, p_up)``, a dict with ``p_up`` and ``p_down``, or a signed number in
         [-1, 1]; charted as mean ``p_up - p_down`` per model per month). Other columns
         (``confidence``, ``filters``, ``reasons``) are ignored.

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
-from tradebrain.engine.events import (
+from tradebrain.core.events import (
     CandleClosed,
     Event,
     FundingSettled,
@@ -32,12 +32,12 @@ from tradebrain.engine.events import (
     OrderDenied,
     OrderFilled,
 )
+from tradebrain.core.market import MarketState, MarketType
+from tradebrain.core.orders import Fill, Liquidity, OrderIntent, OrderType, Side
 from tradebrain.execution.account import AccountSnapshot, Position
 from tradebrain.execution.costs import CostModel, FlatCosts, fee_rate
 from tradebrain.execution.monitor import MonitorRules, PositionMonitor, Protection
-from tradebrain.execution.orders import Fill, Liquidity, OrderIntent, OrderType, Side
 from tradebrain.execution.portfolio import Portfolio
-from tradebrain.risk.market import MarketState, MarketType
 
 MarketSource = Callable[[str], MarketState | None]
 
@@ -282,9 +282,10 @@ class SimulatedBroker:
     # --- protection -----------------------------------------------------------------------
     def _margin_used(self) -> float:
         """Initial margin of the open perp positions, at their entry prices."""
-        return sum(
-            abs(h.quantity) * h.entry_price for h in self.portfolio.holdings.values()
-        ) / self.leverage
+        return (
+            sum(abs(h.quantity) * h.entry_price for h in self.portfolio.holdings.values())
+            / self.leverage
+        )
 
     def liquidation_price(self, symbol: str) -> float | None:
         """Return the price at which the open perp position in ``symbol`` is liquidated."""

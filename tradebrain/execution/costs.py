@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from tradebrain.config import ExecutionSettings
+from tradebrain.core.market import MarketState
+from tradebrain.core.orders import Liquidity, Side
 from tradebrain.exceptions import UserInputError
 from tradebrain.execution.account import Position
-from tradebrain.execution.orders import Liquidity, Side
 from tradebrain.risk.costs import FEE_SCHEDULES, VENUE_ALIASES, funding_payment
-from tradebrain.risk.market import MarketState
 
 VENUE_FEES: dict[str, tuple[float, float]] = {
     name: (FEE_SCHEDULES[VENUE_ALIASES.get(name, name)][1].maker,

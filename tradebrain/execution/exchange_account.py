@@ -13,10 +13,10 @@ from typing import Any
 
 import ccxt
 
+from tradebrain.core.market import MarketType
+from tradebrain.core.orders import OrderIntent
 from tradebrain.execution.account import AccountSnapshot, Position
 from tradebrain.execution.exchange_orders import VenueCalls, VenueRefusal
-from tradebrain.execution.orders import OrderIntent
-from tradebrain.risk.market import MarketType
 
 _EPSILON = 1e-12
 

@@ -38,8 +38,10 @@ from datetime import UTC, datetime
 
 import ccxt
 
+from tradebrain.core.events import CandleClosed, Event, FundingSettled, OrderDenied
+from tradebrain.core.market import MarketType
+from tradebrain.core.orders import OrderIntent, OrderType, Side
 from tradebrain.data.exchanges import RetryPolicy
-from tradebrain.engine.events import CandleClosed, Event, FundingSettled, OrderDenied
 from tradebrain.exceptions import TemporaryError
 from tradebrain.execution.account import AccountSnapshot
 from tradebrain.execution.exchange_account import VenueAccount
@@ -55,8 +57,6 @@ from tradebrain.execution.exchange_orders import (
     guard_logs,
     logger,
 )
-from tradebrain.execution.orders import OrderIntent, OrderType, Side
-from tradebrain.risk.market import MarketType
 
 _EPSILON = 1e-12
 

@@ -15,7 +15,9 @@ from typing import Any
 
 import ccxt
 
-from tradebrain.engine.events import Event, OrderCancelled, OrderDenied, OrderFilled
+from tradebrain.core.events import Event, OrderCancelled, OrderDenied, OrderFilled
+from tradebrain.core.market import MarketType
+from tradebrain.core.orders import OrderType
 from tradebrain.execution.exchange_orders import (
     TrackedOrder,
     VenueCalls,
@@ -24,8 +26,6 @@ from tradebrain.execution.exchange_orders import (
     fill_from_trade,
     logger,
 )
-from tradebrain.execution.orders import OrderType
-from tradebrain.risk.market import MarketType
 
 _FINAL = {"closed", "canceled", "expired", "rejected"}
 _EPSILON = 1e-12

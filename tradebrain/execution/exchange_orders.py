@@ -7,7 +7,7 @@
 - :class:`VenueCalls` calls ccxt with retries of temporary trouble (HTTP 429, 5xx, timeouts)
   and tells what an error means for an order: refused, or *uncertain* (the venue may have
   accepted it). Every message it makes is scrubbed of the API key, the secret and signatures.
-- :func:`fill_from_trade` turns one ccxt trade into a :class:`~tradebrain.execution.orders.Fill`.
+- :func:`fill_from_trade` turns one ccxt trade into a :class:`~tradebrain.core.orders.Fill`.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from typing import Any, TypeVar
 
 import ccxt
 
+from tradebrain.core.orders import Fill, Liquidity, OrderIntent
 from tradebrain.data.exchanges import RetryPolicy
 from tradebrain.exceptions import ExchangeUnavailableError
-from tradebrain.execution.orders import Fill, Liquidity, OrderIntent
 
 logger = logging.getLogger("tradebrain.execution.exchange_broker")
 _T = TypeVar("_T")

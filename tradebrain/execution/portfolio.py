@@ -18,9 +18,9 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from tradebrain.core.market import MarketType
+from tradebrain.core.orders import Fill
 from tradebrain.execution.account import AccountSnapshot, ClosedTrade, ClosedTradesView, Position
-from tradebrain.execution.orders import Fill
-from tradebrain.risk.market import MarketType
 
 
 @dataclass(slots=True)

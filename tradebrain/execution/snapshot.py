@@ -16,10 +16,10 @@ from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from tradebrain.core.orders import Liquidity, OrderIntent, OrderType, Side
 from tradebrain.exceptions import UserInputError
 from tradebrain.execution.account import ClosedTrade
 from tradebrain.execution.monitor import Protection, _AtrState
-from tradebrain.execution.orders import Liquidity, OrderIntent, OrderType, Side
 from tradebrain.execution.portfolio import Holding
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ from tradebrain.features import (  # noqa: F401 - importing a set module registe
     regime,
     sentiment,
 )
-from tradebrain.features.engine import compute_features
+from tradebrain.features.compute import compute_features
 from tradebrain.features.live import LiveFeatureEngine
 from tradebrain.features.orderflow_inputs import ORDERFLOW_COLUMNS, orderflow_columns
 from tradebrain.features.registry import (

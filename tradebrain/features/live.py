@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 
 from tradebrain.exceptions import DataFormatError
-from tradebrain.features.engine import frame_to_bars, group_inputs
+from tradebrain.features.compute import frame_to_bars, group_inputs
 from tradebrain.features.registry import CANDLE_INPUTS, FeatureGroup, select_groups
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from tradebrain.data.atomic import write_text_atomic
+from tradebrain.data.atomic_write import write_text_atomic
 from tradebrain.exceptions import UserInputError
 from tradebrain.models.base import MODEL_CLASSES, Model, load_model, make_windows
 from tradebrain.models.calibration import TemperatureCalibrator
@@ -36,7 +36,7 @@ class ModelBundle:
     """Fitted models plus what they need to predict: names, medians, temperatures.
 
     ``calibration`` (bundles trained as a forecast, see
-    :func:`~tradebrain.models.forecaster.train_forecaster`) turns the votes into expected
+    :func:`~tradebrain.learning.forecaster.train_forecaster`) turns the votes into expected
     returns and names the models that vote (those with out-of-sample skill).
     """
 

@@ -21,7 +21,7 @@ from typing import Any, Self
 
 import numpy as np
 
-from tradebrain.data.atomic import write_text_atomic
+from tradebrain.data.atomic_write import write_text_atomic
 from tradebrain.exceptions import UserInputError
 from tradebrain.models._inputs import softmax
 from tradebrain.models.base import (

@@ -6,6 +6,7 @@ the numbers. Brokers charge costs through a :class:`CostModel` (``VenueCosts`` p
 ``tradebrain.execution.costs.FlatCosts``).
 """
 
+from tradebrain.core.market import MarketState, MarketType
 from tradebrain.risk.costs import (
     FEE_SCHEDULES,
     VENUE_ALIASES,
@@ -14,7 +15,11 @@ from tradebrain.risk.costs import (
     VenueCosts,
     slippage_fraction,
 )
-from tradebrain.risk.events import (
+from tradebrain.risk.manager import RiskManager
+from tradebrain.risk.performance import SymbolPerformance, SymbolRules
+from tradebrain.risk.policy import PolicyAssessment, PolicyRules, RiskPolicy, close_all_intents
+from tradebrain.risk.sizing import KellyEstimate, PositionSize, SizingRules, kelly_estimate
+from tradebrain.risk.verdicts import (
     Denial,
     EmergencyStopped,
     EmergencyStopReleased,
@@ -25,11 +30,6 @@ from tradebrain.risk.events import (
     SymbolPaused,
     SymbolResumed,
 )
-from tradebrain.risk.manager import RiskManager
-from tradebrain.risk.market import MarketState, MarketType
-from tradebrain.risk.performance import SymbolPerformance, SymbolRules
-from tradebrain.risk.policy import PolicyAssessment, PolicyRules, RiskPolicy, close_all_intents
-from tradebrain.risk.sizing import KellyEstimate, PositionSize, SizingRules, kelly_estimate
 
 __all__ = [
     "FEE_SCHEDULES",

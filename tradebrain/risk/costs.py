@@ -24,10 +24,10 @@ import math
 from dataclasses import dataclass
 from typing import Protocol
 
+from tradebrain.core.market import MarketState, MarketType
+from tradebrain.core.orders import Liquidity, Side
 from tradebrain.exceptions import ConfigError
 from tradebrain.execution.account import Position
-from tradebrain.execution.orders import Liquidity, Side
-from tradebrain.risk.market import MarketState, MarketType
 
 
 class CostModel(Protocol):

@@ -27,13 +27,13 @@ import math
 from datetime import datetime
 
 from tradebrain.config import RiskSettings
+from tradebrain.core.market import MarketState, MarketType
+from tradebrain.core.orders import OrderIntent, OrderType, Side
 from tradebrain.execution.account import AccountSnapshot, Position
-from tradebrain.execution.orders import OrderIntent, OrderType, Side
-from tradebrain.risk.events import Denial, PolicyMode, RiskEvent, RiskRule, deny
-from tradebrain.risk.market import MarketState, MarketType
 from tradebrain.risk.policy import PolicyAssessment, PolicyRules, RiskPolicy, close_all_intents
 from tradebrain.risk.sizing import SizingRules, kelly_estimate, size_entry
 from tradebrain.risk.stops import protective_levels
+from tradebrain.risk.verdicts import Denial, PolicyMode, RiskEvent, RiskRule, deny
 
 DUST_NOTIONAL = 1e-8
 """Orders below this notional (quote currency) are dust: denied like a venue minimum."""

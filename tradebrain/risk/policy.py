@@ -35,10 +35,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from tradebrain.config import RiskSettings
+from tradebrain.core.market import MarketState
+from tradebrain.core.orders import OrderIntent, Side
 from tradebrain.exceptions import ConfigError
 from tradebrain.execution.account import AccountSnapshot
-from tradebrain.execution.orders import OrderIntent, Side
-from tradebrain.risk.events import (
+from tradebrain.risk.performance import SymbolPerformance, SymbolRules, losing_streak
+from tradebrain.risk.performance import symbol_performance as judge_symbol
+from tradebrain.risk.verdicts import (
     EmergencyStopped,
     EmergencyStopReleased,
     PolicyMode,
@@ -47,9 +50,6 @@ from tradebrain.risk.events import (
     SymbolPaused,
     SymbolResumed,
 )
-from tradebrain.risk.market import MarketState
-from tradebrain.risk.performance import SymbolPerformance, SymbolRules, losing_streak
-from tradebrain.risk.performance import symbol_performance as judge_symbol
 
 _SEVERITY = {PolicyMode.NORMAL: 0, PolicyMode.DEFENSIVE: 1, PolicyMode.CRITICAL: 2}
 NEVER = 10**9

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import math
 
-from tradebrain.execution.orders import OrderIntent
-from tradebrain.risk.events import Denial, RiskRule, deny
-from tradebrain.risk.market import MarketState
+from tradebrain.core.market import MarketState
+from tradebrain.core.orders import OrderIntent
 from tradebrain.risk.sizing import SizingRules
+from tradebrain.risk.verdicts import Denial, RiskRule, deny
 
 
 def atr_stop(entry_price: float, atr: float, side: int, multiple: float) -> float:

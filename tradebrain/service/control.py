@@ -7,12 +7,12 @@ that closed long ago (a backfill after an outage) opens no position either.
 
 from __future__ import annotations
 
-from tradebrain.engine.events import OrderDenied
+from tradebrain.core.events import OrderDenied
+from tradebrain.core.market import MarketState
+from tradebrain.core.orders import OrderIntent
 from tradebrain.engine.ports import RiskDenial
 from tradebrain.execution.account import AccountSnapshot
-from tradebrain.execution.orders import OrderIntent
 from tradebrain.risk.manager import RiskManager
-from tradebrain.risk.market import MarketState
 
 RUNNING, PAUSED, EMERGENCY = "running", "paused", "emergency_stop"
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import polars as pl
 
+from tradebrain.core.events import CandleClosed
 from tradebrain.data.exchanges import RetryPolicy, make_exchange
 from tradebrain.data.stream import ExchangeCandleStream
-from tradebrain.engine.events import CandleClosed
 from tradebrain.service.options import ServeOptions
 
 

@@ -27,9 +27,9 @@ from typing import Any, Protocol
 import numpy as np
 import polars as pl
 
+from tradebrain.core.events import CandleClosed
 from tradebrain.data.synthetic import EdgeKind, SyntheticConfig, generate_market
 from tradebrain.data.timeframes import timeframe_seconds
-from tradebrain.engine.events import CandleClosed
 from tradebrain.engine.feed import make_candle, to_datetime
 from tradebrain.exceptions import UserInputError
 

@@ -6,8 +6,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from tradebrain.core.market import MarketType, check_account
 from tradebrain.exceptions import UserInputError
-from tradebrain.risk.market import MarketType, check_account
 
 MODES = ("paper", "live")
 

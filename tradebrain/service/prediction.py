@@ -18,8 +18,8 @@ from tradebrain.brain.regime import BRAIN_FEATURE_SETS
 from tradebrain.brain.tuning import BrainTuning, PositionContext
 from tradebrain.config import Settings
 from tradebrain.data.validation import ROW, validate
-from tradebrain.engine.hybrid import stands_aside
 from tradebrain.exceptions import UserInputError
+from tradebrain.strategies.hybrid import stands_aside
 
 MAX_CANDLES = 5000
 API_GAP_FIX = "send every candle of the span: the API accepts no gaps (rows are candles[i])"

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from tradebrain.engine.events import OrderCancelled, OrderDenied
+from tradebrain.core.events import OrderCancelled, OrderDenied
+from tradebrain.core.orders import Fill, OrderIntent
 from tradebrain.execution.account import ClosedTrade, Position
-from tradebrain.execution.orders import Fill, OrderIntent
 from tradebrain.state import FillRecord, OrderRecord, PositionRecord, TradeRecord
 from tradebrain.state.records import WORKING_STATUSES
 

@@ -26,29 +26,28 @@ import polars as pl
 from tradebrain.brain.decision import Decision
 from tradebrain.brain.tuning import BrainTuning
 from tradebrain.config import Settings
-from tradebrain.data.timeframes import timeframe_seconds
-from tradebrain.engine.engine import Engine
-from tradebrain.engine.events import (
+from tradebrain.core.events import (
     CandleClosed,
     Event,
     OrderFilled,
 )
-from tradebrain.engine.hybrid import HybridStrategy
+from tradebrain.core.market import MarketType
+from tradebrain.core.orders import Fill, OrderIntent
+from tradebrain.data.timeframes import timeframe_seconds
+from tradebrain.engine.engine import Engine
 from tradebrain.exceptions import UserInputError
 from tradebrain.execution.account import ClosedTrade
 from tradebrain.execution.broker import SimulatedBroker
 from tradebrain.execution.costs import settings_costs
 from tradebrain.execution.monitor import MonitorRules, PositionMonitor
-from tradebrain.execution.orders import Fill, OrderIntent
 from tradebrain.execution.portfolio import Portfolio
 from tradebrain.execution.snapshot import broker_state, decode, encode, restore_broker
 from tradebrain.risk.manager import RiskManager
-from tradebrain.risk.market import MarketType
 from tradebrain.service.control import EMERGENCY, PAUSED, ControlGate
 from tradebrain.service.feeds import LiveFeed
 from tradebrain.service.memory import SignedMemory
-from tradebrain.service.metrics import ServiceMetrics
 from tradebrain.service.options import ServeOptions
+from tradebrain.service.prometheus import ServiceMetrics
 from tradebrain.service.recording import (
     OrderBook,
     fill_record,
@@ -59,6 +58,7 @@ from tradebrain.service.recording import (
 )
 from tradebrain.service.venue import DUST_NOTIONAL, RecordingBroker, intent_of, open_orders_of
 from tradebrain.state import CandleRecord, EquityPoint, StateStore, Step
+from tradebrain.strategies.hybrid import HybridStrategy
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +181,7 @@ class Runner:
         if options.mode == "live":
             self._restore_shadow(self.state.extra.get("shadow"))
             self.venue.trades = self.shadow.closed_trades
-        from tradebrain.engine.live_signals import LiveSignals
+        from tradebrain.strategies.live_signals import LiveSignals
 
         for symbol in options.symbols:
             signals = LiveSignals(self.bundle, self.feed.timeframe)
@@ -302,9 +302,9 @@ class Runner:
         return self._train(history)
 
     def _train(self, history: pl.DataFrame) -> Any:
-        from tradebrain.engine.hybrid_config import HybridConfig
         from tradebrain.features import compute_features
-        from tradebrain.models.forecaster import train_forecaster
+        from tradebrain.learning.forecaster import train_forecaster
+        from tradebrain.strategies.hybrid_config import HybridConfig
 
         config = HybridConfig.from_settings(self.settings)
         self.progress(f"training {', '.join(config.models)} on {history.height} warm-up candles")
@@ -561,8 +561,14 @@ class Runner:
             symbol=candle.symbol,
             timeframe=self.feed.timeframe,
             candle=CandleRecord(
-                candle.symbol, self.feed.timeframe, candle.open_time,
-                candle.open, candle.high, candle.low, candle.close, candle.volume,
+                candle.symbol,
+                self.feed.timeframe,
+                candle.open_time,
+                candle.open,
+                candle.high,
+                candle.low,
+                candle.close,
+                candle.volume,
             ),
             decision=None if decision is None else self.latest_shape(decision, candle),
             orders=self.orders.drain(),
@@ -572,7 +578,9 @@ class Runner:
             positions=[position_record(p) for p in account.positions.values()],
             broker_state=broker_state(broker) if isinstance(broker, SimulatedBroker) else None,
             runner_state={
-                **self.state.to_dict(), "memory": self._memory(), "shadow": self._shadow_state()
+                **self.state.to_dict(),
+                "memory": self._memory(),
+                "shadow": self._shadow_state(),
             },
         )
         self.store.record_step(step)

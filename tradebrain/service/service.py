@@ -23,9 +23,9 @@ from tradebrain.config import Settings
 from tradebrain.exceptions import NotFoundError, TemporaryError, UserInputError
 from tradebrain.service.control import EMERGENCY, PAUSED, RUNNING
 from tradebrain.service.feeds import LiveFeed, replay_feed, synthetic_feed
-from tradebrain.service.metrics import ServiceMetrics
 from tradebrain.service.options import ServeOptions
 from tradebrain.service.prediction_pool import PredictionPool
+from tradebrain.service.prometheus import ServiceMetrics
 from tradebrain.service.runner import Runner
 from tradebrain.state import StateStore
 
@@ -246,9 +246,7 @@ class TradingService:
             "trades_processed": counts.get("trades", 0),
             "fills": counts.get("fills", 0),
             "decisions": counts.get("decisions", 0),
-            "models": {
-                m["id"]: {"ready": m["ready"], "kind": m["kind"]} for m in self.models()
-            },
+            "models": {m["id"]: {"ready": m["ready"], "kind": m["kind"]} for m in self.models()},
             "feed_lag_s": self._feed_lag,
             "feed_status": self.feed.status(),
             "control": self.control(),
@@ -285,7 +283,8 @@ class TradingService:
                 "ready": True,
                 "trained_at": self.runner.trained_at,
                 "n_features": len(
-                    bundle.sequence_names if model.input_kind == "sequence"
+                    bundle.sequence_names
+                    if model.input_kind == "sequence"
                     else bundle.feature_names
                 ),
                 "temperature": bundle.temperatures.get(name, 1.0),
@@ -390,26 +389,41 @@ class TradingService:
             else:
                 unrealized = p.quantity * (mark - p.entry_price)
             out.append(
-                _finite({
-                    "symbol": p.symbol, "side": "long" if p.quantity > 0 else "short",
-                    "quantity": abs(p.quantity), "entry_price": p.entry_price,
-                    "stop_price": p.stop_price, "target_price": p.target_price,
-                    "opened_at": p.opened_at.isoformat(), "mark_price": mark,
-                    "unrealized_pnl": unrealized,
-                })
+                _finite(
+                    {
+                        "symbol": p.symbol,
+                        "side": "long" if p.quantity > 0 else "short",
+                        "quantity": abs(p.quantity),
+                        "entry_price": p.entry_price,
+                        "stop_price": p.stop_price,
+                        "target_price": p.target_price,
+                        "opened_at": p.opened_at.isoformat(),
+                        "mark_price": mark,
+                        "unrealized_pnl": unrealized,
+                    }
+                )
             )
         return out
 
     def trades(self, limit: int = 100) -> list[dict[str, Any]]:
         """Return closed trades, newest first."""
         return [
-            _finite({
-                "symbol": t.symbol, "side": t.side, "entry_time": t.entry_time.isoformat(),
-                "exit_time": t.exit_time.isoformat(), "entry_price": t.entry_price,
-                "exit_price": t.exit_price, "quantity": t.quantity, "pnl": t.pnl,
-                "fees": t.fees, "funding": t.funding, "exit_reason": t.exit_reason,
-                "r_multiple": t.r_multiple,
-            })
+            _finite(
+                {
+                    "symbol": t.symbol,
+                    "side": t.side,
+                    "entry_time": t.entry_time.isoformat(),
+                    "exit_time": t.exit_time.isoformat(),
+                    "entry_price": t.entry_price,
+                    "exit_price": t.exit_price,
+                    "quantity": t.quantity,
+                    "pnl": t.pnl,
+                    "fees": t.fees,
+                    "funding": t.funding,
+                    "exit_reason": t.exit_reason,
+                    "r_multiple": t.r_multiple,
+                }
+            )
             for t in self.store.trades(self.options.run, limit)
         ]
 

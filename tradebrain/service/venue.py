@@ -7,11 +7,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from tradebrain.core.events import CandleClosed, Event, FundingSettled
+from tradebrain.core.orders import OrderIntent, OrderType, Side
 from tradebrain.data.timeframes import timeframe_seconds
-from tradebrain.engine.events import CandleClosed, Event, FundingSettled
 from tradebrain.engine.ports import Broker
 from tradebrain.execution.account import AccountSnapshot, ClosedTrade
-from tradebrain.execution.orders import OrderIntent, OrderType, Side
 from tradebrain.state import OrderRecord
 
 DUST_NOTIONAL = 10.0

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import polars as pl
 
-from tradebrain.service.metrics import ServiceMetrics
+from tradebrain.service.prometheus import ServiceMetrics
 
 
 class ServiceView(Protocol):

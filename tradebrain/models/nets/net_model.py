@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from tradebrain.data.atomic import write_text_atomic
+from tradebrain.data.atomic_write import write_text_atomic
 from tradebrain.models.base import InputKind, Model, check_training_data
 from tradebrain.models.nets.training import (
     PREDICT_BATCH,

@@ -1,18 +1,18 @@
 """The compiled brain: what :class:`~tradebrain.brain.brain.Brain` plans, for every candle at once.
 
 With precomputed features, votes and forecast calibrations
-(:class:`~tradebrain.engine.hybrid.HybridSignals`) almost everything ``Brain.decide`` does
+(:class:`~tradebrain.strategies.hybrid.HybridSignals`) almost everything ``Brain.decide`` does
 depends only on the sequence of feature rows and votes: the regime, the spread history, the gap
 tracker, the funding cool-down, the panic model, the fusion, the Kalman smoother, the expected
 return, the target position and its scaling, the entry and exit bars and the risk block.
 :func:`compiled_decisions` computes all of it in one numba pass
-(:mod:`tradebrain.brain.compiled_kernels`) and returns :class:`DecisionArrays`.
+(:mod:`tradebrain.brain.compiled.kernels`) and returns :class:`DecisionArrays`.
 
 Left out are the rules that read the position: the **liquidation guard** (a caller with an open
 leveraged position applies :func:`~tradebrain.brain.guards.liquidation_guard` itself, after the
 panic exit) and the **move** from the exposure held toward the target, which the caller makes
 with the brain's own :func:`~tradebrain.brain.brain.carry_out`, as
-:class:`~tradebrain.engine.hybrid_fast.FastHybridStrategy` does on every candle.
+:class:`~tradebrain.strategies.hybrid_fast.FastHybridStrategy` does on every candle.
 
 The Python brain stays the one definition of the rules: every threshold comes from
 :class:`~tradebrain.brain.tuning.BrainTuning` and the settings, and ``tests/brain/test_compiled.py``
@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
-from tradebrain.brain import compiled_kernels as k
 from tradebrain.brain._state import GAP_STEP_RATIO
 from tradebrain.brain.brain import Brain
+from tradebrain.brain.compiled import kernels as k
 from tradebrain.brain.decision import Action, Decision
 from tradebrain.brain.fusion import (
     _MIN_STRENGTH,
@@ -52,7 +52,7 @@ from tradebrain.config import BrainSettings
 from tradebrain.exceptions import UserInputError
 
 if TYPE_CHECKING:
-    from tradebrain.engine.hybrid import HybridSignals
+    from tradebrain.strategies.hybrid import HybridSignals
 
 ACTIONS: tuple[Action, ...] = k.KERNEL_ACTIONS
 """``ACTIONS[code]`` is the action of an action code."""
@@ -79,7 +79,8 @@ class DecisionArrays:
     ----------
     asked
         bool: some model voted, or a model without skill stands behind the candle (forecast
-        beta 0, see :func:`~tradebrain.engine.hybrid.stands_aside`); the brain is asked only then.
+        beta 0, see :func:`~tradebrain.strategies.hybrid.stands_aside`); the brain is asked
+        only then.
     confidence
         As ``Decision.confidence`` (before a panic or liquidation exit), in [0, 1].
     expected, target, entry_bar, exit_bar, hold_only, no_new_long
@@ -104,7 +105,7 @@ class DecisionArrays:
         The panic model's score (0 while warming up or switched off), its (n, 3) head scores
         and its (n, 10) robust z-scores, for the reasons.
     numbers
-        (n, len(compiled_kernels.NUMBERS)) the intermediate numbers the reasons quote.
+        (n, len(kernels.NUMBERS)) the intermediate numbers the reasons quote.
     signals, open_times, closes, enabled, settings, tuning
         The inputs, kept to rebuild full :class:`Decision` objects on request.
     """
@@ -145,7 +146,7 @@ class DecisionArrays:
         return column
 
     def number(self, name: str, bar: int) -> float:
-        """Return the intermediate number ``name`` (see ``compiled_kernels.NUMBERS``) at ``bar``."""
+        """Return the intermediate number ``name`` (see ``kernels.NUMBERS``) at ``bar``."""
         return float(self.numbers[bar, k.NUMBERS.index(name)])
 
     def plan(self, bar: int) -> Plan:
@@ -192,7 +193,7 @@ class DecisionArrays:
             The liquidation guard's reason when it fired on this candle (the caller applies the
             guard): the decision is then an EXIT with confidence 1, as in ``Brain.decide``.
         """
-        from tradebrain.brain.compiled_reasons import rebuild_decision
+        from tradebrain.brain.compiled.reasons import rebuild_decision
 
         return rebuild_decision(self, bar, symbol, exposure, shorts, liquidation)
 

@@ -13,24 +13,24 @@ from typer.testing import CliRunner
 
 from tradebrain.brain.decision import Action, Decision
 from tradebrain.cli import app
+from tradebrain.core.events import CandleClosed
+from tradebrain.core.market import MarketType
+from tradebrain.core.orders import OrderIntent, Side
 from tradebrain.data.synthetic import SyntheticConfig, generate_market
 from tradebrain.engine.backtest import BacktestConfig, run_backtest
-from tradebrain.engine.events import CandleClosed
-from tradebrain.engine.hybrid import HybridSignals, HybridStrategy
-from tradebrain.engine.hybrid_config import HybridConfig
-from tradebrain.engine.strategies import make_strategy
 from tradebrain.engine.strategy import StrategyContext
-from tradebrain.engine.walk_forward_backtest import (
+from tradebrain.exceptions import UserInputError
+from tradebrain.features import compute_features
+from tradebrain.models.forecast import ForecastSettings
+from tradebrain.research.walk_forward_backtest import (
     hybrid_backtest_report,
     plan_segments,
     walk_forward_votes,
 )
-from tradebrain.exceptions import UserInputError
-from tradebrain.execution.orders import OrderIntent, Side
-from tradebrain.features import compute_features
-from tradebrain.models.forecast import ForecastSettings
 from tradebrain.risk.manager import RiskManager
-from tradebrain.risk.market import MarketType
+from tradebrain.strategies.builtin import make_strategy
+from tradebrain.strategies.hybrid import HybridSignals, HybridStrategy
+from tradebrain.strategies.hybrid_config import HybridConfig
 
 CONFIG = HybridConfig(
     retrain_every=400,
@@ -185,7 +185,7 @@ def test_a_target_position_becomes_the_intents_that_reach_it(
 
 
 def test_the_exposure_the_brain_is_told_is_notional_over_equity() -> None:
-    from tradebrain.engine.hybrid import exposure_of
+    from tradebrain.strategies.hybrid import exposure_of
 
     assert exposure_of(2.0, 100.0, 400.0) == 0.5
     assert exposure_of(-2.0, 100.0, 400.0) == -0.5

@@ -64,7 +64,10 @@ class HybridConfig:
     def from_settings(cls, settings: Settings, **overrides: Any) -> HybridConfig:
         """Return the configuration the settings ask for; ``overrides`` that are not None win."""
         models, learning, execution, brain = (
-            settings.models, settings.learning, settings.execution, settings.brain
+            settings.models,
+            settings.learning,
+            settings.execution,
+            settings.brain,
         )
         forecast = ForecastSettings(
             horizons=tuple(models.horizons),

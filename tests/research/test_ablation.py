@@ -14,11 +14,11 @@ from tradebrain.brain.tuning import PARTS
 from tradebrain.cli import app
 from tradebrain.config import BrainSettings, RiskSettings
 from tradebrain.data.synthetic import SyntheticConfig, generate_market
-from tradebrain.engine.ablation import ABLATION_METRICS, RISK_PARTS, ablation_layers, run_ablation
 from tradebrain.engine.backtest import BacktestConfig
-from tradebrain.engine.hybrid_config import HybridConfig
-from tradebrain.engine.walk_forward_backtest import hybrid_backtest_report
 from tradebrain.models.forecast import ForecastSettings
+from tradebrain.research.ablation import ABLATION_METRICS, RISK_PARTS, ablation_layers, run_ablation
+from tradebrain.research.walk_forward_backtest import hybrid_backtest_report
+from tradebrain.strategies.hybrid_config import HybridConfig
 
 CONFIG = HybridConfig(
     retrain_every=500,

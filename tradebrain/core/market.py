@@ -36,9 +36,7 @@ def check_account(cash: float, leverage: float, market: MarketType) -> None:
     if not (math.isfinite(cash) and cash > 0):
         raise UserInputError(f"--cash must be a positive amount (quote currency), got {cash}")
     if not (math.isfinite(leverage) and 1 <= leverage <= MAX_LEVERAGE):
-        raise UserInputError(
-            f"--leverage must be between 1 and {MAX_LEVERAGE:g}, got {leverage}"
-        )
+        raise UserInputError(f"--leverage must be between 1 and {MAX_LEVERAGE:g}, got {leverage}")
     if market is MarketType.SPOT and leverage != 1:
         raise UserInputError(
             f"--leverage applies to perpetuals (--market perp, or BTC/USDT:USDT); spot is 1, "

@@ -9,8 +9,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from tradebrain.cli import app
-from tradebrain.engine.stress import STRESS_SETS, run_stress
-from tradebrain.engine.walk_forward_backtest import HybridConfig
+from tradebrain.research.stress import STRESS_SETS, run_stress
+from tradebrain.research.walk_forward_backtest import HybridConfig
 
 CONFIG = HybridConfig(
     retrain_every=500,

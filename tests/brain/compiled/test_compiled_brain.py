@@ -18,9 +18,9 @@ from conftest import CrashMarket
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tradebrain.brain import compiled_kernels as kernels
 from tradebrain.brain.brain import Brain
-from tradebrain.brain.compiled import (
+from tradebrain.brain.compiled import kernels
+from tradebrain.brain.compiled.brain import (
     ACTIONS,
     FAMILY_NAMES,
     FILTERS,
@@ -34,8 +34,8 @@ from tradebrain.brain.positioning import PositionRules
 from tradebrain.brain.regime import Regime
 from tradebrain.brain.tuning import PARTS, BrainTuning, PositionContext
 from tradebrain.config import BrainSettings, FusionWeights
-from tradebrain.engine.hybrid import HybridSignals
 from tradebrain.exceptions import ConfigError
+from tradebrain.strategies.hybrid import HybridSignals
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MODELS = ("logistic", "lstm_small", "cnn", "ppo_agent", "orderflow_net")
@@ -232,7 +232,7 @@ def test_an_unknown_part_to_disable_is_refused_with_the_choices() -> None:
 
 
 def test_every_kernel_parameter_is_read_from_the_brains_tuning() -> None:
-    from tradebrain.brain.compiled import _tables
+    from tradebrain.brain.compiled.brain import _tables
 
     floats, ints, *_ = _tables(BrainSettings(), BrainTuning())
     assert floats.shape == (len(kernels.FLOAT_PARAMETERS),)

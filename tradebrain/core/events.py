@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from tradebrain.execution.orders import Fill, OrderIntent
+from tradebrain.core.orders import Fill, OrderIntent
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@
 - ``precomputed``: replays a given target-exposure array, a stand-in for the hybrid strategy
   with predictions computed beforehand.
 
-- ``hybrid``: the full AI pipeline (:mod:`tradebrain.engine.hybrid`), imported when asked for.
+- ``hybrid``: the full AI pipeline (:mod:`tradebrain.strategies.hybrid`), imported when asked for.
 
 :func:`register_strategy` is how further strategies plug in by name.
 """
@@ -24,11 +24,11 @@ from typing import Any
 import numba
 import numpy as np
 
-from tradebrain.engine.events import CandleClosed
+from tradebrain.core.events import CandleClosed
+from tradebrain.core.orders import OrderIntent
 from tradebrain.engine.feed import CandleArrays
 from tradebrain.engine.strategy import SignalStrategy, Strategy, StrategyContext
 from tradebrain.exceptions import UserInputError
-from tradebrain.execution.orders import OrderIntent
 
 NOT_AVAILABLE: dict[str, str] = {}
 
@@ -150,8 +150,8 @@ class PrecomputedSignals(SignalStrategy):
 
 
 def _hybrid(**params: Any) -> Strategy:
-    """Return a :class:`~tradebrain.engine.hybrid.HybridStrategy` (imported on demand)."""
-    from tradebrain.engine.hybrid import HybridStrategy
+    """Return a :class:`~tradebrain.strategies.hybrid.HybridStrategy` (imported on demand)."""
+    from tradebrain.strategies.hybrid import HybridStrategy
 
     return HybridStrategy(**params)
 

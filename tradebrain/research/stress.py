@@ -24,10 +24,10 @@ from tradebrain.brain.decision import Action, Decision
 from tradebrain.brain.tuning import BrainTuning, PositionContext
 from tradebrain.config import BrainSettings, RiskSettings
 from tradebrain.data.synthetic import SyntheticConfig, generate_market
-from tradebrain.engine.ablation import Progress, hybrid_signals, run_hybrid
 from tradebrain.engine.backtest import BacktestConfig
-from tradebrain.engine.hybrid import HybridSignals
-from tradebrain.engine.hybrid_config import DEFAULT_HYBRID_SETS, HybridConfig
+from tradebrain.research.ablation import Progress, hybrid_signals, run_hybrid
+from tradebrain.strategies.hybrid import HybridSignals
+from tradebrain.strategies.hybrid_config import DEFAULT_HYBRID_SETS, HybridConfig
 
 STRESS_SETS = (*DEFAULT_HYBRID_SETS, "orderflow", "sentiment")
 """Feature sets of the stress runs: the panic exit reads order-flow and sentiment features."""

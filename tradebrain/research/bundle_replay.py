@@ -1,6 +1,6 @@
 """A hybrid backtest on ONE trained bundle: given candles replayed with fixed models.
 
-The walk-forward backtest (:mod:`~tradebrain.engine.walk_forward_backtest`) retrains as it
+The walk-forward backtest (:mod:`~tradebrain.research.walk_forward_backtest`) retrains as it
 goes; a paper or live service trains once (or loads a folder) and keeps its models.
 :func:`replay_with_bundle` is the backtest of the latter: it replays ``candles`` through the
 engine, the simulated broker and a fresh risk manager with the votes and forecast of a fixed
@@ -27,10 +27,10 @@ from tradebrain.brain.tuning import BrainTuning
 from tradebrain.config import BrainSettings, RiskSettings
 from tradebrain.engine.backtest import BacktestConfig, run_backtest
 from tradebrain.engine.engine import EngineResult
-from tradebrain.engine.hybrid import HybridSignals, HybridStrategy
-from tradebrain.engine.hybrid_fast import FastHybridStrategy
 from tradebrain.exceptions import UserInputError
 from tradebrain.risk.manager import RiskManager
+from tradebrain.strategies.hybrid import HybridSignals, HybridStrategy
+from tradebrain.strategies.hybrid_fast import FastHybridStrategy
 
 if TYPE_CHECKING:
     from tradebrain.models.bundle import ModelBundle
@@ -66,7 +66,7 @@ def bundle_signals(
         The candles to give signals to.
     feature_sets
         Feature sets to compute; by default the bundle's own (its manifest), plus the brain's
-        regime sets, as :class:`~tradebrain.engine.live_signals.LiveSignals` computes.
+        regime sets, as :class:`~tradebrain.strategies.live_signals.LiveSignals` computes.
 
     Raises
     ------

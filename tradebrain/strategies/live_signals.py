@@ -1,7 +1,7 @@
 """Live decision inputs: each new candle's feature row and every model's vote, incrementally.
 
 :class:`LiveSignals` is what the hybrid strategy asks on every candle of a paper or live run
-(it satisfies :class:`~tradebrain.engine.hybrid.LiveInputs`). It folds the candle into a
+(it satisfies :class:`~tradebrain.strategies.hybrid.LiveInputs`). It folds the candle into a
 :class:`~tradebrain.features.live.LiveFeatureEngine`, fills missing features with the bundle's
 training medians, keeps the last ``window`` rows for the sequence models, and runs every model
 of a :class:`~tradebrain.models.bundle.ModelBundle` on that ONE row (tabular) or ONE window
@@ -41,11 +41,11 @@ import polars as pl
 
 from tradebrain.brain.positioning import Forecast
 from tradebrain.brain.regime import BRAIN_FEATURE_SETS
+from tradebrain.core.events import CandleClosed
 from tradebrain.data.timeframes import timeframe_seconds
-from tradebrain.engine.events import CandleClosed
-from tradebrain.engine.hybrid import stands_aside
 from tradebrain.exceptions import DataFormatError, UserInputError
 from tradebrain.features.live import LiveFeatureEngine
+from tradebrain.strategies.hybrid import stands_aside
 
 if TYPE_CHECKING:
     from tradebrain.models.base import Model

@@ -15,7 +15,7 @@ exposure it holds (position notional over equity), and turns the
 - a smaller target on the same side sells or buys back the difference (reduce-only).
 
 Features and votes are precomputed causally (:class:`HybridSignals`): the walk-forward runner
-(:mod:`tradebrain.engine.walk_forward_backtest`) trains one bundle per segment on data before
+(:mod:`tradebrain.research.walk_forward_backtest`) trains one bundle per segment on data before
 the segment and writes its votes; a live run can instead hand over a trained bundle, whose
 votes are computed over the history the engine gives in ``init``. Candles without a vote are
 not decided on (no trading before the first segment). Every decision is kept in
@@ -38,11 +38,11 @@ from tradebrain.brain.decision import Action, Decision
 from tradebrain.brain.positioning import Forecast
 from tradebrain.brain.tuning import BrainTuning, PositionContext
 from tradebrain.config import BrainSettings
-from tradebrain.engine.events import CandleClosed
+from tradebrain.core.events import CandleClosed
+from tradebrain.core.market import MarketType
+from tradebrain.core.orders import OrderIntent, OrderType, Side
 from tradebrain.engine.strategy import StrategyContext
 from tradebrain.exceptions import UserInputError
-from tradebrain.execution.orders import OrderIntent, OrderType, Side
-from tradebrain.risk.market import MarketType
 
 
 class LiveInputs(Protocol):
@@ -50,9 +50,7 @@ class LiveInputs(Protocol):
 
     def update(
         self, candle: CandleClosed
-    ) -> (
-        tuple[dict[str, float], dict[str, tuple[float, float, float]], Forecast | None] | None
-    ):
+    ) -> tuple[dict[str, float], dict[str, tuple[float, float, float]], Forecast | None] | None:
         """Fold ``candle`` in; return its features, the votes and their calibration.
 
         None while warming up.
@@ -191,9 +189,7 @@ class HybridStrategy:
             }
             if not votes and not signals.stands_aside(bar):
                 return []
-            features = dict(
-                zip(signals.feature_names, signals.features[bar].tolist(), strict=True)
-            )
+            features = dict(zip(signals.feature_names, signals.features[bar].tolist(), strict=True))
             forecast = signals.forecast_at(bar)
         elif self.live is not None:
             inputs = self.live.update(candle)

@@ -11,12 +11,10 @@ import numpy as np
 import polars as pl
 import pytest
 
+from tradebrain.core.events import CandleClosed
 from tradebrain.data.synthetic import SyntheticConfig, generate_market
 from tradebrain.engine.engine import Engine
-from tradebrain.engine.events import CandleClosed
 from tradebrain.engine.feed import ReplayFeed
-from tradebrain.engine.hybrid import HybridSignals, HybridStrategy
-from tradebrain.engine.live_signals import LiveSignals
 from tradebrain.evaluation.walk_forward import EvaluationSettings
 from tradebrain.exceptions import DataFormatError, UserInputError
 from tradebrain.execution.broker import SimulatedBroker
@@ -26,6 +24,8 @@ from tradebrain.models.base import Model
 from tradebrain.models.bundle import ModelBundle, train_bundle
 from tradebrain.models.forecast import ForecastCalibration
 from tradebrain.risk.manager import RiskManager
+from tradebrain.strategies.hybrid import HybridSignals, HybridStrategy
+from tradebrain.strategies.live_signals import LiveSignals
 
 SETS = ["atomic", "indicators", "regime"]
 TRAINED = 1_000  # candles the bundle learns from

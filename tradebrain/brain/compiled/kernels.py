@@ -5,11 +5,11 @@ Every step repeats the arithmetic of the Python brain (``regime.py``, ``fusion.p
 operation and in the same order, so the floats agree bit for bit wherever the C library's
 ``tanh`` and ``log1p`` do. The Python brain stays the one definition of the rules: the numbers
 arrive here as parameter arrays filled from :class:`~tradebrain.brain.tuning.BrainTuning` and
-the settings (:mod:`tradebrain.brain.compiled`), and ``tests/brain/test_compiled.py`` proves
+the settings (:mod:`tradebrain.brain.compiled.brain`), and ``tests/brain/test_compiled.py`` proves
 that both brains agree.
 
 Codes (regimes, families, actions, filters) are local to this module, so a cached compilation
-never reads a table that another module has since changed; :mod:`tradebrain.brain.compiled`
+never reads a table that another module has since changed; :mod:`tradebrain.brain.compiled.brain`
 maps them to the brain's names.
 
 Two places where numpy's order of operations is copied on purpose: a panic head sums its
@@ -134,7 +134,7 @@ NUMBERS = (
     "funding_left", "funding_flip_rate", "adx", "atr_ratio", "alignment", "cycle_power",
     "atr_pct", "z", "beta", "sigma", "horizon", "kelly_target", "raise_by",
 )  # fmt: skip
-"""Columns of the numbers kept per candle to rebuild the reasons (see ``compiled_reasons``)."""
+"""Columns of the numbers kept per candle to rebuild the reasons (see ``compiled.reasons``)."""
 (
     N_CONFIDENCE, N_FUSED_DOWN, N_FUSED_UP, N_SMOOTHED, N_DANGER,
     N_SPREAD_RATIO, N_SIZE_FACTOR, N_GAP_CANDLES, N_GAP_LAST, N_GAP_LEFT,
@@ -317,7 +317,7 @@ def decide_all(  # type: ignore[no-untyped-def]
     out_no_new_long, out_deep, out_regime, out_proba, out_weights, out_early, out_late,
     out_numbers, out_heads, out_score, out_scored, out_z,
 ):  # fmt: skip  # pragma: no cover - jitted
-    """Plan every candle; see :func:`tradebrain.brain.compiled.compiled_decisions`.
+    """Plan every candle; see :func:`tradebrain.brain.compiled.brain.compiled_decisions`.
 
     Everything up to the position rules: the expected return, the target, the bars and the
     flags of the risk block and the funding cool-down. The panic override (the caller may

@@ -16,9 +16,9 @@ import polars as pl
 from tradebrain.engine.backtest import BacktestConfig, run_backtest
 from tradebrain.engine.engine import EngineResult
 from tradebrain.engine.ports import RiskGate
-from tradebrain.engine.strategies import BuyAndHold
 from tradebrain.engine.strategy import Strategy
 from tradebrain.evaluation.backtest_metrics import backtest_metrics
+from tradebrain.strategies.builtin import BuyAndHold
 
 COST_FACTORS = (0.0, 1.0, 2.0)
 SENSITIVITY_KEYS = ("total_return", "cagr", "sharpe", "max_drawdown", "n_trades", "fees")

@@ -1,8 +1,8 @@
 """The ``hybrid`` strategy on the compiled brain: the same trades, planned in one pass up front.
 
 :class:`FastHybridStrategy` takes the same precomputed :class:`HybridSignals` as
-:class:`~tradebrain.engine.hybrid.HybridStrategy` and gives the same orders, candle for candle.
-In ``init`` it asks :func:`~tradebrain.brain.compiled.compiled_decisions` for every candle's
+:class:`~tradebrain.strategies.hybrid.HybridStrategy` and gives the same orders, candle for candle.
+In ``init`` it asks :func:`~tradebrain.brain.compiled.brain.compiled_decisions` for every candle's
 plan at once (a numba pass, well under a microsecond per candle). On each closed candle it
 applies what reads the position — the panic exit, the liquidation guard (through the brain's
 own :func:`~tradebrain.brain.guards.liquidation_guard`) and the move toward the target
@@ -32,23 +32,23 @@ import numpy as np
 import polars as pl
 
 from tradebrain.brain.brain import Brain, Move, carry_out
-from tradebrain.brain.compiled import (
+from tradebrain.brain.compiled.brain import (
     FILTERS,
     REGIMES,
     DecisionArrays,
     compiled_decisions,
 )
-from tradebrain.brain.compiled_kernels import NUMBERS
+from tradebrain.brain.compiled.kernels import NUMBERS
 from tradebrain.brain.decision import Action, Decision
 from tradebrain.brain.guards import liquidation_guard
 from tradebrain.brain.tuning import BrainTuning
 from tradebrain.config import BrainSettings
-from tradebrain.engine.events import CandleClosed
-from tradebrain.engine.hybrid import HybridSignals, decisions_frame, exposure_of, target_intents
+from tradebrain.core.events import CandleClosed
+from tradebrain.core.market import MarketType
+from tradebrain.core.orders import OrderIntent
 from tradebrain.engine.strategy import StrategyContext
 from tradebrain.exceptions import UserInputError
-from tradebrain.execution.orders import OrderIntent
-from tradebrain.risk.market import MarketType
+from tradebrain.strategies.hybrid import HybridSignals, decisions_frame, exposure_of, target_intents
 
 _EXIT = Move(Action.EXIT, 0.0)
 
@@ -203,7 +203,7 @@ class FastHybridStrategy:
     def decisions_summary(self) -> dict[str, Any]:
         """Return counts per action, regime and filter, straight from the run (no rebuild).
 
-        The same numbers as :func:`~tradebrain.engine.hybrid.decisions_summary` of
+        The same numbers as :func:`~tradebrain.strategies.hybrid.decisions_summary` of
         :attr:`decisions`, without building a Decision per candle.
         """
         arrays = self.arrays

@@ -3,7 +3,7 @@
 The paper service runs in-process — the real :class:`TradingService`, runner, simulated broker
 and models trained once on its warm-up, no test double — for ``CANDLES`` candles after a
 20,000-candle warm-up. The candles it recorded in its state store are then replayed by a
-backtest (:func:`~tradebrain.engine.bundle_replay.replay_with_bundle`: the engine, simulated
+backtest (:func:`~tradebrain.research.bundle_replay.replay_with_bundle`: the engine, simulated
 broker and risk manager of ``tradebrain backtest``, deciding with the compiled brain) on the
 model folder the service saved beside its state — no retraining — with the costs, cash,
 leverage, market and settings built as ``tradebrain backtest`` builds them. Every decision,
@@ -33,11 +33,11 @@ import pytest
 from tradebrain.brain.tuning import BrainTuning
 from tradebrain.config import Settings
 from tradebrain.engine.backtest import BacktestConfig
-from tradebrain.engine.bundle_replay import BundleReplay, replay_with_bundle
 from tradebrain.exceptions import UserInputError
 from tradebrain.execution.costs import settings_costs
 from tradebrain.execution.monitor import MonitorRules
 from tradebrain.models.bundle import ModelBundle
+from tradebrain.research.bundle_replay import BundleReplay, replay_with_bundle
 from tradebrain.service.feeds import synthetic_feed
 from tradebrain.service.options import ServeOptions
 from tradebrain.service.service import TradingService

@@ -30,13 +30,13 @@ from tradebrain.brain.tuning import PARTS, BrainTuning
 from tradebrain.config import BrainSettings, RiskSettings
 from tradebrain.engine.backtest import BacktestConfig, run_backtest
 from tradebrain.engine.engine import EngineResult
-from tradebrain.engine.hybrid import HybridSignals
-from tradebrain.engine.hybrid_config import HybridConfig
-from tradebrain.engine.hybrid_fast import FastHybridStrategy
-from tradebrain.engine.walk_forward_backtest import WalkForwardVotes, walk_forward_votes
 from tradebrain.evaluation.backtest_metrics import backtest_metrics
 from tradebrain.execution.monitor import MonitorRules
+from tradebrain.research.walk_forward_backtest import WalkForwardVotes, walk_forward_votes
 from tradebrain.risk.manager import RiskManager
+from tradebrain.strategies.hybrid import HybridSignals
+from tradebrain.strategies.hybrid_config import HybridConfig
+from tradebrain.strategies.hybrid_fast import FastHybridStrategy
 
 ABLATION_METRICS = ("log_return", "total_return", "sharpe", "max_drawdown", "n_trades", "psr")
 """Metrics compared with the configured system (``log_return``: after costs, from the first
@@ -264,4 +264,3 @@ def _delta(value: float | None, base: float | None) -> float | None:
     if value is None or base is None:
         return None
     return value - base
-

@@ -14,9 +14,9 @@ from tradebrain.evaluation.walk_forward import EvaluationSettings
 from tradebrain.exceptions import UserInputError
 from tradebrain.features import compute_features
 from tradebrain.labels import LabelSettings
+from tradebrain.learning.forecaster import _Window, train_forecaster
 from tradebrain.models.bundle import ModelBundle
 from tradebrain.models.forecast import ForecastSettings
-from tradebrain.models.forecaster import _Window, train_forecaster
 
 SETTINGS = EvaluationSettings(
     label=LabelSettings("direction", 12, {"dead_zone": 0.0}),

@@ -11,18 +11,18 @@ from builders import FLOAT_TOLERANCE, assert_same_decision, real_file
 
 from tradebrain.brain.guards import GuardThresholds
 from tradebrain.brain.tuning import BrainTuning
+from tradebrain.core.events import CandleClosed
+from tradebrain.core.market import MarketType
 from tradebrain.data.importing import read_market_file
 from tradebrain.data.synthetic import SyntheticConfig, generate_market
 from tradebrain.engine.backtest import BacktestConfig, run_backtest
 from tradebrain.engine.engine import EngineResult
-from tradebrain.engine.events import CandleClosed
-from tradebrain.engine.hybrid import HybridSignals, HybridStrategy, decisions_summary
-from tradebrain.engine.hybrid_fast import FastHybridStrategy
 from tradebrain.engine.strategy import StrategyContext
 from tradebrain.exceptions import UserInputError
 from tradebrain.features import compute_features
 from tradebrain.risk.manager import RiskManager
-from tradebrain.risk.market import MarketType
+from tradebrain.strategies.hybrid import HybridSignals, HybridStrategy, decisions_summary
+from tradebrain.strategies.hybrid_fast import FastHybridStrategy
 
 FEATURE_SETS = ["atomic", "indicators", "regime"]
 HORIZON = 24

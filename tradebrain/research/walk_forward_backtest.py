@@ -4,15 +4,15 @@ The history is cut into segments: the first starts after ``min_train`` candles, 
 ``retrain_every`` candles. Segment k's forecast is trained only on candles before its start (at
 most the newest ``max_train``), with the longest label horizon purged (it sees candles up to
 ``start - horizon``, so every training label resolved before the segment starts; see
-:func:`~tradebrain.models.forecaster.train_forecaster` for the horizon, features, skill
+:func:`~tradebrain.learning.forecaster.train_forecaster` for the horizon, features, skill
 weights and calibration it chooses), and votes on the segment's candles. Features are computed
 once over the whole history: they are causal (row ``t`` uses candles ``0..t``), so a prefix of
 the table equals the table of the prefix. No vote, no trade: nothing happens before the first
 segment.
 
 :func:`hybrid_backtest_report` runs the hybrid strategy (its compiled form,
-:class:`~tradebrain.engine.hybrid_fast.FastHybridStrategy`) through
-:func:`~tradebrain.engine.report.backtest_report` with a fresh
+:class:`~tradebrain.strategies.hybrid_fast.FastHybridStrategy`) through
+:func:`~tradebrain.research.backtest_report.backtest_report` with a fresh
 :class:`~tradebrain.risk.manager.RiskManager` per run, the buy-and-hold benchmark (no risk
 gate: it is the market) and the cost sensitivity (the same votes: costs do not change them),
 and adds ``decisions_summary`` and ``segments``.
@@ -33,12 +33,12 @@ from tradebrain.brain.tuning import BrainTuning
 from tradebrain.config import BrainSettings, RiskSettings
 from tradebrain.engine.backtest import BacktestConfig
 from tradebrain.engine.engine import EngineResult
-from tradebrain.engine.hybrid import HybridSignals
-from tradebrain.engine.hybrid_config import HybridConfig
-from tradebrain.engine.hybrid_fast import FastHybridStrategy
-from tradebrain.engine.report import BacktestReport, backtest_report, finite
 from tradebrain.exceptions import UserInputError
+from tradebrain.research.backtest_report import BacktestReport, backtest_report, finite
 from tradebrain.risk.manager import RiskManager
+from tradebrain.strategies.hybrid import HybridSignals
+from tradebrain.strategies.hybrid_config import HybridConfig
+from tradebrain.strategies.hybrid_fast import FastHybridStrategy
 
 Progress = Callable[[str], None]
 
@@ -105,7 +105,7 @@ def walk_forward_votes(
 ) -> WalkForwardVotes:
     """Train one bundle per segment on earlier candles only; return every segment's votes."""
     from tradebrain.features import list_features
-    from tradebrain.models.forecaster import train_forecaster
+    from tradebrain.learning.forecaster import train_forecaster
 
     offered = {row["name"] for row in list_features(config.feature_sets)}
     inputs = features.select(["timestamp", *(c for c in features.columns if c in offered)])
@@ -258,9 +258,9 @@ def oracle_section(
     its first decision to the last) divided by the oracle's; it is None when the oracle has
     nothing to gain (no strategy of that class could make money after costs).
     """
+    from tradebrain.core.market import MarketType
     from tradebrain.evaluation.oracle import oracle_strategy
     from tradebrain.execution.costs import FlatCosts, fee_rate
-    from tradebrain.risk.market import MarketType
 
     costs = config.costs
     fee = costs.fee_rate if isinstance(costs, FlatCosts) else fee_rate(costs)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from tradebrain.execution.orders import OrderIntent
+from tradebrain.core.orders import OrderIntent
 
 
 class PolicyMode(StrEnum):

@@ -1,6 +1,6 @@
 """Full :class:`~tradebrain.brain.decision.Decision` objects from the compiled brain's arrays.
 
-The compiled brain (:mod:`tradebrain.brain.compiled`) keeps numbers, not sentences. On request
+The compiled brain (:mod:`tradebrain.brain.compiled.brain`) keeps numbers, not sentences. On request
 this module rebuilds one candle's Decision: its votes (cleaned again with ``clean_vote``), the
 filters that fired, and its reasons in plain words. The reasons are *reconstructed* from the
 stored numbers: where the brain words a step with a pure function (regime, order-flow vote,
@@ -17,7 +17,6 @@ import math
 
 import numpy as np
 
-from tradebrain.brain import compiled_kernels as k
 from tradebrain.brain.brain import (
     NO_FORECAST,
     ORDER_FLOW_FEATURE_VOTE,
@@ -27,7 +26,8 @@ from tradebrain.brain.brain import (
     forecast_words,
     plan_fields,
 )
-from tradebrain.brain.compiled import FAMILY_NAMES, FILTERS, REGIMES, DecisionArrays
+from tradebrain.brain.compiled import kernels as k
+from tradebrain.brain.compiled.brain import FAMILY_NAMES, FILTERS, REGIMES, DecisionArrays
 from tradebrain.brain.decision import Action, Decision
 from tradebrain.brain.filters import chop_filter, trend_depth, volatility_threshold
 from tradebrain.brain.fusion import (

@@ -1,0 +1,8 @@
+"""Strategies: the built-in reference strategies and the ``hybrid`` (features -> models -> brain).
+
+A strategy satisfies :class:`~tradebrain.engine.strategy.Strategy`; the engine runs it.
+:mod:`~tradebrain.strategies.builtin` holds the registry that finds a strategy by name,
+:mod:`~tradebrain.strategies.hybrid` the hybrid (and :mod:`~tradebrain.strategies.hybrid_fast`
+its compiled twin), :mod:`~tradebrain.strategies.live_signals` its live inputs and
+:mod:`~tradebrain.strategies.hybrid_config` the one request object of hybrid runs.
+"""
