@@ -121,7 +121,7 @@ def backtest_command(
     costs: Any
     if venue is not None and slippage_bps is None:
         # A venue's maker/taker fees plus slippage that grows with √(order size / candle volume).
-        from tradebrain.risk.costs import VenueCosts
+        from tradebrain.execution.costs import VenueCosts
 
         costs = VenueCosts.preset(venue)
     elif venue is not None:

@@ -1,20 +1,12 @@
-"""Risk has the last word: sizing, stops, policy modes, circuit breakers and costs.
+"""Risk has the last word: sizing, stops, policy modes and circuit breakers.
 
 The engine calls one port, ``RiskManager(settings).review(intent, account, market)``, which
 returns the intent sized with a stop and a target, or a :class:`Denial` naming the rule and
-the numbers. Brokers charge costs through a :class:`CostModel` (``VenueCosts`` presets or
-``tradebrain.execution.costs.FlatCosts``).
+the numbers. What trading costs lives beside the brokers that charge it
+(:mod:`tradebrain.execution.costs`).
 """
 
 from tradebrain.core.market import MarketState, MarketType
-from tradebrain.risk.costs import (
-    FEE_SCHEDULES,
-    VENUE_ALIASES,
-    CostModel,
-    FeeSchedule,
-    VenueCosts,
-    slippage_fraction,
-)
 from tradebrain.risk.manager import RiskManager
 from tradebrain.risk.performance import SymbolPerformance, SymbolRules
 from tradebrain.risk.policy import PolicyAssessment, PolicyRules, RiskPolicy, close_all_intents
@@ -32,13 +24,9 @@ from tradebrain.risk.verdicts import (
 )
 
 __all__ = [
-    "FEE_SCHEDULES",
-    "VENUE_ALIASES",
-    "CostModel",
     "Denial",
     "EmergencyStopReleased",
     "EmergencyStopped",
-    "FeeSchedule",
     "KellyEstimate",
     "MarketState",
     "MarketType",
@@ -56,8 +44,6 @@ __all__ = [
     "SymbolPerformance",
     "SymbolResumed",
     "SymbolRules",
-    "VenueCosts",
     "close_all_intents",
     "kelly_estimate",
-    "slippage_fraction",
 ]

@@ -1,19 +1,42 @@
-"""Costs: venue fee presets, square-root slippage, funding signs, flat costs."""
+"""Costs: venue fee presets, square-root slippage, funding signs, flat costs — one port."""
 
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from risk_builders import make_market, make_position
 
+from tradebrain.core.market import MarketState, MarketType
 from tradebrain.core.orders import Liquidity, Side
-from tradebrain.exceptions import ConfigError
-from tradebrain.execution.costs import CostModel as BrokerCostModel
-from tradebrain.execution.costs import FlatCosts
-from tradebrain.risk import CostModel, MarketType, VenueCosts, slippage_fraction
+from tradebrain.exceptions import ConfigError, UserInputError
+from tradebrain.execution.account import Position
+from tradebrain.execution.costs import (
+    CostModel,
+    FlatCosts,
+    ScaledCosts,
+    VenueCosts,
+    slippage_fraction,
+)
 
 MAKER, TAKER = Liquidity.MAKER, Liquidity.TAKER
+NOW = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def make_market(price: float, **fields: object) -> MarketState:
+    """Return a market snapshot at NOW."""
+    return MarketState(timestamp=NOW, symbol="BTC/USDT", price=price, atr=1.0, **fields)  # type: ignore[arg-type]
+
+
+def make_position(quantity: float, entry_price: float) -> Position:
+    """Return an open position (positive quantity long, negative short)."""
+    return Position("BTC/USDT", quantity, entry_price, NOW - timedelta(hours=5))
+
+
+def slippage_paid(costs: CostModel, quantity: float, side: Side, **market: float) -> float:
+    """Return what a taker fill of ``quantity`` at 100 pays versus the price, in quote."""
+    price = costs.fill_price(side, 100.0, quantity, make_market(100.0, **market), TAKER)
+    return abs(quantity) * abs(price - 100.0)
 
 
 @pytest.mark.parametrize(
@@ -52,14 +75,14 @@ def test_asking_a_spot_venue_for_perp_fees_names_the_venues_that_trade_perps() -
 
 def test_slippage_of_a_tiny_order_is_half_the_spread() -> None:
     costs = VenueCosts.preset("binance-spot")
-    cost = costs.slippage(100.0, 1e-9, Side.BUY, volume=1e9, spread=0.0004)
+    cost = slippage_paid(costs, 1e-9, Side.BUY, volume=1e9, spread=0.0004)
     assert cost / (1e-9 * 100.0) == pytest.approx(0.0002, rel=1e-6)
 
 
 def test_market_impact_grows_with_the_square_root_of_size_over_volume() -> None:
     costs = VenueCosts.preset("binance-spot", impact_coefficient=0.01)
-    small = costs.slippage(100.0, 10.0, Side.BUY, volume=1_000.0, spread=0.0)
-    large = costs.slippage(100.0, 40.0, Side.SELL, volume=1_000.0, spread=0.0)
+    small = slippage_paid(costs, 10.0, Side.BUY, volume=1_000.0, spread=0.0)
+    large = slippage_paid(costs, 40.0, Side.SELL, volume=1_000.0, spread=0.0)
     assert small / (10 * 100) == pytest.approx(0.01 * math.sqrt(0.01))  # 10 bps at 1 %
     assert (large / 40) / (small / 10) == pytest.approx(2.0)  # 4x size, 2x price impact
 
@@ -94,13 +117,27 @@ def test_longs_pay_positive_funding_and_shorts_receive_it(
 def test_flat_costs_charge_one_rate_and_fixed_basis_points() -> None:
     costs = FlatCosts(fee_rate=0.001, slippage_bps=5.0)
     assert costs.fee(10_000.0, MAKER) == costs.fee(10_000.0, TAKER, "perp") == pytest.approx(10)
-    assert costs.slippage(100.0, 3.0, Side.BUY, 0.0, 0.01) == pytest.approx(0.15)
+    assert slippage_paid(costs, 3.0, Side.BUY, spread=0.01) == pytest.approx(0.15)
     assert costs.fill_price(Side.SELL, 100.0, 3.0, None, TAKER) == pytest.approx(99.95)
 
 
-def test_both_models_plug_into_the_risk_and_the_broker_cost_ports() -> None:
-    models: list[CostModel] = [VenueCosts.preset("okx-swap"), FlatCosts()]
-    broker_models: list[BrokerCostModel] = [VenueCosts.preset("okx-swap"), FlatCosts()]
-    for model in broker_models:
-        assert isinstance(model, BrokerCostModel)
-    assert len(models) == 2
+def test_every_cost_model_satisfies_the_one_cost_port() -> None:
+    base = VenueCosts.preset("okx-swap")
+    for model in (base, FlatCosts(), ScaledCosts(base, 2.0)):
+        assert isinstance(model, CostModel)
+
+
+def test_scaled_costs_multiply_fees_and_slippage_but_not_funding() -> None:
+    base = FlatCosts(fee_rate=0.001, slippage_bps=10.0)
+    doubled = ScaledCosts(base, 2.0)
+    assert doubled.fee(1_000.0, TAKER) == pytest.approx(2.0)
+    assert doubled.fill_price(Side.BUY, 100.0, 1.0, None, TAKER) == pytest.approx(100.2)
+    position = make_position(1.0, 100.0)
+    assert doubled.funding(position, 0.001) == base.funding(position, 0.001)
+
+
+def test_flat_costs_take_a_venues_base_tier_and_refuse_an_unknown_one() -> None:
+    costs = FlatCosts.for_venue("binance-perp", slippage_bps=1.0)
+    assert (costs.maker_fee_rate, costs.fee_rate) == (0.0002, 0.0005)
+    with pytest.raises(UserInputError, match="unknown venue 'kraken'"):
+        FlatCosts.for_venue("kraken")
