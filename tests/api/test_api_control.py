@@ -80,7 +80,7 @@ def test_emergency_stop_closes_every_position_at_the_next_candle(new_service: Ne
         # The newest candle each engine had when the stop took effect (an exit the strategy
         # sent on it or before may fill first; one sent later means the stop did nothing).
         with service._lock:
-            reached = {s: r.engine._last.close_time for s, r in service.runner.runs.items()}
+            reached = {s: r.engine.last_candle.close_time for s, r in service.runner.runs.items()}
 
         wait_for(lambda: client.get("/api/positions").json() == [], "the positions to close")
         trades = client.get("/api/trades", params={"limit": 20}).json()

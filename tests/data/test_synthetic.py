@@ -15,15 +15,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tradebrain.data.planted_edge import EDGE_KINDS, EdgeKind, oracle_expected_returns
 from tradebrain.data.schemas import Kind, conform, schema_for
 from tradebrain.data.synthetic import (
-    EDGE_KINDS,
     REGIMES,
-    EdgeKind,
     SyntheticConfig,
     SyntheticMarket,
     generate_market,
-    oracle_expected_returns,
     write_market,
 )
 from tradebrain.exceptions import UserInputError

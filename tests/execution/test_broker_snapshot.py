@@ -85,9 +85,8 @@ def test_a_broker_restored_from_its_saved_state_gives_the_same_equity_and_trades
     restore_broker(second_broker, saved)
     second = engine(second_broker)
     second.strategy.init(second.context)
-    second.context.bar = first.context.bar
+    second.restore_memory(first.memory())
     second.context.position = first.context.position
-    second._atr, second._previous_close = first._atr, first._previous_close
     for event in events[cut:]:
         second.on_event(event)
 

@@ -114,7 +114,7 @@ def test_limit_order_rests_until_the_price_crosses_it(venue: FakeVenue) -> None:
     [fill] = fills(broker.on_candle(candle(94.0)))
 
     assert (fill.order_id, fill.price, fill.liquidity.value) == (client_id, 95.0, "maker")
-    assert broker.open_orders() == {}
+    assert broker.open_orders() == []
 
 
 def test_partial_fills_are_reported_once_each(venue: FakeVenue) -> None:
@@ -269,7 +269,7 @@ def test_spot_stop_is_placed_after_the_entry_fills_and_cancelled_after_an_exit(
     assert venue.order_by_client_id(entry + "-sl")["status"] == "CANCELED"
     assert [fill.quantity for fill in fills(events)] == [pytest.approx(0.999)]
     assert venue.balances.get("BTC", 0.0) == pytest.approx(0.0)
-    assert broker.open_orders() == {}
+    assert broker.open_orders() == []
 
 
 def test_an_exit_leaving_dust_below_the_lot_size_still_reports_its_fill(
@@ -289,7 +289,7 @@ def test_an_exit_leaving_dust_below_the_lot_size_still_reports_its_fill(
     assert (fill.order_id, fill.quantity) == (exit_id, pytest.approx(0.999))
     assert venue.order_by_client_id(exit_id)["status"] == "FILLED"
     assert venue.order_by_client_id(entry + "-sl")["status"] == "CANCELED"
-    assert exit_id not in broker.open_orders()
+    assert exit_id not in dict(broker.open_orders())
     assert broker.poll() == []
     assert "protecting what is left failed" in caplog.text  # the dust stays unprotected, said
 
@@ -303,7 +303,7 @@ def test_spot_stop_fill_is_reported_when_the_price_falls_through_it(venue: FakeV
     [fill] = fills(broker.on_candle(candle(89.0)))
 
     assert (fill.order_id, fill.tag, fill.side) == (entry + "-sl", "stop", Side.SELL)
-    assert broker.open_orders() == {}
+    assert broker.open_orders() == []
 
 
 def test_spot_target_reached_by_a_candle_cancels_the_stop_and_exits(venue: FakeVenue) -> None:
@@ -340,7 +340,7 @@ def test_perp_stop_and_target_rest_on_the_venue_and_the_stop_fill_cancels_the_ta
     assert (fill.order_id, fill.quantity, fill.price) == (entry + "-sl", 2.0, 89.0)
     assert [event.order_id for event in cancellations(events)] == [entry + "-tp"]
     assert venue.position("BTCUSDT") == 0.0
-    assert broker.open_orders() == {}
+    assert broker.open_orders() == []
 
 
 def test_perp_exit_to_flat_cancels_both_protective_orders(venue: FakeVenue) -> None:

@@ -41,7 +41,7 @@ def test_a_restart_gets_every_candle_after_the_last_recorded_one_once_and_in_ord
     last_recorded = datetime.fromtimestamp(closed[-11][0] / 1000, UTC)  # 10 candles missed
     stop = threading.Event()
     seen = []
-    for candle in feed.events({"BTC/USDT": last_recorded, "ETH/USDT": last_recorded}, stop):
+    for candle in feed.resume({"BTC/USDT": last_recorded, "ETH/USDT": last_recorded}, stop):
         seen.append((candle.open_time, candle.symbol, candle.close))
         if len(seen) == 20:
             stop.set()

@@ -22,7 +22,7 @@ def test_a_fresh_run_gets_the_warm_up_as_history_and_every_later_candle_once_in_
     feed = _feed()
     history = feed.history("BTC/USDT", 10, None)
     assert history.height == 10
-    events = list(feed.events({}, threading.Event()))
+    events = list(feed.resume({}, threading.Event()))
     assert len(events) == 2 * 30
     times = [(e.open_time, e.symbol) for e in events]
     assert times == sorted(times, key=lambda t: (t[0], t[1] != "BTC/USDT"))
@@ -38,7 +38,7 @@ def test_a_restarted_run_resumes_right_after_the_last_candle_it_handled() -> Non
     after = {"BTC/USDT": last, "ETH/USDT": last}
     history = feed.history("BTC/USDT", 5, last)
     assert history["timestamp"].to_list() == candles["timestamp"][20:25].to_list()
-    events = list(feed.events(after, threading.Event()))
+    events = list(feed.resume(after, threading.Event()))
     assert events[0].open_time == candles["timestamp"][25]
     assert len(events) == 2 * 15
 
@@ -48,7 +48,7 @@ def test_the_feed_paces_candles_at_its_speed_and_stops_when_asked() -> None:
     stop = threading.Event()
     started = time.monotonic()
     seen = []
-    for event in feed.events({}, stop):
+    for event in feed.resume({}, stop):
         seen.append(event)
         if len(seen) == 10:  # 5 instants x 2 symbols
             stop.set()
@@ -61,8 +61,8 @@ def test_the_synthetic_feed_is_the_same_market_every_time_for_one_seed() -> None
     one = synthetic_feed(["BTC/USDT"], "1h", seed=3, warmup=400, speed=0, bars=800)
     two = synthetic_feed(["BTC/USDT"], "1h", seed=3, warmup=400, speed=0, bars=800)
     assert one.history("BTC/USDT", 400, None).equals(two.history("BTC/USDT", 400, None))
-    first = next(iter(one.events({}, threading.Event())))
-    assert first == next(iter(two.events({}, threading.Event())))
+    first = next(iter(one.resume({}, threading.Event())))
+    assert first == next(iter(two.resume({}, threading.Event())))
 
 
 def test_a_replay_of_a_file_needs_one_symbol_and_its_timeframe(tmp_path) -> None:
@@ -70,7 +70,7 @@ def test_a_replay_of_a_file_needs_one_symbol_and_its_timeframe(tmp_path) -> None
     make_candles(50).write_parquet(path)
     feed, timeframe = replay_feed(path, ["X/USDT"], None, warmup=20, speed=0, store=None)
     assert timeframe == "1h"
-    assert len(list(feed.events({}, threading.Event()))) == 30
+    assert len(list(feed.resume({}, threading.Event()))) == 30
     with pytest.raises(UserInputError, match="one symbol"):
         replay_feed(path, ["X/USDT", "Y/USDT"], None, warmup=20, speed=0, store=None)
     with pytest.raises(UserInputError, match="4h"):

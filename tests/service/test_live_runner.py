@@ -47,10 +47,12 @@ class PricedFeed:
         self.venue.set_price("BTCUSDT", float(history["close"][-1]))
         return history
 
-    def events(
-        self, after: Mapping[str, datetime | None], stop: threading.Event
-    ) -> Iterator[CandleClosed]:
-        for candle in self.tape.events(after, stop):
+    def resume(self, after: Mapping[str, datetime | None], stop: threading.Event) -> PricedFeed:
+        self.tape.resume(after, stop)
+        return self
+
+    def __iter__(self) -> Iterator[CandleClosed]:
+        for candle in self.tape:
             self.venue.set_price("BTCUSDT", candle.close)
             yield candle
 
@@ -179,7 +181,7 @@ def test_a_restarted_live_run_keeps_its_trades_and_drawdown_watermarks(
     again = _run(_service(tmp_path, venue, WARMUP + 100))  # nothing new to trade: just restore
     assert again.runner.broker.venue.watermarks()["peak"] == marks["peak"]
     assert again.runner.broker.venue.watermarks()["day"] == marks["day"]
-    assert len(again.runner.shadow.closed_trades) == len(trades)
+    assert len(again.runner.ledger.closed_trades) == len(trades)
 
 
 def _entries_sent(venue: FakeVenue) -> list[str]:
@@ -247,10 +249,8 @@ class OutageFeed(PricedFeed):
         super().__init__(tape, venue)
         self.outages = 0
 
-    def events(
-        self, after: Mapping[str, datetime | None], stop: threading.Event
-    ) -> Iterator[CandleClosed]:
-        for number, candle in enumerate(super().events(after, stop)):
+    def __iter__(self) -> Iterator[CandleClosed]:
+        for number, candle in enumerate(super().__iter__()):
             if self.outages == 0 and number == self.outage_after:
                 self.outages += 1
                 raise ExchangeUnavailableError("binance: 503 Service Unavailable (fake outage)")

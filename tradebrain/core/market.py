@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -96,3 +97,61 @@ class MarketState:
     def is_range(self) -> bool:
         """Whether the regime is a range or chop (targets pulled in)."""
         return self.regime in RANGE_REGIMES
+
+
+MarketSource = Callable[[], MarketState | None]
+"""Returns the market a broker's cost model sees while it matches a candle: the state as of the
+previous close (None before the first). Building a state costs more than matching an idle
+candle, so the engine hands a broker this source and the broker calls it only when it fills."""
+
+
+@dataclass(slots=True)
+class AtrTracker:
+    """The average true range of one symbol, updated one closed candle at a time.
+
+    The first candle's range seeds the average; later candles smooth it Wilder's way,
+    ``atr += (true_range - atr) / period``. With ``mean_first`` the first ``period`` candles
+    are a plain mean instead (the divisor is the candle count until it reaches ``period``),
+    which is what the position monitor trails stops with; the engine's ATR, which risk sizes
+    with, smooths from the second candle on. Prices in quote units per base unit.
+
+    Attributes
+    ----------
+    previous_close
+        The last close seen (NaN before the first candle).
+    count
+        Candles seen.
+    atr
+        The average true range so far (NaN before the first candle).
+    """
+
+    period: int = 14
+    mean_first: bool = False
+    previous_close: float = math.nan
+    count: int = 0
+    atr: float = math.nan
+
+    def update(self, high: float, low: float, close: float) -> float:
+        """Add one closed candle and return the new ATR."""
+        true_range = high - low
+        previous = self.previous_close
+        if previous == previous:  # not NaN: the gap from the last close counts too
+            up = abs(high - previous)
+            down = abs(low - previous)
+            if up > true_range:
+                true_range = up
+            if down > true_range:
+                true_range = down
+        self.previous_close = close
+        count = self.count + 1
+        self.count = count
+        atr = self.atr
+        if atr != atr:  # NaN: the first candle seeds the average
+            atr = true_range
+        else:
+            period = self.period
+            if self.mean_first and count < period:
+                period = count
+            atr = atr + (true_range - atr) / period
+        self.atr = atr
+        return atr

@@ -15,15 +15,18 @@ while it was down.
 Only REST polling is implemented. Websocket streaming (ccxt.pro ``watch_ohlcv``) is not: it
 could not be tested honestly here without a loopback websocket server that speaks a venue's
 protocol, and a live feed that has never run against a server is not shipped.
+
+The paging through the venue's OHLCV endpoint and the checks of what it sends are in
+:mod:`tradebrain.data._rest_candles`; this module keeps the schedule, the retries and the order
+of the events.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar
 
@@ -31,32 +34,27 @@ import ccxt
 import polars as pl
 
 from tradebrain.core.events import CandleClosed
-from tradebrain.data.exchanges import (
-    ExchangeLink,
-    RetryPolicy,
-    check_listing,
-    listed_ms,
-    page_limit,
+from tradebrain.data._rest_candles import (
+    Row,
+    candle_event,
+    checked_frame,
+    closed_span,
+    describe_error,
+    epoch_ms,
+    iso_of_ms,
 )
-from tradebrain.data.schemas import TIMESTAMP, Kind
+from tradebrain.data.exchanges import ExchangeLink, RetryPolicy, check_listing, listed_ms
 from tradebrain.data.timeframes import timeframe_seconds
-from tradebrain.data.validation import ROW, validate
-from tradebrain.engine.feed import make_candle, to_datetime
-from tradebrain.exceptions import DataValidationError, ExchangeUnavailableError, UserInputError
+from tradebrain.exceptions import ExchangeUnavailableError, UserInputError
 
 ExchangeFactory = Callable[[], ccxt.Exchange]
 """Makes a fresh ccxt client, for example ``lambda: make_exchange("binance")``."""
 
 MODES = ("rest",)
-PUBLISH_GRACE_S = 60.0
-"""A candle the venue has not served this long after its close, nor anything newer, is missing."""
-
 _SLEEP_SLICE_S = 1.0  # the longest single sleep, so an injected sleep still sees `stop` soon
 _MAX_BACKOFF_EXPONENT = 32
 _MAX_EMPTY_REACHES = 8  # history: give up reaching back after this many empty spans
-_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 _T = TypeVar("_T")
-_Row = list[Any]  # ccxt OHLCV: [open_ms, open, high, low, close, volume]
 
 
 class ExchangeCandleStream:
@@ -135,7 +133,9 @@ class ExchangeCandleStream:
         self._stop = stop if stop is not None else threading.Event()
         self._sleep: Callable[[float], object] = sleep if sleep is not None else self._stop.wait
         self._resume_ms = {
-            symbol: _ms(moment) for symbol, moment in (since or {}).items() if moment is not None
+            symbol: epoch_ms(moment)
+            for symbol, moment in (since or {}).items()
+            if moment is not None
         }
         self._next_open_ms: dict[str, int] = {}
         self._ready = False
@@ -201,10 +201,10 @@ class ExchangeCandleStream:
         now_ms = self._now_ms()
         last_open_ms = self._last_closed_open_ms(now_ms)
         if until is not None:
-            last_open_ms = min(last_open_ms, _ms(until) // self._step_ms * self._step_ms)
+            last_open_ms = min(last_open_ms, epoch_ms(until) // self._step_ms * self._step_ms)
         action = f"fetch {symbol} {self.timeframe} history"
         first_ms = listed_ms(exchange, symbol)
-        rows: list[_Row] = []
+        rows: list[Row] = []
         stop_ms = last_open_ms + self._step_ms  # fetch spans [start, stop), newest first
         reach = bars
         empty_reaches = 0
@@ -217,7 +217,7 @@ class ExchangeCandleStream:
             empty_reaches = 0 if earlier else empty_reaches + 1
             reach = (bars - len(rows)) * 2**empty_reaches  # gaps: reach further back
             stop_ms = start_ms
-        frame = self._checked_frame(symbol, rows[-bars:])
+        frame = self._checked(symbol, rows[-bars:])
         if rows and symbol in self.symbols and not self._next_open_ms:
             self._resume_ms.setdefault(symbol, int(rows[-1][0]))
         return frame
@@ -257,7 +257,7 @@ class ExchangeCandleStream:
             except ccxt.BaseError as error:
                 raise UserInputError(
                     f"{self._client().id} refused to serve {self.timeframe} candles: "
-                    f"{_describe(error)}; check the symbols and timeframe"
+                    f"{describe_error(error)}; check the symbols and timeframe"
                 ) from error
             with self._lock:
                 self._connected = True
@@ -299,7 +299,7 @@ class ExchangeCandleStream:
                 "reconnects": self._reconnects,
                 "last_error": self._last_error,
                 "last_candle": {
-                    symbol: _iso(last[symbol]) if symbol in last else None
+                    symbol: iso_of_ms(last[symbol]) if symbol in last else None
                     for symbol in self.symbols
                 },
                 "lag_s": None if newest_close_ms is None else now_s - newest_close_ms / 1000,
@@ -314,7 +314,7 @@ class ExchangeCandleStream:
         """
         last_open_ms = self._last_closed_open_ms(now_ms)
         through_ms = last_open_ms
-        fetched: dict[str, list[_Row]] = {}
+        fetched: dict[str, list[Row]] = {}
         for symbol in self.symbols:
             start_ms = self._next_open_ms[symbol]
             if start_ms > last_open_ms:
@@ -325,40 +325,10 @@ class ExchangeCandleStream:
         keyed: list[tuple[int, int, CandleClosed]] = []
         for index, symbol in enumerate(self.symbols):
             rows = [row for row in fetched.get(symbol, []) if row[0] <= through_ms]
-            self._checked_frame(symbol, rows)
-            keyed.extend((row[0], index, self._event(symbol, row)) for row in rows)
+            self._checked(symbol, rows)
+            keyed.extend((row[0], index, candle_event(symbol, row, self._step_ms)) for row in rows)
         keyed.sort(key=lambda item: (item[0], item[1]))
         return [event for _, _, event in keyed], through_ms
-
-    def _span(
-        self, symbol: str, start_ms: int, last_open_ms: int, now_ms: int
-    ) -> tuple[list[_Row], int]:
-        """Return closed candles opening in ``[start_ms, last_open_ms]`` and how far they are final.
-
-        The span is final through ``last_open_ms`` once the venue served a newer candle (the
-        open one), or once ``PUBLISH_GRACE_S`` passed since the close; otherwise it is final
-        only through the candle before ``last_open_ms`` (or the newest served, if older).
-        """
-        exchange = self._client()
-        limit = page_limit(exchange, symbol)
-        rows: list[_Row] = []
-        cursor_ms, newer = start_ms, False
-        while cursor_ms <= last_open_ms:
-            page = exchange.fetch_ohlcv(symbol, self.timeframe, since=cursor_ms, limit=limit)
-            fresh = sorted((row for row in page if row[0] >= cursor_ms), key=lambda row: row[0])
-            closed = [row for row in fresh if row[0] <= last_open_ms]
-            newer = len(closed) < len(fresh)
-            rows.extend(closed)
-            if not closed or newer:
-                break
-            cursor_ms = closed[-1][0] + self._step_ms
-        overdue = now_ms >= last_open_ms + self._step_ms + PUBLISH_GRACE_S * 1000
-        # Only the venue's own newer candle (or the grace period) proves the last one closed:
-        # a local clock running ahead must not make a still-forming candle final.
-        if newer or overdue:
-            return rows, last_open_ms
-        # Unproven: final only through the candle before the newest one expected.
-        return rows, min(cursor_ms, last_open_ms) - self._step_ms
 
     def _with_retries(self, action: str, fetch: Callable[[], _T]) -> _T:
         """Return ``fetch()``, retrying temporary errors ``retry.retries`` times."""
@@ -375,12 +345,12 @@ class ExchangeCandleStream:
                 self._lost(error)
             except ccxt.BaseError as error:
                 raise UserInputError(
-                    f"{self._client().id} refused to {action}: {_describe(error)}; "
+                    f"{self._client().id} refused to {action}: {describe_error(error)}; "
                     "check the symbol and timeframe"
                 ) from error
         raise ExchangeUnavailableError(
             f"{self._client().id} kept failing to {action}; last error: "
-            f"{_describe(last_error)}; the exchange is down or limits requests, so wait a few "
+            f"{describe_error(last_error)}; the exchange is down or limits requests, so wait a few "
             "minutes and start again"
         ) from last_error
 
@@ -404,7 +374,7 @@ class ExchangeCandleStream:
     def _lost(self, error: BaseException) -> None:
         with self._lock:
             self._connected = False
-            self._last_error = _describe(error)
+            self._last_error = describe_error(error)
 
     def _delivered(self, event: CandleClosed) -> None:
         open_ms = int(event.open_time.timestamp() * 1000)
@@ -412,31 +382,17 @@ class ExchangeCandleStream:
         with self._lock:
             self._last_open_ms[event.symbol] = open_ms
 
-    def _event(self, symbol: str, row: _Row) -> CandleClosed:
-        open_time = to_datetime(int(row[0]) * 1000)
-        close_time = to_datetime((int(row[0]) + self._step_ms) * 1000)
-        prices = (float(value) for value in row[1:6])
-        return make_candle(symbol, open_time, close_time, *prices)
+    def _span(
+        self, symbol: str, start_ms: int, last_open_ms: int, now_ms: int
+    ) -> tuple[list[Row], int]:
+        """Return the closed candles of ``[start_ms, last_open_ms]`` (see :func:`closed_span`)."""
+        return closed_span(self._client(), symbol, self.timeframe, start_ms, last_open_ms, now_ms)
 
-    def _checked_frame(self, symbol: str, rows: list[_Row]) -> pl.DataFrame:
+    def _checked(self, symbol: str, rows: list[Row]) -> pl.DataFrame:
         """Return ``rows`` as a candle frame, or raise if the venue sent broken candles."""
-        frame = pl.DataFrame(
-            [row[:6] for row in rows], schema=list(_COLUMNS), orient="row", strict=False
-        ).with_columns(
-            pl.col("timestamp").cast(pl.Int64).cast(pl.Datetime("ms", "UTC")).cast(TIMESTAMP),
-            pl.exclude("timestamp").cast(pl.Float64),
+        return checked_frame(
+            rows, f"{self._client().id} {symbol} {self.timeframe} candles", self.timeframe
         )
-        source = f"{self._client().id} {symbol} {self.timeframe} candles"
-        checked, report = validate(
-            frame, Kind.CANDLES, self.timeframe, allow_gaps=True, source=source
-        )
-        if not report.ok:
-            raise DataValidationError(
-                f"{source}: the exchange sent candles that break {len(report.errors)} rule(s); "
-                f"none of them was streamed\n{report.summary()}",
-                report,
-            )
-        return checked.drop(ROW)
 
     def _pause(self, seconds: float) -> None:
         self._pause_until_ms(self._now_ms() + round(seconds * 1000))
@@ -456,20 +412,3 @@ class ExchangeCandleStream:
     def _last_closed_open_ms(self, now_ms: int) -> int:
         """Return the open time of the newest candle closed at ``now_ms``."""
         return (now_ms // self._step_ms - 1) * self._step_ms
-
-
-def _describe(error: BaseException | None) -> str:
-    """Return ``error`` as one line without URL query strings (they may carry signatures)."""
-    if error is None:
-        return "none"
-    text = re.sub(r"(https?://[^\s?]+)\?\S*", r"\1", f"{type(error).__name__}: {error}")
-    return " ".join(text.split())[:300]
-
-
-def _ms(moment: datetime) -> int:
-    aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    return int(aware.timestamp() * 1000)
-
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat()

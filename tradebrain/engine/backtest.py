@@ -104,7 +104,6 @@ def run_backtest(
         market_type=config.market,
         leverage=broker.leverage,
     )
-    broker._market_source = lambda _symbol: engine.market_state()
     return engine.run(feed)
 
 

@@ -11,15 +11,25 @@
    risk approves is submitted to the broker, to execute from the next event on. A denial
    becomes an :class:`OrderDenied` event with its reason.
 
+The broker's cost model sees the market as of the previous close while it matches (the state
+risk sized the orders with): the engine hands it a source of that state with the candle, and
+updates its ATR only afterwards.
+
+The engine publishes: :meth:`Engine.subscribe` registers a listener that is called with every
+event the engine handled, in order: fills, cancellations and denials as they are handled, a
+funding settlement, and each candle once its matching is done and equity is marked (before the
+strategy decides, so the denials of that decision follow it). With no listener, publishing
+costs one truth test per event.
+
 Nothing here knows whether the feed is a replay or a live stream.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 
@@ -31,10 +41,16 @@ from tradebrain.core.events import (
     OrderDenied,
     OrderFilled,
 )
-from tradebrain.core.market import MarketState, MarketType
+from tradebrain.core.market import AtrTracker, MarketSource, MarketState, MarketType
 from tradebrain.core.orders import Fill, OrderIntent
 from tradebrain.engine.feed import CandleArrays
-from tradebrain.engine.ports import Broker, PassThroughRisk, RiskDenial, RiskGate
+from tradebrain.engine.ports import (
+    Broker,
+    EventListener,
+    PassThroughRisk,
+    RiskDenial,
+    RiskGate,
+)
 from tradebrain.engine.strategy import Strategy, StrategyContext
 from tradebrain.execution.account import ClosedTrade
 
@@ -130,9 +146,29 @@ class Engine:
         self._last: CandleClosed | None = None
         self._market: MarketState | None = None
         self._funding_rate = 0.0
-        self._atr = math.nan
-        self._previous_close = math.nan
+        self._atr = AtrTracker()
+        self._listeners: list[EventListener] = []
+        self._market_source: MarketSource = self._prior_market  # bound once, not per candle
         self.position_source: Callable[[str], float] | None = None
+
+    @property
+    def last_candle(self) -> CandleClosed | None:
+        """Return the last closed candle handled (None before the first)."""
+        return self._last
+
+    def subscribe(self, listener: EventListener) -> Callable[[], None]:
+        """Call ``listener`` with every event this engine handles; return the unsubscriber.
+
+        The listener sees fills, cancellations and denials as they are handled, funding
+        settlements, and each :class:`CandleClosed` after its matching and equity mark and
+        before the strategy decides on it. It must not raise: an error stops the engine.
+        """
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def _publish(self, event: Event) -> None:
+        for listener in self._listeners:
+            listener(event)
 
     def run(self, feed: Iterable[Event]) -> EngineResult:
         """Initialise the strategy, handle every event of ``feed``, return the result."""
@@ -155,12 +191,12 @@ class Engine:
     def on_candle_closed(self, candle: CandleClosed) -> None:
         """Match orders, mark equity, then let the strategy decide on the closed candle."""
         broker = self.broker
-        events = broker.on_candle(candle)
+        events = broker.on_candle(candle, self._market_source)
         if events:
             on_event = self.on_event
             for event in events:
                 on_event(event)
-        self._update_atr(candle)
+        self._atr.update(candle.high, candle.low, candle.close)
         self._last = candle
         self._market = None
         equity = broker.equity()
@@ -174,6 +210,8 @@ class Engine:
         self._exposure.append(position * candle.close / equity if equity > 0 else 0.0)
         context.bar += 1
         context.liquidation_price = broker.liquidation_price(context.symbol) if position else None
+        if self._listeners:
+            self._publish(candle)
         intents = self.strategy.on_candle(context, candle)
         if intents:
             for intent in intents:
@@ -183,6 +221,8 @@ class Engine:
         """Settle funding on open perp positions."""
         self._funding_rate = event.funding_rate
         self._market = None
+        if self._listeners:
+            self._publish(event)
         for follow_up in self.broker.on_funding(event):
             self.on_event(follow_up)
 
@@ -194,14 +234,20 @@ class Engine:
             self.context.position += fill.side.sign * fill.quantity
             if abs(self.context.position) < 1e-12 * fill.quantity:
                 self.context.position = 0.0
+        if self._listeners:
+            self._publish(event)
 
     def on_order_cancelled(self, event: OrderCancelled) -> None:
         """Record the cancellation."""
         self.cancellations.append(event)
+        if self._listeners:
+            self._publish(event)
 
     def on_order_denied(self, event: OrderDenied) -> None:
         """Record the denial with its reason (never a silent drop)."""
         self.denials.append(event)
+        if self._listeners:
+            self._publish(event)
 
     def submit(self, intent: OrderIntent) -> None:
         """Send ``intent`` through risk; submit what is approved, record what is denied."""
@@ -228,13 +274,54 @@ class Engine:
             timestamp=candle.close_time,
             symbol=candle.symbol,
             price=candle.close,
-            atr=self._atr,
+            atr=self._atr.atr,
             volume=candle.volume,
             funding_rate=self._funding_rate,
             market_type=self.market_type,
             leverage=self.leverage,
         )
         return market
+
+    def _prior_market(self) -> MarketState | None:
+        """Return the market as of the last close the broker knows of (None before the first).
+
+        Handed to the broker with each candle, before the engine moves its own state on.
+        """
+        return None if self._last is None else self.market_state()
+
+    def memory(self) -> dict[str, Any]:
+        """Return what this engine remembers between candles (for a restart to resume from)."""
+        return {
+            "bar": self.context.bar,
+            "atr": self._atr.atr,
+            "previous_close": self._atr.previous_close,
+            "atr_count": self._atr.count,
+            "funding_rate": self._funding_rate,
+            "last": self._last,
+        }
+
+    def restore_memory(self, memory: dict[str, Any]) -> None:
+        """Put back what :meth:`memory` returned (before the next candle is handled)."""
+        self.context.bar = memory["bar"]
+        self._atr.atr = memory["atr"]
+        self._atr.previous_close = memory["previous_close"]
+        self._atr.count = memory.get("atr_count", 0)
+        self._funding_rate = memory["funding_rate"]
+        self._last = memory["last"]
+        self._market = None
+
+    def trim(self, keep: int) -> None:
+        """Forget all but the newest ``keep`` records once a list holds twice as many.
+
+        A long-running service keeps its memory short this way (its state store has them all).
+        """
+        records: tuple[list[Any], ...] = (
+            self.fills, self.denials, self.cancellations,
+            self._open_times, self._equity, self._exposure,
+        )  # fmt: skip
+        for kept in records:
+            if len(kept) > 2 * keep:
+                del kept[:-keep]
 
     def result(self) -> EngineResult:
         """Return the curves and records so far."""
@@ -252,22 +339,6 @@ class Engine:
             funding=float(getattr(getattr(self.broker, "portfolio", None), "funding_paid", 0.0)),
             open_positions={s: p.quantity for s, p in account.positions.items()},
         )
-
-    def _update_atr(self, candle: CandleClosed) -> None:
-        previous = self._previous_close
-        high = candle.high
-        low = candle.low
-        true_range = high - low
-        if previous == previous:
-            up = abs(high - previous)
-            down = abs(low - previous)
-            if up > true_range:
-                true_range = up
-            if down > true_range:
-                true_range = down
-        self._previous_close = candle.close
-        atr = self._atr
-        self._atr = true_range if atr != atr else atr + (true_range - atr) / 14
 
 
 def _epoch_micros(times: list[datetime]) -> list[int]:

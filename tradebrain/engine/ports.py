@@ -4,20 +4,25 @@
   word). The risk layer's ``RiskManager`` satisfies it; :class:`PassThroughRisk` approves
   everything that is well-formed, for tests and the reference strategies.
 - :class:`Broker` executes approved intents and reports fills as events: the simulated broker
-  in backtest and paper modes, the exchange broker in live mode.
-- :class:`Feed` yields market events in time order: a replay of stored data, or a live stream.
+  in backtest and paper modes, the exchange broker in live mode. On every candle the engine
+  hands it the candle and the market as of the previous close (what its costs may read).
+- :class:`Feed` yields market events in time order: a replay of stored data
+  (:class:`~tradebrain.engine.feed.ReplayFeed`), or a live stream (the service's
+  :class:`~tradebrain.service.feeds.LiveFeed` is a Feed that can also resume and stop).
+- :data:`EventListener` is what :meth:`~tradebrain.engine.engine.Engine.subscribe` takes: it
+  sees every event the engine handled (state recorders, metrics, experience logs).
 - Costs (fees and slippage) are a port of the simulated broker:
   :class:`tradebrain.execution.costs.CostModel`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from tradebrain.core.events import CandleClosed, Event, FundingSettled, MarketEvent, OrderDenied
-from tradebrain.core.market import MarketState
+from tradebrain.core.market import MarketSource, MarketState
 from tradebrain.core.orders import OrderIntent
 from tradebrain.execution.account import AccountSnapshot
 
@@ -65,14 +70,25 @@ class PassThroughRisk:
         return intent
 
 
+EventListener = Callable[[Event], None]
+"""Called with each event the engine handled, in the order it handled them."""
+
+
 class Broker(Protocol):
-    """A venue: accepts approved intents, reports fills and cancellations as events."""
+    """A venue: accepts approved intents, reports fills and cancellations as events.
+
+    ``on_candle`` matches what can execute during ``candle``; ``market`` returns the market as
+    of the previous close (the state risk sized the orders with), for the cost model. None
+    means no market is known: costs then assume the worst.
+    """
 
     def submit(self, intent: OrderIntent) -> str: ...
 
     def cancel(self, order_id: str, timestamp: datetime) -> list[Event]: ...
 
-    def on_candle(self, candle: CandleClosed) -> list[Event]: ...
+    def on_candle(
+        self, candle: CandleClosed, market: MarketSource | None = None
+    ) -> list[Event]: ...
 
     def on_funding(self, event: FundingSettled) -> list[Event]: ...
 

@@ -17,7 +17,8 @@ embargoed):
    starts. A model without positive, significant skill weighs zero — the same rule as the
    trading forecast. The ensemble averages the models that kept their weight (confidence
    weighted); when none did, it abstains: the training rows' share of flat candles, and up
-   and down equally likely (no directional view).
+   and down equally likely (no directional view). See
+   :mod:`tradebrain.evaluation._skill_ensemble`.
 
 The stacking meta-learner of fold k learns only from out-of-fold predictions of earlier folds
 whose labels resolved before fold k starts. The naive baselines (class prior of the training
@@ -35,12 +36,13 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
+from tradebrain.evaluation._skill_ensemble import no_view, skill_ensemble, skill_weights
 from tradebrain.evaluation.splits import Fold, WalkForwardSplitter, reindex_label_end
 from tradebrain.exceptions import UserInputError
 from tradebrain.labels import LabelSettings, forward_returns
 from tradebrain.models.base import MODEL_CLASSES, make_windows
 from tradebrain.models.calibration import TemperatureCalibrator
-from tradebrain.models.forecast import VOLATILITY_FEATURE, combine_votes, fit_slope, probit_scores
+from tradebrain.models.forecast import VOLATILITY_FEATURE
 from tradebrain.models.selection import FeatureSelection, select_features
 
 DEFAULT_MODELS = ("logistic", "lightgbm", "xgboost", "cnn")
@@ -208,8 +210,8 @@ def run_folds(
             probas[name], validation[name] = _fit_predict(name, data, fold, settings, columns)
             seconds[name] = time.perf_counter() - started
         probas.update(_baselines(data, fold, settings.label.horizon))
-        weights, skill = _skill(data, fold, settings, scale, validation, results)
-        probas["ensemble"] = _ensemble(probas, weights, _no_view(probas["baseline_majority"]))
+        weights, skill = skill_weights(data, fold, settings, scale, validation, results)
+        probas["ensemble"] = skill_ensemble(probas, weights, no_view(probas["baseline_majority"]))
         results.append(FoldPredictions(fold, probas, seconds, selection, weights, skill))
     if settings.stacking and len(settings.models) > 1:
         _add_stacking(data, results, settings)
@@ -309,67 +311,6 @@ def _columns(data: Dataset, selection: FeatureSelection | None) -> np.ndarray:
         return np.arange(len(data.feature_names))
     index = {name: j for j, name in enumerate(data.feature_names)}
     return np.array([index[name] for name in selection.names], dtype=np.int64)
-
-
-def _skill(
-    data: Dataset,
-    fold: Fold,
-    settings: EvaluationSettings,
-    scale: np.ndarray,
-    validation: dict[str, np.ndarray],
-    earlier: list[FoldPredictions],
-) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
-    """Weigh each model by the skill it showed out of sample before this fold starts.
-
-    The rows: the fold's validation tail (predicted by this fold's model, which never trained
-    on it) and earlier folds' test rows whose labels resolved before this fold's first test row.
-    """
-    if not settings.skill_weights:
-        return {name: 1.0 for name in settings.models}, {}
-    start = fold.test_start
-    past = [r for r in earlier if r.fold.test.size]
-    weights: dict[str, float] = {}
-    skill: dict[str, dict[str, float]] = {}
-    for name in settings.models:
-        rows = [fold.validation]
-        probas = [validation[name]]
-        for result in past:
-            resolved = data.label_end[result.fold.test] < start
-            rows.append(result.fold.test[resolved])
-            probas.append(result.proba[name][resolved])
-        at = np.concatenate(rows)
-        proba = np.vstack(probas)
-        realized = data.forward_return[at] / scale[at]
-        slope = fit_slope(probit_scores(proba), realized, settings.label.horizon)
-        skill[name] = {
-            "slope": slope.slope, "t_stat": slope.t_stat, "beta": slope.beta,
-            "rows": float(slope.rows),
-        }  # fmt: skip
-        weights[name] = 1.0 if slope.beta > 0 else 0.0
-    return weights, skill
-
-
-def _no_view(prior: np.ndarray) -> np.ndarray:
-    """Return the training class shares with up and down made equal: no directional view.
-
-    An ensemble without a skilled member abstains with these probabilities: the flat share it
-    knows, and no lean either way (``p_up - p_down = 0``), so an abstaining fold adds neither
-    direction nor rank to the directional accuracy and the IC.
-    """
-    view = prior.copy()
-    view[:, 0] = view[:, 2] = (prior[:, 0] + prior[:, 2]) / 2.0
-    return view
-
-
-def _ensemble(
-    probas: dict[str, np.ndarray], weights: dict[str, float], abstain: np.ndarray
-) -> np.ndarray:
-    """Average the weighted models (confidence weighted); abstain where none has weight."""
-    members = {name: probas[name] for name in weights}
-    combined = combine_votes(members, weights)
-    missing = ~np.isfinite(combined).all(axis=1)
-    combined[missing] = abstain[missing]
-    return combined
 
 
 def _impute(matrix: np.ndarray, training: np.ndarray) -> np.ndarray:

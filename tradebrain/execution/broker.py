@@ -20,9 +20,9 @@ Quantities are in base units, prices and cash in quote currency.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 from tradebrain.core.events import (
     CandleClosed,
@@ -32,14 +32,13 @@ from tradebrain.core.events import (
     OrderDenied,
     OrderFilled,
 )
-from tradebrain.core.market import MarketState, MarketType
+from tradebrain.core.market import MarketSource, MarketType
 from tradebrain.core.orders import Fill, Liquidity, OrderIntent, OrderType, Side
 from tradebrain.execution.account import AccountSnapshot, Position
 from tradebrain.execution.costs import CostModel, FlatCosts, fee_rate
 from tradebrain.execution.monitor import MonitorRules, PositionMonitor, Protection
 from tradebrain.execution.portfolio import Portfolio
-
-MarketSource = Callable[[str], MarketState | None]
+from tradebrain.execution.snapshot import broker_state
 
 
 class SimulatedBroker:
@@ -59,8 +58,6 @@ class SimulatedBroker:
         Maintenance margin rate for the liquidation price (perps).
     monitor
         The position monitor; None keeps only the stop and target an entry came with.
-    market_source
-        Returns the market state of a symbol as of the last close (for the cost model).
     """
 
     def __init__(
@@ -71,7 +68,6 @@ class SimulatedBroker:
         leverage: float = 1.0,
         maintenance_margin: float = 0.005,
         monitor: PositionMonitor | None = None,
-        market_source: MarketSource | None = None,
     ) -> None:
         self.costs: CostModel = costs or FlatCosts()
         self.market = MarketType(market)
@@ -80,7 +76,7 @@ class SimulatedBroker:
         self.monitor = monitor or PositionMonitor(MonitorRules.off())
         self.portfolio = Portfolio(cash=cash, market=self.market)
         self.prices: dict[str, float] = {}
-        self._market_source = market_source
+        self._market: MarketSource | None = None  # the source handed with the candle
         self._pending: list[tuple[str, OrderIntent]] = []
         self._resting: list[tuple[str, OrderIntent]] = []
         self._protection: dict[str, Protection] = {}
@@ -144,8 +140,21 @@ class SimulatedBroker:
                 self.portfolio.apply_funding(event.symbol, paid)
         return []
 
-    def on_candle(self, candle: CandleClosed) -> list[Event]:
-        """Match everything that can execute during ``candle``; return the order events."""
+    def poll(self) -> list[Event]:
+        """Return no events: a simulated venue reports everything from :meth:`on_candle`."""
+        return []
+
+    def snapshot(self) -> dict[str, Any]:
+        """Return the account and orders as JSON-ready data, to restore after a restart."""
+        return broker_state(self)
+
+    def on_candle(self, candle: CandleClosed, market: MarketSource | None = None) -> list[Event]:
+        """Match everything that can execute during ``candle``; return the order events.
+
+        ``market`` returns the market as of the previous close, for the cost model; it is
+        called only when an order fills (None: no market known, costs assume the worst).
+        """
+        self._market = market
         symbol = candle.symbol
         events: list[Event] = []
         prices = self.prices
@@ -190,7 +199,7 @@ class SimulatedBroker:
     ) -> Event:
         symbol = intent.symbol
         held = self.portfolio.quantity(symbol)
-        market = self._market_source(symbol) if self._market_source else None
+        market = self._market() if self._market is not None else None
         side = intent.side
         if intent.reduce_only:
             if held == 0.0 or held * side.sign > 0:

@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 import ccxt
 
 from tradebrain.core.events import CandleClosed, Event, FundingSettled, OrderDenied
-from tradebrain.core.market import MarketType
+from tradebrain.core.market import MarketSource, MarketType
 from tradebrain.core.orders import OrderIntent, OrderType, Side
 from tradebrain.data.exchanges import RetryPolicy
 from tradebrain.exceptions import TemporaryError
@@ -127,9 +127,15 @@ class ExchangeBroker:
         """
         return client_id_for(self.client_prefix, intent, sequence)
 
-    def open_orders(self) -> dict[str, OrderIntent]:
-        """Return the orders followed on the venue (protective ones included) by client id."""
-        return {client_id: order.intent for client_id, order in self.desk.orders.items()}
+    def open_orders(self) -> list[tuple[str, OrderIntent]]:
+        """Return the orders followed on the venue (protective ones included): (client id,
+        intent)."""
+        return [(client_id, order.intent) for client_id, order in self.desk.orders.items()]
+
+    def snapshot(self) -> None:
+        """Return None: the venue keeps the account; :meth:`reconcile` catches up after a
+        restart."""
+        return None
 
     # --- the Broker port ----------------------------------------------------------------------
     def submit(self, intent: OrderIntent, client_id: str | None = None) -> str:
@@ -186,8 +192,11 @@ class ExchangeBroker:
         self._queued = []
         return events
 
-    def on_candle(self, candle: CandleClosed) -> list[Event]:
-        """Note the close, cancel expired orders, fire spot targets reached, then :meth:`poll`."""
+    def on_candle(self, candle: CandleClosed, market: MarketSource | None = None) -> list[Event]:
+        """Note the close, cancel expired orders, fire spot targets reached, then :meth:`poll`.
+
+        ``market`` is not read: the venue prices the fills itself.
+        """
         symbol = self.venue.venue_symbol(candle.symbol)
         self.venue.prices[symbol] = candle.close
         for order in list(self.desk.orders.values()):

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from tradebrain.config import RiskSettings
+from tradebrain.core.market import AtrTracker
 from tradebrain.exceptions import UserInputError
 
 
@@ -69,26 +70,18 @@ class Protection:
     trailing: bool = False
 
 
-@dataclass(slots=True)
-class _AtrState:
-    """One symbol's running ATR inputs: the last close, the candle count and the ATR."""
-
-    previous_close: float
-    count: int
-    atr: float
-
-
 class PositionMonitor:
     """Sets and moves the protective levels of open positions, one symbol at a time."""
 
     def __init__(self, rules: MonitorRules | None = None) -> None:
         self.rules = rules or MonitorRules()
-        self._atr: dict[str, float] = {}
-        self._state: dict[str, _AtrState] = {}
+        self.atr_trackers: dict[str, AtrTracker] = {}
+        """Each symbol's running ATR (saved and restored with a paper account)."""
 
     def atr(self, symbol: str) -> float:
         """Return the Wilder ATR of ``symbol`` so far (NaN before its first candle)."""
-        return self._atr.get(symbol, float("nan"))
+        tracker = self.atr_trackers.get(symbol)
+        return tracker.atr if tracker is not None else float("nan")
 
     def open(
         self,
@@ -117,31 +110,12 @@ class PositionMonitor:
         )
 
     def on_candle(self, symbol: str, high: float, low: float, close: float) -> None:
-        """Update the ATR of ``symbol`` with a closed candle."""
-        true_range = high - low
-        state = self._state.get(symbol)
-        if state is None:
-            state = self._state[symbol] = _AtrState(close, 1, true_range)
-            atr = true_range
-            period = 1
-        else:
-            previous = state.previous_close
-            up = abs(high - previous)
-            down = abs(low - previous)
-            if up > true_range:
-                true_range = up
-            if down > true_range:
-                true_range = down
-            count = state.count + 1
-            state.count = count
-            period = self.rules.atr_period
-            if count < period:
-                period = count
-            atr = state.atr
-            state.previous_close = close
-        atr = atr + (true_range - atr) / period
-        state.atr = atr
-        self._atr[symbol] = atr
+        """Update the ATR of ``symbol`` with a closed candle (a mean over the first
+        ``atr_period`` candles, then Wilder's smoothing)."""
+        tracker = self.atr_trackers.get(symbol)
+        if tracker is None:
+            tracker = self.atr_trackers[symbol] = AtrTracker(self.rules.atr_period, mean_first=True)
+        tracker.update(high, low, close)
 
     def after_candle(
         self, symbol: str, protection: Protection, high: float, low: float
@@ -163,7 +137,7 @@ class PositionMonitor:
         if rules.trailing_at_r is not None and excursion >= rules.trailing_at_r:
             trailing = True
         if trailing:
-            atr = self._atr.get(symbol, float("nan"))
+            atr = self.atr(symbol)
             if atr == atr:  # not NaN
                 trail = best - side * rules.trailing_atr * atr
                 if side * (trail - stop) > 0:

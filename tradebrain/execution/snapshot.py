@@ -16,10 +16,11 @@ from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from tradebrain.core.market import AtrTracker
 from tradebrain.core.orders import Liquidity, OrderIntent, OrderType, Side
 from tradebrain.exceptions import UserInputError
 from tradebrain.execution.account import ClosedTrade
-from tradebrain.execution.monitor import Protection, _AtrState
+from tradebrain.execution.monitor import Protection
 from tradebrain.execution.portfolio import Holding
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ KEPT_TRADES = 500
 """Closed trades kept in a snapshot: enough for the Kelly and losing-streak rules."""
 
 _TYPES: dict[str, type[Any]] = {
-    cls.__name__: cls for cls in (Holding, Protection, _AtrState, OrderIntent, ClosedTrade)
+    cls.__name__: cls for cls in (Holding, Protection, OrderIntent, ClosedTrade)
 }
 _ENUMS: dict[str, type[Enum]] = {cls.__name__: cls for cls in (Side, OrderType, Liquidity)}
 
@@ -95,8 +96,10 @@ def broker_state(broker: SimulatedBroker) -> dict[str, Any]:
         "resting": encode(broker._resting),
         "protection": encode(broker._protection),
         "next_id": broker.next_order_number,
-        "atr": encode(monitor._atr),
-        "atr_state": encode(monitor._state),
+        "atr_state": {
+            symbol: encode({"previous_close": t.previous_close, "count": t.count, "atr": t.atr})
+            for symbol, t in monitor.atr_trackers.items()
+        },
     }
 
 
@@ -127,5 +130,13 @@ def restore_broker(broker: SimulatedBroker, state: dict[str, Any]) -> None:
     broker._resting = [tuple(pair) for pair in decode(state["resting"])]
     broker._protection = decode(state["protection"])
     broker.next_order_number = int(state["next_id"])
-    broker.monitor._atr = decode(state["atr"])
-    broker.monitor._state = decode(state["atr_state"])
+    monitor = broker.monitor
+    monitor.atr_trackers = {
+        symbol: AtrTracker(
+            monitor.rules.atr_period,
+            mean_first=True,
+            # states saved before the tracker existed carry a "__type__" tag: not a field
+            **{k: decode(v) for k, v in fields.items() if k != "__type__"},
+        )
+        for symbol, fields in state["atr_state"].items()
+    }

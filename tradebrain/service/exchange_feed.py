@@ -50,6 +50,8 @@ class ExchangeFeed:
         )  # fmt: skip
         self._stream: ExchangeCandleStream | None = None
         self._history_end: dict[str, datetime] = {}
+        self._after: dict[str, datetime | None] = {}
+        self._stop = threading.Event()
 
     def history(self, symbol: str, bars: int, until: datetime | None) -> pl.DataFrame:
         """Return the newest ``bars`` closed candles (up to ``until`` after a restart)."""
@@ -58,12 +60,17 @@ class ExchangeFeed:
             self._history_end[symbol] = history["timestamp"][-1]
         return history
 
-    def events(
-        self, after: Mapping[str, datetime | None], stop: threading.Event
-    ) -> Iterator[CandleClosed]:
-        """Stream closed candles from after ``after[symbol]`` (backfilled) until ``stop``."""
+    def resume(self, after: Mapping[str, datetime | None], stop: threading.Event) -> ExchangeFeed:
+        """Stream from after ``after[symbol]`` (backfilled) until ``stop``; return self."""
+        self._after = dict(after)
+        self._stop = stop
+        return self
+
+    def __iter__(self) -> Iterator[CandleClosed]:
+        """Stream closed candles from the point :meth:`resume` set, until its ``stop``."""
         # A fresh run goes on right after its warm-up history: nothing that closed while the
         # models trained is skipped.
+        after, stop = self._after, self._stop
         since = {s: after.get(s) or self._history_end.get(s) for s in self.symbols}
         self._stream = ExchangeCandleStream(
             self._factory, list(self.symbols), self.timeframe, retry=self._retry,

@@ -1,7 +1,9 @@
 """Live feeds for the service: where new candles come from while it runs.
 
-A :class:`LiveFeed` gives each symbol's warm-up history and then yields new closed candles as
-they happen, blocking between them. Three kinds, chosen by ``--feed``:
+A :class:`LiveFeed` is an engine :class:`~tradebrain.engine.ports.Feed` that also gives each
+symbol's warm-up history and can resume after the last candle a run handled: iterating it
+yields new closed candles as they happen, blocking between them. Three kinds, chosen by
+``--feed``:
 
 - ``synthetic`` — the embedded default: a seeded synthetic market (one per symbol) ticked in
   accelerated real time, ``speed`` candles per second;
@@ -27,11 +29,15 @@ from typing import Any, Protocol
 import numpy as np
 import polars as pl
 
+from tradebrain.config import Settings
 from tradebrain.core.events import CandleClosed
-from tradebrain.data.synthetic import EdgeKind, SyntheticConfig, generate_market
+from tradebrain.data.planted_edge import EdgeKind
+from tradebrain.data.synthetic import SyntheticConfig, generate_market
 from tradebrain.data.timeframes import timeframe_seconds
 from tradebrain.engine.feed import make_candle, to_datetime
+from tradebrain.engine.ports import Feed
 from tradebrain.exceptions import UserInputError
+from tradebrain.service.options import ServeOptions
 
 SYNTHETIC_BARS = 100_000
 """Length of each synthetic tape: at 10 candles/s, close to three hours of running."""
@@ -40,8 +46,14 @@ PAYING_SIGNAL = 0.08
 """The default synthetic world: a persistent trend whose oracle earns well after costs."""
 
 
-class LiveFeed(Protocol):
-    """New closed candles for the service, after a warm-up history."""
+class LiveFeed(Feed, Protocol):
+    """New closed candles for the service, after a warm-up history.
+
+    Iterating it yields closed candles of every symbol in time order, from right after the
+    point :meth:`resume` set (the feed's own starting point when it was never called); it
+    blocks between candles and ends when the ``stop`` given to :meth:`resume` is set or the
+    feed has no more data.
+    """
 
     name: str
     symbols: tuple[str, ...]
@@ -55,14 +67,12 @@ class LiveFeed(Protocol):
         """
         ...
 
-    def events(
-        self, after: Mapping[str, datetime | None], stop: threading.Event
-    ) -> Iterator[CandleClosed]:
-        """Yield closed candles of every symbol opened after ``after[symbol]``, in time order.
-
-        Blocks between candles; returns when ``stop`` is set or the feed has no more data.
-        """
+    def resume(self, after: Mapping[str, datetime | None], stop: threading.Event) -> LiveFeed:
+        """Start the next iteration after the candle opened at ``after[symbol]`` (None or
+        missing: the feed's own starting point); end it once ``stop`` is set. Return self."""
         ...
+
+    def __iter__(self) -> Iterator[CandleClosed]: ...
 
     def status(self) -> dict[str, Any]:
         """``{"feed": name, "connected": bool, "lag_s": float | None, ...}``."""
@@ -126,6 +136,8 @@ class TapeFeed:
         self._released: dict[str, int] = {}
         self._last_release = 0.0
         self._lock = threading.Lock()
+        self._after: dict[str, datetime | None] = {}
+        self._stop = threading.Event()
 
     def _index_after(self, symbol: str, after: datetime | None) -> int:
         """Return the index of the first candle to release (the warm-up end when fresh)."""
@@ -141,10 +153,15 @@ class TapeFeed:
         end = self._index_after(symbol, until)
         return self._tapes[symbol].frame.slice(max(0, end - bars), min(bars, end))
 
-    def events(
-        self, after: Mapping[str, datetime | None], stop: threading.Event
-    ) -> Iterator[CandleClosed]:
+    def resume(self, after: Mapping[str, datetime | None], stop: threading.Event) -> TapeFeed:
+        """Release from after ``after[symbol]`` (see :class:`LiveFeed`) until ``stop``."""
+        self._after = dict(after)
+        self._stop = stop
+        return self
+
+    def __iter__(self) -> Iterator[CandleClosed]:
         """Release candles in time order, ``speed`` per second, until the tapes end."""
+        after, stop = self._after, self._stop
         cursor = {s: self._index_after(s, after.get(s)) for s in self.symbols}
         pause = 1.0 / self.speed if self.speed > 0 else 0.0
         step_us = self._step_us
@@ -251,3 +268,25 @@ def replay_feed(
         warmup=warmup, speed=speed,
     )  # fmt: skip
     return feed, loaded.timeframe
+
+
+def make_feed(options: ServeOptions, settings: Settings) -> LiveFeed:
+    """Return the feed ``options.feed`` names."""
+    kind = options.feed_kind
+    if kind == "synthetic":
+        return synthetic_feed(
+            list(options.symbols), options.timeframe, seed=options.seed,
+            warmup=options.warmup, speed=options.speed,
+        )  # fmt: skip
+    if kind == "replay":
+        from tradebrain.data.store import ParquetStore
+
+        store = ParquetStore(settings.home / "store")
+        feed, _ = replay_feed(
+            Path(options.feed_target), list(options.symbols), options.timeframe,
+            warmup=options.warmup, speed=options.speed, store=store,
+        )  # fmt: skip
+        return feed
+    from tradebrain.service.exchange_feed import exchange_feed
+
+    return exchange_feed(options)

@@ -103,3 +103,12 @@ class ServeOptions:
     def run(self) -> str:
         """The run's name in the state database (one paper and one live run per database)."""
         return self.mode
+
+
+def state_location(options: ServeOptions, home: Path) -> tuple[str, Path]:
+    """Return the state database URL and the folder of the service's own models."""
+    if options.state is not None and "://" in options.state:
+        return options.state, home / "serve" / f"{options.run}-models"
+    path = Path(options.state) if options.state else home / "serve" / f"{options.run}.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}", path.with_name(f"{path.stem}-models")

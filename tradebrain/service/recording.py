@@ -1,8 +1,8 @@
 """Turn what one candle did inside the engine into the state store's records.
 
-The runner counts the engine's lists (decisions, fills, denials, cancellations, closed trades)
-before a candle and hands the new tails here after it; :class:`OrderBook` keeps every order's
-latest status so a changed order is written again (the store upserts by client id).
+The recorder (:mod:`tradebrain.service.recorder`) hands what the engines published during a
+candle here; :class:`OrderBook` keeps every order's latest status so a changed order is
+written again (the store upserts by client id).
 """
 
 from __future__ import annotations
@@ -54,6 +54,10 @@ class OrderBook:
     def __init__(self, known: list[OrderRecord] | None = None) -> None:
         self.orders: dict[str, OrderRecord] = {o.client_id: o for o in known or []}
         self._changed: dict[str, OrderRecord] = {}
+
+    def adopt(self, known: list[OrderRecord]) -> None:
+        """Take over the orders an earlier run recorded as open (after a restart)."""
+        self.orders = {o.client_id: o for o in known}
 
     def submitted(self, client_id: str, intent: OrderIntent, at: datetime) -> None:
         """Record an order the broker accepted."""

@@ -9,21 +9,20 @@ the runner's in-memory view, under one lock so a read never sees half a candle.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from datetime import UTC, datetime
 from importlib.metadata import version
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import polars as pl
 
 from tradebrain.config import Settings
 from tradebrain.exceptions import NotFoundError, TemporaryError, UserInputError
 from tradebrain.service.control import EMERGENCY, PAUSED, RUNNING
-from tradebrain.service.feeds import LiveFeed, replay_feed, synthetic_feed
-from tradebrain.service.options import ServeOptions
+from tradebrain.service.feeds import LiveFeed, make_feed
+from tradebrain.service.json_ready import finite, plain
+from tradebrain.service.options import ServeOptions, state_location
 from tradebrain.service.prediction_pool import PredictionPool
 from tradebrain.service.prometheus import ServiceMetrics
 from tradebrain.service.runner import Runner
@@ -31,39 +30,7 @@ from tradebrain.state import StateStore
 
 log = logging.getLogger(__name__)
 
-_T = TypeVar("_T")
 PHASES = ("starting", "warming_up", "running", "reconnecting", "finished", "failed", "stopped")
-
-
-def state_location(options: ServeOptions, home: Path) -> tuple[str, Path]:
-    """Return the state database URL and the folder of the service's own models."""
-    if options.state is not None and "://" in options.state:
-        return options.state, home / "serve" / f"{options.run}-models"
-    path = Path(options.state) if options.state else home / "serve" / f"{options.run}.db"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{path}", path.with_name(f"{path.stem}-models")
-
-
-def make_feed(options: ServeOptions, settings: Settings) -> LiveFeed:
-    """Return the feed ``options.feed`` names."""
-    kind = options.feed_kind
-    if kind == "synthetic":
-        return synthetic_feed(
-            list(options.symbols), options.timeframe, seed=options.seed,
-            warmup=options.warmup, speed=options.speed,
-        )  # fmt: skip
-    if kind == "replay":
-        from tradebrain.data.store import ParquetStore
-
-        store = ParquetStore(settings.home / "store")
-        feed, _ = replay_feed(
-            Path(options.feed_target), list(options.symbols), options.timeframe,
-            warmup=options.warmup, speed=options.speed, store=store,
-        )  # fmt: skip
-        return feed
-    from tradebrain.service.exchange_feed import exchange_feed
-
-    return exchange_feed(options)
 
 
 class TradingService:
@@ -182,7 +149,7 @@ class TradingService:
             self.detail = ""
             self.error = None
         live_feed = self.options.feed_kind == "exchange"
-        for candle in self.feed.events(self.runner.after, self._stop):
+        for candle in self.feed.resume(self.runner.after, self._stop):
             with self._lock:
                 self.runner.step(candle)
             if live_feed:
@@ -223,8 +190,8 @@ class TradingService:
             found = max(latest.values(), key=lambda d: d["timestamp"], default=None)
         if found is None and self.phase != "warming_up":
             stored = self.store.latest_decision(self.options.run, symbol)
-            return _finite(stored) if stored else None
-        return _finite(found) if found else None
+            return finite(stored) if stored else None
+        return finite(found) if found else None
 
     def ai_status(self) -> dict[str, Any]:
         """Say how much data and which models the service has."""
@@ -297,7 +264,7 @@ class TradingService:
         for entry in self.models():
             if entry["id"] == model_id:
                 record = getattr(self.runner.bundle.models[model_id], "record_", None)
-                return {**entry, "record": _finite(_plain(record)) if record else {}}
+                return {**entry, "record": finite(plain(record)) if record else {}}
         return None
 
     def predict(
@@ -340,7 +307,7 @@ class TradingService:
             for (index, _), answer in zip(sent, decided, strict=False):
                 if isinstance(answer, str):
                     raise _indexed(UserInputError(answer), index, name_index)
-                answers[index] = _finite(answer)
+                answers[index] = finite(answer)
         missing = [i for i, answer in enumerate(answers) if answer is None]
         if missing:
             raise RuntimeError(f"the prediction worker answered no decision for {missing}")
@@ -371,15 +338,15 @@ class TradingService:
         with self._lock:
             latest = list(self.runner.latest.values())
         latest.sort(key=lambda d: d["confidence"], reverse=True)
-        return [_finite(d) for d in latest[:limit]]
+        return [finite(d) for d in latest[:limit]]
 
     def positions(self) -> list[dict[str, Any]]:
         """Return the open positions, marked at the last price."""
         with self._lock:
             prices = {
-                symbol: run.engine._last.close
+                symbol: last.close
                 for symbol, run in self.runner.runs.items()
-                if run.engine._last is not None
+                if (last := run.engine.last_candle) is not None
             }
         out = []
         for p in self.store.positions(self.options.run):
@@ -389,7 +356,7 @@ class TradingService:
             else:
                 unrealized = p.quantity * (mark - p.entry_price)
             out.append(
-                _finite(
+                finite(
                     {
                         "symbol": p.symbol,
                         "side": "long" if p.quantity > 0 else "short",
@@ -408,7 +375,7 @@ class TradingService:
     def trades(self, limit: int = 100) -> list[dict[str, Any]]:
         """Return closed trades, newest first."""
         return [
-            _finite(
+            finite(
                 {
                     "symbol": t.symbol,
                     "side": t.side,
@@ -430,7 +397,7 @@ class TradingService:
     def equity(self, limit: int = 1000) -> dict[str, Any]:
         """Return the equity curve and buy-and-hold, oldest first."""
         points = self.store.equity(self.options.run, limit)
-        return _finite({
+        return finite({
             "timestamps": [p.timestamp.isoformat() for p in points],
             "equity": [p.equity for p in points],
             "buy_and_hold": [p.buy_and_hold for p in points],
@@ -479,31 +446,3 @@ def _indexed(error: UserInputError, index: int, name_index: bool) -> UserInputEr
         return error
     kind = NotFoundError if isinstance(error, NotFoundError) else UserInputError
     return kind(f"requests[{index}]: {error}")
-
-
-def _plain(value: Any) -> Any:
-    """Return ``value`` as JSON-ready data (dataclasses and numpy scalars included)."""
-    import dataclasses
-
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {k: _plain(v) for k, v in dataclasses.asdict(value).items()}
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if hasattr(value, "item"):
-        return value.item()
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    return str(value)
-
-
-def _finite(value: _T) -> _T:
-    """Return ``value`` with every NaN or infinity replaced by None (JSON has neither)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None  # type: ignore[return-value]
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}  # type: ignore[return-value]
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]  # type: ignore[return-value]
-    return value

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 from tradebrain.core.events import CandleClosed, Event, FundingSettled
+from tradebrain.core.market import MarketSource
 from tradebrain.core.orders import OrderIntent, OrderType, Side
 from tradebrain.data.timeframes import timeframe_seconds
 from tradebrain.engine.ports import Broker
@@ -70,8 +70,8 @@ class RecordingBroker:
     def cancel(self, order_id: str, timestamp: datetime) -> list[Event]:
         return self.inner.cancel(order_id, timestamp)
 
-    def on_candle(self, candle: CandleClosed) -> list[Event]:
-        return self.inner.on_candle(candle)
+    def on_candle(self, candle: CandleClosed, market: MarketSource | None = None) -> list[Event]:
+        return self.inner.on_candle(candle, market)
 
     def on_funding(self, event: FundingSettled) -> list[Event]:
         return self.inner.on_funding(event)
@@ -98,9 +98,3 @@ def intent_of(order: OrderRecord) -> OrderIntent:
         reduce_only=order.reduce_only, tag=order.tag, confidence=order.confidence,
         trigger_price=order.trigger_price,
     )  # fmt: skip
-
-
-def open_orders_of(broker: Any) -> list[tuple[str, OrderIntent]]:
-    """Return a broker's open orders as (id, intent), whatever its own shape."""
-    orders = broker.open_orders()
-    return list(orders.items()) if isinstance(orders, dict) else list(orders)

@@ -38,7 +38,7 @@ from tradebrain.brain.compiled.brain import (
     DecisionArrays,
     compiled_decisions,
 )
-from tradebrain.brain.compiled.kernels import NUMBERS
+from tradebrain.brain.compiled.codes import NUMBERS
 from tradebrain.brain.decision import Action, Decision
 from tradebrain.brain.guards import liquidation_guard
 from tradebrain.brain.tuning import BrainTuning

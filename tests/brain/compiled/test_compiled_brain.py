@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tradebrain.brain.brain import Brain
-from tradebrain.brain.compiled import kernels
+from tradebrain.brain.compiled import codes
 from tradebrain.brain.compiled.brain import (
     ACTIONS,
     FAMILY_NAMES,
@@ -235,7 +235,7 @@ def test_every_kernel_parameter_is_read_from_the_brains_tuning() -> None:
     from tradebrain.brain.compiled.brain import _tables
 
     floats, ints, *_ = _tables(BrainSettings(), BrainTuning())
-    assert floats.shape == (len(kernels.FLOAT_PARAMETERS),)
-    assert ints.shape == (len(kernels.INT_PARAMETERS),)
-    assert floats[kernels.P_CHOP_RAISE] == BrainTuning().filters.chop_raise
-    assert ints[kernels.Q_PANIC_WINDOW] == BrainTuning().panic.window
+    assert floats.shape == (len(codes.FLOAT_PARAMETERS),)
+    assert ints.shape == (len(codes.INT_PARAMETERS),)
+    assert floats[codes.P_CHOP_RAISE] == BrainTuning().filters.chop_raise
+    assert ints[codes.Q_PANIC_WINDOW] == BrainTuning().panic.window

@@ -15,10 +15,11 @@ with the brain's own :func:`~tradebrain.brain.brain.carry_out`, as
 :class:`~tradebrain.strategies.hybrid_fast.FastHybridStrategy` does on every candle.
 
 The Python brain stays the one definition of the rules: every threshold comes from
-:class:`~tradebrain.brain.tuning.BrainTuning` and the settings, and ``tests/brain/test_compiled.py``
-proves the two brains agree on random and synthetic markets: the same actions, regimes,
-filters, reasons and target positions, every float equal to 1e-9 relative (numba and CPython
-may round a transcendental function differently in the last bit, depending on the CPU).
+:class:`~tradebrain.brain.tuning.BrainTuning` and the settings, and
+``tests/brain/compiled/test_compiled_brain.py`` proves the two brains agree on random and
+synthetic markets: the same actions, regimes, filters, reasons and target positions, every float
+equal to 1e-9 relative (numba and CPython may round a transcendental function differently in the
+last bit, depending on the CPU).
 
 >>> arrays = compiled_decisions(signals, closes, open_times)  # doctest: +SKIP
 >>> arrays.plan(-1), arrays.decision(len(arrays) - 1, "BTC/USDT", exposure=0.5)  # doctest: +SKIP
@@ -35,7 +36,7 @@ import numpy as np
 
 from tradebrain.brain._state import GAP_STEP_RATIO
 from tradebrain.brain.brain import Brain
-from tradebrain.brain.compiled import kernels as k
+from tradebrain.brain.compiled import codes, kernels
 from tradebrain.brain.decision import Action, Decision
 from tradebrain.brain.fusion import (
     _MIN_STRENGTH,
@@ -54,13 +55,13 @@ from tradebrain.exceptions import UserInputError
 if TYPE_CHECKING:
     from tradebrain.strategies.hybrid import HybridSignals
 
-ACTIONS: tuple[Action, ...] = k.KERNEL_ACTIONS
+ACTIONS: tuple[Action, ...] = codes.KERNEL_ACTIONS
 """``ACTIONS[code]`` is the action of an action code."""
-REGIMES: tuple[Regime, ...] = k.KERNEL_REGIMES
+REGIMES: tuple[Regime, ...] = codes.KERNEL_REGIMES
 """``REGIMES[code]`` is the regime of a regime code."""
-FILTERS: tuple[str, ...] = k.FILTER_ORDER
+FILTERS: tuple[str, ...] = codes.FILTER_ORDER
 """Bit ``j`` of a filter mask is ``FILTERS[j]``, in the order ``Brain.decide`` fires them."""
-FAMILY_NAMES: tuple[str, ...] = k.KERNEL_FAMILIES
+FAMILY_NAMES: tuple[str, ...] = codes.KERNEL_FAMILIES
 """Columns of :attr:`DecisionArrays.family_weights`."""
 PANIC_BORDER = 1e-12
 """A panic score this close to the threshold is recomputed with numpy's own ``dot``."""
@@ -105,7 +106,7 @@ class DecisionArrays:
         The panic model's score (0 while warming up or switched off), its (n, 3) head scores
         and its (n, 10) robust z-scores, for the reasons.
     numbers
-        (n, len(kernels.NUMBERS)) the intermediate numbers the reasons quote.
+        (n, len(codes.NUMBERS)) the intermediate numbers the reasons quote.
     signals, open_times, closes, enabled, settings, tuning
         The inputs, kept to rebuild full :class:`Decision` objects on request.
     """
@@ -142,12 +143,12 @@ class DecisionArrays:
     @property
     def atr_pct(self) -> np.ndarray:
         """(n,) ATR(14) over the close (NaN when unknown), what the liquidation guard reads."""
-        column: np.ndarray = self.numbers[:, k.NUMBERS.index("atr_pct")]
+        column: np.ndarray = self.numbers[:, codes.NUMBERS.index("atr_pct")]
         return column
 
     def number(self, name: str, bar: int) -> float:
-        """Return the intermediate number ``name`` (see ``kernels.NUMBERS``) at ``bar``."""
-        return float(self.numbers[bar, k.NUMBERS.index(name)])
+        """Return the intermediate number ``name`` (see ``codes.NUMBERS``) at ``bar``."""
+        return float(self.numbers[bar, codes.NUMBERS.index(name)])
 
     def plan(self, bar: int) -> Plan:
         """Return candle ``bar``'s plan (as ``Brain.decide`` hands it to ``carry_out``)."""
@@ -158,7 +159,7 @@ class DecisionArrays:
             float(self.exit_bar[bar]),
             hold_only=bool(self.hold_only[bar]),
             no_new_long=bool(self.no_new_long[bar]),
-            horizon=int(self.numbers[bar, k.N_HORIZON]),
+            horizon=int(self.numbers[bar, codes.N_HORIZON]),
         )
 
     def fired(self, bar: int) -> tuple[str, ...]:
@@ -254,10 +255,10 @@ def compiled_decisions(
     if forecast.shape != (n, 3):
         raise UserInputError(f"the forecast has shape {forecast.shape}; expected ({n}, 3)")
     panic = brain.tuning.panic
-    decide_all = cast("Callable[..., None]", k.decide_all)  # a numba dispatcher
+    decide_all = cast("Callable[..., None]", kernels.decide_all)  # a numba dispatcher
     decide_all(
         features,
-        np.array([column.get(name, -1) for name in k.FEATURES], dtype=np.int64),
+        np.array([column.get(name, -1) for name in codes.FEATURES], dtype=np.int64),
         np.array([column.get(name, -1) for name, _ in ORDER_FLOW_SIGNALS], dtype=np.int64),
         np.array([scale for _, scale in ORDER_FLOW_SIGNALS], dtype=np.float64),
         votes,
@@ -292,8 +293,8 @@ def _tables(settings: BrainSettings, tuning: BrainTuning) -> tuple[np.ndarray, .
     }
     numerator, denominator = GAP_STEP_RATIO.as_integer_ratio()
     named |= {"gap_ratio_numerator": numerator, "gap_ratio_denominator": denominator}
-    floats = np.array([float(named[name]) for name in k.FLOAT_PARAMETERS])
-    ints = np.array([int(named[name]) for name in k.INT_PARAMETERS], dtype=np.int64)
+    floats = np.array([float(named[name]) for name in codes.FLOAT_PARAMETERS])
+    ints = np.array([int(named[name]) for name in codes.INT_PARAMETERS], dtype=np.int64)
     tilt = np.ones((len(REGIMES), len(FAMILY_NAMES)))
     tilted = np.zeros((len(REGIMES), len(FAMILY_NAMES)), dtype=np.bool_)
     for r, regime in enumerate(REGIMES):
@@ -319,12 +320,12 @@ class _Outputs:
         self.hold_only = np.zeros(n, dtype=np.bool_)
         self.no_new_long = np.zeros(n, dtype=np.bool_)
         self.deep = np.zeros(n, dtype=np.bool_)
-        self.regime = np.full(n, k.R_UNKNOWN, dtype=np.int8)
+        self.regime = np.full(n, codes.R_UNKNOWN, dtype=np.int8)
         self.proba = np.full((n, 3), np.nan)
         self.weights = np.full((n, len(FAMILY_NAMES)), np.nan)
         self.early = np.zeros(n, dtype=np.int64)
         self.late = np.zeros(n, dtype=np.int64)
-        self.numbers = np.full((n, len(k.NUMBERS)), np.nan)
+        self.numbers = np.full((n, len(codes.NUMBERS)), np.nan)
         self.heads = np.zeros((n, len(HEADS)))
         self.score = np.zeros(n)
         self.scored = np.zeros(n, dtype=np.bool_)

@@ -26,7 +26,7 @@ from tradebrain.brain.brain import (
     forecast_words,
     plan_fields,
 )
-from tradebrain.brain.compiled import kernels as k
+from tradebrain.brain.compiled import codes
 from tradebrain.brain.compiled.brain import FAMILY_NAMES, FILTERS, REGIMES, DecisionArrays
 from tradebrain.brain.decision import Action, Decision
 from tradebrain.brain.filters import chop_filter, trend_depth, volatility_threshold
@@ -45,7 +45,7 @@ from tradebrain.brain.tuning import BrainTuning
 
 _EARLY_WORDS = ("volatility_threshold", "trend_depth", "chop", "volatility_cut")
 _SORTED_FAMILIES = tuple(sorted(FAMILY_NAMES))
-_ROW = (*k.FEATURES, CYCLE_PERIOD, *(name for name, _ in ORDER_FLOW_SIGNALS))
+_ROW = (*codes.FEATURES, CYCLE_PERIOD, *(name for name, _ in ORDER_FLOW_SIGNALS))
 """The features the reasons read (a row of only these is enough, and quick to build)."""
 
 
@@ -62,7 +62,7 @@ def rebuild_decision(
         raise ValueError(f"the brain was not asked on candle {bar}: no vote and no forecast")
     t = arrays.tuning
     row = _row(arrays, bar)
-    numbers = dict(zip(k.NUMBERS, arrays.numbers[bar].tolist(), strict=True))
+    numbers = dict(zip(codes.NUMBERS, arrays.numbers[bar].tolist(), strict=True))
     regime = REGIMES[int(arrays.regime[bar])]
     reading = detect_regime(row, t.regime)
     reasons = list(reading.reasons)
