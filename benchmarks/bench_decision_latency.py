@@ -1,15 +1,17 @@
 """Benchmark one live decision on one core: new candle -> features -> every model -> brain -> risk.
 
-Run: ``.venv/bin/python benchmarks/bench_decision_latency.py [--bars 3000] [--decisions 2000]``
+Run: ``.venv/bin/python benchmarks/bench_decision_latency.py [--bars 3000] [--decisions 2000]
+[--models logistic,lightgbm,xgboost,cnn]``
 
-Trains the default model set (``ModelSettings.enabled``: logistic, lightgbm, xgboost, cnn) on
+Trains ``--models`` (by default the settings' ``ModelSettings.enabled``) on
 ``--bars`` synthetic 1h candles with a planted signal, the way the service trains on its
 warm-up history (the hybrid feature sets, window 32, calibrated), warms
 :class:`~tradebrain.strategies.live_signals.LiveSignals` up on them, then times ``--decisions``
 full decisions, one per new candle:
 
 1. features: the candle folded into the live feature engine, medians filled, windows shifted;
-2. one stage per model: its vote on that one row or window, calibrated;
+2. one stage per model: its vote on that one row or window (the model's ``predict_proba_one``),
+   calibrated;
 3. brain: ``Brain.decide``;
 4. risk: the decision's intents (always flat, on a perp, so every BUY or SELL is an entry)
    built and reviewed by ``RiskManager.review`` against the account and market as the engine
@@ -43,6 +45,7 @@ import polars as pl
 import torch
 
 from tradebrain.brain.brain import Brain
+from tradebrain.brain.positioning import Forecast
 from tradebrain.brain.tuning import PositionContext
 from tradebrain.config import ModelSettings
 from tradebrain.core.events import CandleClosed
@@ -50,13 +53,15 @@ from tradebrain.core.market import MarketState, MarketType
 from tradebrain.data.synthetic import SyntheticConfig, generate_market
 from tradebrain.execution.account import AccountSnapshot
 from tradebrain.features import LiveFeatureEngine, compute_features
-from tradebrain.models.bundle import ModelBundle, train_bundle
-from tradebrain.research.walk_forward_backtest import DEFAULT_HYBRID_SETS, HybridConfig
+from tradebrain.learning.bundle_training import train_bundle
+from tradebrain.models.bundle import ModelBundle
 from tradebrain.risk.manager import RiskManager
 from tradebrain.strategies.hybrid import HybridStrategy
+from tradebrain.strategies.hybrid_config import DEFAULT_HYBRID_SETS, HybridConfig
 from tradebrain.strategies.live_signals import LiveSignals
 
 SYMBOL = "SYN/USDT"
+EQUITY = 10_000.0
 ONE_THREAD = {"logistic": {"n_jobs": 1}, "lightgbm": {"n_jobs": 1},
               "xgboost": {"n_jobs": 1}, "cnn": {"threads": 1}}  # fmt: skip
 Inputs = Callable[[CandleClosed], tuple[dict[str, float], dict[str, tuple[float, float, float]]]]
@@ -111,18 +116,21 @@ class Pipeline:
         self.atr = true_range if atr != atr else atr + (true_range - atr) / 14
 
     def decide(self, candle: CandleClosed, features: dict[str, float],
-               votes: dict[str, tuple[float, float, float]]) -> float:  # fmt: skip
+               votes: dict[str, tuple[float, float, float]],
+               forecast: Forecast | None) -> float:  # fmt: skip
         """Run brain then risk; return the seconds risk took (the brain's are the rest)."""
         market = PositionContext(price=candle.close, position=0.0, liquidation_distance=None)
-        decision = self.brain.decide(candle.open_time, candle.symbol, features, votes, market)
+        decision = self.brain.decide(
+            candle.open_time, candle.symbol, features, votes, market, forecast
+        )
         started = time.perf_counter()
-        intents = self.strategy.intents(decision, 0.0, candle)
+        intents = self.strategy.intents(decision, 0.0, candle, EQUITY)
         if intents:
             state = MarketState(
                 timestamp=candle.close_time, symbol=candle.symbol, price=candle.close,
                 atr=self.atr, volume=candle.volume, market_type=MarketType.PERP,
             )  # fmt: skip
-            account = AccountSnapshot(candle.close_time, 10_000.0, 10_000.0, 10_000.0, 10_000.0)
+            account = AccountSnapshot(candle.close_time, EQUITY, EQUITY, EQUITY, EQUITY)
             for intent in intents:
                 self.risk.review(intent, account, state)
                 self.intents += 1
@@ -151,8 +159,8 @@ def run_live(
         after_inputs = clock()
         if inputs is None:
             raise RuntimeError("the live signals were not warmed up")
-        features, votes = inputs
-        risk_seconds = flow.decide(candle, features, votes)
+        features, votes, forecast = inputs
+        risk_seconds = flow.decide(candle, features, votes, forecast)
         finished = clock()
         row = seconds[index]
         row[: len(stages) - 2] = list(live.last_timings.values())
@@ -186,7 +194,11 @@ def run_reference(
         votes = {name: (float(p[-1, 0]), float(p[-1, 1]), float(p[-1, 2]))
                  for name, p in proba.items()}  # fmt: skip
         row = dict(zip(features.columns[1:], features.row(-1)[1:], strict=True))
-        flow.decide(candle, {k: np.nan if v is None else v for k, v in row.items()}, votes)
+        beta, sigma, horizon = bundle.forecast_inputs(features.tail(1))[0].tolist()
+        forecast = Forecast(beta, sigma, int(horizon)) if beta == beta and sigma == sigma else None
+        flow.decide(
+            candle, {k: np.nan if v is None else v for k, v in row.items()}, votes, forecast
+        )
         seconds[offset] = time.perf_counter() - started
         all_votes.append(votes)
     return seconds, all_votes
@@ -218,10 +230,15 @@ def main() -> None:
     parser.add_argument("--decisions", type=int, default=2_000, help="decisions timed")
     parser.add_argument("--reference", type=int, default=200, help="decisions of the reference")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--models",
+        default=",".join(ModelSettings().enabled),
+        help="models to train and time, comma-separated (default: the settings' enabled ones)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    models = tuple(ModelSettings().enabled)
+    models = tuple(name.strip() for name in args.models.split(",") if name.strip())
     market = generate_market(
         SyntheticConfig(bars=args.bars + args.decisions, timeframe="1h", seed=args.seed, signal=0.3)
     ).candles

@@ -12,7 +12,8 @@ from tradebrain.evaluation.walk_forward import EvaluationSettings
 from tradebrain.exceptions import UserInputError
 from tradebrain.features import compute_features
 from tradebrain.labels import LabelSettings
-from tradebrain.models.bundle import ModelBundle, train_bundle
+from tradebrain.learning.bundle_training import train_bundle
+from tradebrain.models.bundle import ModelBundle
 
 
 def _settings() -> EvaluationSettings:

@@ -1,7 +1,8 @@
 """One conformance test that every registered model must pass, whoever wrote it.
 
 The test is parametrised over ``MODEL_CLASSES`` after ``import tradebrain.models``, so a model
-registered later is picked up without touching this file. To keep its case fast, give the
+registered later is picked up without touching this file; so is the single-input contract
+(``predict_proba_one`` gives the matching row of ``predict_proba``). To keep its case fast, give the
 model class a ``fast_params()`` classmethod returning small hyper-parameters (the torch nets do
 this), or add an entry to ``FAST_PARAMS`` below. Sequence models (``input_kind ==
 "sequence"``) get windows built with :func:`make_windows`.
@@ -9,6 +10,8 @@ this), or add an entry to ``FAST_PARAMS`` below. Sequence models (``input_kind =
 
 from __future__ import annotations
 
+import copy
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +135,68 @@ def test_every_registered_model_follows_the_model_contract(name: str, tmp_path: 
     proba_two = two_class.predict_proba(X_test)
     assert_probabilities(proba_two, len(X_test))
     np.testing.assert_array_equal(proba_two[:, FLAT], 0.0)
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_CLASSES))
+def test_every_registered_model_predicts_one_input_as_the_matching_row_of_a_batch(
+    name: str,
+) -> None:
+    model_class = MODEL_CLASSES[name]
+    model = model_class(**fast_params(model_class))
+    X, y = dataset(model, TRAIN_ROWS, seed=1)
+    X_test, _ = dataset(model, TEST_ROWS, seed=2)
+    # A torch net computes in float32; a batch and a single window may round differently.
+    tolerance = 1e-6 if model.input_kind == "sequence" else 1e-12
+
+    with pytest.raises(NotFittedError, match="call fit first"):
+        model.predict_proba_one(X_test[0])
+    model.fit(X, y, feature_names=FEATURE_NAMES)
+    one = model.predict_proba_one(X_test[0])
+    assert one.shape == (3,) and one.dtype == np.float64
+    assert_one_by_one(model, X_test, tolerance)
+
+    # A refit is seen at once (no stale single-row route), as is a copy of the model.
+    X_other, y_other = dataset(model, TRAIN_ROWS, seed=3)
+    model.fit(X_other, y_other, feature_names=FEATURE_NAMES)
+    assert_one_by_one(model, X_test, tolerance)
+    assert_one_by_one(copy.deepcopy(model), X_test, tolerance)
+
+    # Another thread gets the same numbers (each thread has its own route and buffers).
+    answers: list[np.ndarray] = []
+    worker = threading.Thread(target=lambda: answers.append(model.predict_proba_one(X_test[1])))
+    worker.start()
+    worker.join()
+    np.testing.assert_allclose(answers[0], model.predict_proba(X_test[1:2])[0], atol=tolerance)
+
+    # A NaN input is treated as the batch treats it: refused by both, or the same numbers.
+    holey = X_test[0].copy()
+    holey[..., 0] = np.nan
+    try:
+        expected = model.predict_proba(holey[np.newaxis])[0]
+    except UserInputError:
+        with pytest.raises(UserInputError):
+            model.predict_proba_one(holey)
+    else:
+        np.testing.assert_allclose(model.predict_proba_one(holey), expected, atol=tolerance)
+
+    # One input of another shape is refused, a batch among them.
+    with pytest.raises(UserInputError):
+        model.predict_proba_one(X_test[:2])
+    with pytest.raises(UserInputError):
+        model.predict_proba_one(X_test[0][..., :-1])
+
+    # A class missing from training gets 0 here too.
+    X_two, y_two = dataset(model, TRAIN_ROWS, seed=4, without_flat=True)
+    two_class = model_class(**model.get_params()).fit(X_two, y_two, feature_names=FEATURE_NAMES)
+    assert_one_by_one(two_class, X_test, tolerance)
+    assert two_class.predict_proba_one(X_test[0])[FLAT] == 0.0
+
+
+def assert_one_by_one(model: Model, X: np.ndarray, tolerance: float) -> None:
+    """``predict_proba_one`` on each input equals the batch's row, within ``tolerance``."""
+    one_by_one = np.array([model.predict_proba_one(x) for x in X])
+    assert_probabilities(one_by_one, len(X))
+    np.testing.assert_allclose(one_by_one, model.predict_proba(X), rtol=0.0, atol=tolerance)
 
 
 def assert_probabilities(proba: np.ndarray, rows: int) -> None:

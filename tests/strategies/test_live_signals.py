@@ -20,8 +20,9 @@ from tradebrain.exceptions import DataFormatError, UserInputError
 from tradebrain.execution.broker import SimulatedBroker
 from tradebrain.features import compute_features
 from tradebrain.labels import LabelSettings
+from tradebrain.learning.bundle_training import train_bundle
 from tradebrain.models.base import Model
-from tradebrain.models.bundle import ModelBundle, train_bundle
+from tradebrain.models.bundle import ModelBundle
 from tradebrain.models.forecast import ForecastCalibration
 from tradebrain.risk.manager import RiskManager
 from tradebrain.strategies.hybrid import HybridSignals, HybridStrategy

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -67,3 +68,43 @@ def normalized(proba: np.ndarray) -> np.ndarray:
     proba = np.asarray(proba, dtype=np.float64)
     rows: np.ndarray = proba / proba.sum(axis=1, keepdims=True)
     return rows
+
+
+# --- one input at a time (``predict_proba_one``): Python floats, no batch machinery ---------
+def row_shape(model: Model) -> tuple[int, ...]:
+    """Return the shape of one input of fitted ``model``: (features,) or (window, features)."""
+    n_features = len(model.record_.feature_names)
+    if model.input_kind == "sequence":
+        return (int(model.record_.window or 0), n_features)
+    return (n_features,)
+
+
+def refuse_row(model: Model, x: Any, shape: tuple[int, ...]) -> UserInputError:
+    """Return the error for an input ``x`` of another shape than ``shape``."""
+    what = "one window" if model.input_kind == "sequence" else "one row"
+    return UserInputError(
+        f"model {model.name!r} predicts {what} of shape {shape} at a time; got "
+        f"{np.shape(x)} (use predict_proba for a batch)"
+    )
+
+
+def softmax_row(logits: list[float]) -> list[float]:
+    """Softmax of a few logits, as :func:`softmax` does for one row."""
+    top = max(logits)
+    weights = [math.exp(value - top) for value in logits]
+    total = sum(weights)
+    return [w / total for w in weights]
+
+
+def normalized_row(proba: list[float]) -> list[float]:
+    """Return probabilities that sum to 1, as :func:`normalized` does for one row."""
+    total = sum(proba)
+    return [p / total for p in proba]
+
+
+def full_row(proba: list[float], classes: list[int]) -> np.ndarray:
+    """Spread probabilities over ``classes`` onto (down, flat, up), as ``full_proba`` does."""
+    full = [0.0, 0.0, 0.0]
+    for klass, value in zip(classes, proba, strict=True):
+        full[klass] = value
+    return np.array(full)

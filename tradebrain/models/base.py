@@ -7,11 +7,18 @@ Every model
   ``_``;
 - predicts ``predict_proba(X) -> (n, 3)`` with columns (down, flat, up) — always three columns,
   also when a class never occurred in training (its probability is then 0);
+- predicts one input at a time with ``predict_proba_one(x) -> (3,)`` (river's contract), the
+  same numbers as the matching row of ``predict_proba``: what a live strategy calls on every
+  candle. A model with a faster single-row route than a batch of one builds it in
+  :meth:`Model._row_predictor`, so that no caller ever needs to know the model's type;
 - records what it was trained on in ``record_`` (:class:`TrainingRecord`);
 - saves to and loads from a folder; a load checks the features it is asked to run on.
 
 Tabular models take ``X`` of shape ``(n, features)``; sequence models (``input_kind ==
-"sequence"``) take windows ``(n, window, features)`` built by :func:`make_windows`.
+"sequence"``) take windows ``(n, window, features)`` built by :func:`make_windows`. "One input"
+is one row ``(features,)`` for a tabular model and one window ``(window, features)``, oldest row
+first, for a sequence model: the newest window, ``make_windows(X, window)[-1]``, gives the vote
+for the newest row.
 """
 
 from __future__ import annotations
@@ -20,9 +27,11 @@ import importlib.metadata
 import json
 import platform
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from threading import get_ident
 from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
@@ -37,6 +46,8 @@ METADATA_FILE = "model.json"
 _LIBRARIES = ("numpy", "polars", "scikit-learn", "lightgbm", "xgboost", "torch")
 
 InputKind = Literal["tabular", "sequence"]
+RowPredictor = Callable[[np.ndarray], np.ndarray]
+"""One input in (a row, or a sequence model's window), its (3,) probabilities out."""
 
 
 class NotFittedError(UserInputError):
@@ -90,6 +101,8 @@ class Model(ABC):
     input_kind: ClassVar[InputKind] = "tabular"
 
     record_: TrainingRecord
+    #: The fit it belongs to (``record_``), the thread it serves, the single-row route.
+    _row_cache: tuple[TrainingRecord, int, RowPredictor] | None = None
 
     def get_params(self) -> dict[str, Any]:
         """Return the hyper-parameters given to ``__init__`` (by the signatures' names).
@@ -139,6 +152,57 @@ class Model(ABC):
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Return the most probable class per row (0 down, 1 flat, 2 up)."""
         return np.asarray(np.argmax(self.predict_proba(X), axis=1), dtype=np.int64)
+
+    def predict_proba_one(self, x: np.ndarray) -> np.ndarray:
+        """Return the probabilities (3,) (down, flat, up) of one input.
+
+        Parameters
+        ----------
+        x
+            Tabular models: one row, shape (features,). Sequence models: one window, shape
+            (window, features), oldest row first; it gives the vote for its last row, as
+            ``make_windows(X, window)[-1]`` does for the newest row of ``X``.
+
+        Returns
+        -------
+        np.ndarray
+            Shape (3,), float64: the same numbers as ``predict_proba(x[None])[0]`` (within
+            floating-point rounding).
+
+        Notes
+        -----
+        The single-row route (:meth:`_row_predictor`) is built on the first call after each
+        fit or load and kept per thread: it may hold buffers that one call fills.
+        """
+        cached = self._row_cache
+        record = getattr(self, "record_", None)
+        thread = get_ident()
+        if cached is not None and cached[0] is record and cached[1] == thread:
+            return cached[2](x)
+        if record is None:  # not fitted: predict_proba says so
+            return self._batch_of_one(x)
+        predictor = self._row_predictor()
+        self._row_cache = (record, thread, predictor)
+        return predictor(x)
+
+    def _row_predictor(self) -> RowPredictor:
+        """Return the function behind :meth:`predict_proba_one` for the current fit.
+
+        The default runs :meth:`predict_proba` on a batch of one; a model overrides it with a
+        faster route (prepared once: buffers, a native single-row predictor) that gives the
+        same numbers. Called only on a fitted model.
+        """
+        return self._batch_of_one
+
+    def _batch_of_one(self, x: np.ndarray) -> np.ndarray:
+        proba: np.ndarray = self.predict_proba(np.asarray(x)[np.newaxis])[0]
+        return proba
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The single-row route may hold native handles; a copy rebuilds its own.
+        state = self.__dict__.copy()
+        state.pop("_row_cache", None)
+        return state
 
     @property
     def is_fitted(self) -> bool:

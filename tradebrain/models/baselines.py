@@ -15,6 +15,7 @@ and a few counts; they never need more data than a handful of rows.
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from abc import abstractmethod
 from pathlib import Path
@@ -26,13 +27,17 @@ from scipy.special import expit
 from tradebrain.data.atomic_write import write_text_atomic
 from tradebrain.exceptions import UserInputError
 from tradebrain.models._inputs import (
+    full_row,
     prediction_array,
+    refuse_row,
     require_finite,
+    row_shape,
     softmax,
+    softmax_row,
     split_labels,
     training_arrays,
 )
-from tradebrain.models.base import DOWN, FLAT, UP, Model, full_proba, register_model
+from tradebrain.models.base import DOWN, FLAT, UP, Model, RowPredictor, full_proba, register_model
 
 STATE_FILE = "state.npz"
 RULE_STATE_FILE = "rule_state.json"
@@ -119,6 +124,31 @@ class LogisticModel(Model):
         if len(self.classes_) == 2:  # scikit-learn's binary case: one logit, for classes_[1]
             logits = np.hstack([np.zeros_like(logits), logits])
         return full_proba(softmax(logits), self.classes_)
+
+    def _row_predictor(self) -> RowPredictor:
+        """One row: standardise in place, one (f,) @ (f, k) product, softmax of k floats."""
+        mean, scale = np.asarray(self.mean_, float), np.asarray(self.scale_, float)
+        coef_t = np.ascontiguousarray(np.asarray(self.coef_, dtype=np.float64).T)
+        intercept = np.asarray(self.intercept_, dtype=np.float64)
+        classes = [int(c) for c in self.classes_]
+        shape, binary = row_shape(self), len(classes) == 2
+        scaled, logits = np.zeros(mean.size), np.zeros(coef_t.shape[1])
+
+        def predict(x: np.ndarray) -> np.ndarray:
+            if x.shape != shape:
+                raise refuse_row(self, x, shape)
+            np.subtract(x, mean, out=scaled)
+            np.divide(scaled, scale, out=scaled)
+            np.matmul(scaled, coef_t, out=logits)
+            np.add(logits, intercept, out=logits)
+            values = logits.tolist()
+            if not math.isfinite(sum(values)):  # a NaN or infinite input: refused by name
+                require_finite(x[np.newaxis], self.record_.feature_names, self.name)
+            if binary:  # scikit-learn's binary case: one logit, for classes_[1]
+                values = [0.0, values[0]]
+            return full_row(softmax_row(values), classes)
+
+        return predict
 
     def _save_state(self, folder: Path) -> None:
         arrays = {

@@ -1,10 +1,13 @@
 """A model bundle: the final models trained on all the data, saved together for trading.
 
-``tradebrain train`` fits every chosen model on the whole history (early stopping and the
-calibration temperature on the purged last block), and saves them in one folder with a
-manifest of what they were trained on: feature sets and names, label settings, window, data
-span and the median of each feature (used to fill a feature that is missing at prediction
-time, exactly as in walk-forward evaluation). The backtest and the live engine load it back.
+The learning room trains it (:mod:`tradebrain.learning`: every chosen model fitted on the whole
+history, early stopping and the calibration temperature on the purged last block) and saves
+it in one folder with a manifest of what the models were trained on: feature sets and names,
+label settings, window, data span and the median of each feature (used to fill a feature that
+is missing at prediction time, exactly as in walk-forward evaluation). The backtest and the
+live signals load it back: the backtest asks :meth:`ModelBundle.predict_proba` for a whole
+feature table, the live signals ask each model's ``predict_proba_one`` for one row (or window)
+per candle and temper it with :func:`~tradebrain.models.calibration.temper_row`.
 
 Layout::
 
@@ -24,7 +27,7 @@ import polars as pl
 
 from tradebrain.data.atomic_write import write_text_atomic
 from tradebrain.exceptions import UserInputError
-from tradebrain.models.base import MODEL_CLASSES, Model, load_model, make_windows
+from tradebrain.models.base import Model, load_model, make_windows
 from tradebrain.models.calibration import TemperatureCalibrator
 from tradebrain.models.forecast import ForecastCalibration
 
@@ -151,73 +154,6 @@ class ModelBundle:
         windows = make_windows(self._matrix(features, self.sequence_names), self.window)
         out[self.window - 1 :] = model.predict_proba(windows.astype(np.float32))
         return out
-
-
-def train_bundle(
-    candles: pl.DataFrame,
-    features: pl.DataFrame,
-    settings: Any,
-    *,
-    feature_sets: list[str] | None,
-    source: str,
-) -> ModelBundle:
-    """Fit every model of ``settings`` (an ``EvaluationSettings``) on all labelled rows."""
-    from tradebrain.evaluation.evaluate import first_complete_row
-    from tradebrain.evaluation.walk_forward import build_dataset
-
-    data = build_dataset(candles, features, first_complete_row(features), settings)
-    n = data.y.size
-    validation_rows = int(n * settings.validation_fraction)
-    fit_end = n - validation_rows
-    train = np.flatnonzero(data.label_end[:fit_end] < fit_end)  # purged against validation
-    validation = np.arange(fit_end, n)
-    medians = np.nanmedian(data.X, axis=0)
-    medians = np.where(np.isnan(medians), 0.0, medians)
-    median_map = dict(zip(data.feature_names, medians.tolist(), strict=True))
-    X_tab = np.where(np.isnan(data.X), medians, data.X)
-    windows: np.ndarray | None = None  # built once, and only when a sequence model needs it
-
-    models: dict[str, Model] = {}
-    temperatures: dict[str, float] = {}
-    for name in settings.models:
-        if name not in MODEL_CLASSES:
-            raise UserInputError(f"unknown model {name!r}; available: {sorted(MODEL_CLASSES)}")
-        model = MODEL_CLASSES[name](**settings.params_for(name))
-        sequence = model.input_kind == "sequence"
-        if sequence and windows is None:
-            seq_medians = np.array([median_map.get(n_, 0.0) for n_ in data.sequence_names])
-            rows = np.where(np.isnan(data.X_sequence), seq_medians, data.X_sequence)
-            windows = make_windows(rows, data.window).astype(np.float32)
-        X = windows if sequence and windows is not None else X_tab
-        names = data.sequence_names if sequence else data.feature_names
-        info: dict[str, Any] = {
-            "label": settings.label.to_dict(),
-            "data_start": str(data.timestamps[0]),
-            "data_end": str(data.timestamps[-1]),
-        }
-        if validation.size:
-            info["validation"] = (X[validation], data.y[validation])
-        model.fit(X[train], data.y[train], feature_names=names, info=info)
-        temperature = 1.0
-        if settings.calibrate and validation.size >= 30:
-            calibrator = TemperatureCalibrator().fit(
-                model.predict_proba(X[validation]), data.y[validation]
-            )
-            temperature = float(calibrator.temperature_)
-        models[name] = model
-        temperatures[name] = temperature
-    manifest = {
-        "source": source,
-        "feature_sets": feature_sets,
-        "label": settings.label.to_dict(),
-        "data_start": str(data.timestamps[0]),
-        "data_end": str(data.timestamps[-1]),
-        "rows": int(n),
-    }
-    return ModelBundle(
-        models, temperatures, data.feature_names, data.sequence_names, median_map,
-        data.window, manifest,
-    )  # fmt: skip
 
 
 def _temper(proba: np.ndarray, temperature: float) -> np.ndarray:

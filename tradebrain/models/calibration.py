@@ -16,6 +16,7 @@ The calibration block must never hold test rows: the wrapper only ever sees what
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, Self
 
@@ -23,12 +24,13 @@ import numpy as np
 
 from tradebrain.data.atomic_write import write_text_atomic
 from tradebrain.exceptions import UserInputError
-from tradebrain.models._inputs import softmax
+from tradebrain.models._inputs import softmax, softmax_row
 from tradebrain.models.base import (
     MODEL_CLASSES,
     InputKind,
     Model,
     NotFittedError,
+    RowPredictor,
     check_training_data,
     load_model,
     register_model,
@@ -85,6 +87,12 @@ class TemperatureCalibrator:
             raise NotFittedError("TemperatureCalibrator is not fitted yet; call fit first")
         return softmax(_log(np.asarray(proba, dtype=np.float64)) / self.temperature_)
 
+    def transform_one(self, proba: np.ndarray) -> np.ndarray:
+        """Return calibrated (3,) probabilities of one row, as :meth:`transform` does."""
+        if not hasattr(self, "temperature_"):
+            raise NotFittedError("TemperatureCalibrator is not fitted yet; call fit first")
+        return np.array(temper_row(proba.tolist(), self.temperature_))
+
     def to_json(self) -> dict[str, float]:
         """Return the fitted state as JSON-able values."""
         return {"temperature": self.temperature_}
@@ -95,6 +103,19 @@ class TemperatureCalibrator:
         calibrator = cls()
         calibrator.temperature_ = float(data["temperature"])
         return calibrator
+
+
+def temper_row(proba: list[float], temperature: float) -> list[float]:
+    """Temperature-scale one row of probabilities: the arithmetic of :meth:`transform`.
+
+    Python floats instead of a (1, 3) array: the live path calls it on every candle.
+    """
+    return softmax_row([_log_one(p) / temperature for p in proba])
+
+
+def _log_one(p: float) -> float:
+    """``np.log`` of one probability: -inf for 0 (a zero class stays zero), NaN for NaN."""
+    return math.log(p) if p > 0.0 else -math.inf if p == 0.0 else math.nan
 
 
 def _log(proba: np.ndarray) -> np.ndarray:
@@ -183,6 +204,15 @@ class CalibratedModel(Model):
         """Return the wrapped model's (n, 3) probabilities, calibrated."""
         self.check_fitted()
         return self.calibrator_.transform(self.model_.predict_proba(X))
+
+    def _row_predictor(self) -> RowPredictor:
+        """The wrapped model's own single-row route, then the temperature."""
+        inner, temperature = self.model_, self.calibrator_.temperature_
+
+        def predict(x: np.ndarray) -> np.ndarray:
+            return np.array(temper_row(inner.predict_proba_one(x).tolist(), temperature))
+
+        return predict
 
     def _split(
         self, X: np.ndarray, y: np.ndarray
