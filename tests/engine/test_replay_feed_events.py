@@ -9,8 +9,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from tradebrain.core.events import CandleClosed, FundingSettled
-from tradebrain.engine.feed import ReplayFeed, make_candle
+from tradebrain.core.events import CandleClosed, FundingSettled, make_candle
+from tradebrain.engine.feed import ReplayFeed
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 

@@ -7,8 +7,9 @@ closes, so its ``event_time`` is ``close_time``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime, timedelta
 
 from tradebrain.core.orders import Fill, OrderIntent
 
@@ -125,3 +126,53 @@ class OrderDenied:
 MarketEvent = CandleClosed | FundingSettled | TradePrinted | BookUpdated
 OrderEvent = OrderFilled | OrderCancelled | OrderDenied
 Event = MarketEvent | OrderEvent
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _slot_constructor() -> Callable[
+    [str, datetime, datetime, float, float, float, float, float], CandleClosed
+]:
+    """Return a positional constructor of :class:`CandleClosed` for the replay's hot loop.
+
+    A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``; writing
+    the slots through their member descriptors builds the same (equal, still frozen) event
+    about twice as fast. CandleClosed has no defaults and no ``__post_init__`` to skip.
+    """
+    names = [f.name for f in fields(CandleClosed)]
+    if names != ["symbol", "open_time", "close_time", "open", "high", "low", "close", "volume"]:
+        raise RuntimeError(f"CandleClosed fields changed to {names}; update the feed")
+    new = object.__new__
+    s0, s1, s2, s3, s4, s5, s6, s7 = (getattr(CandleClosed, name).__set__ for name in names)
+
+    def candle(
+        symbol: str,
+        open_time: datetime,
+        close_time: datetime,
+        open_: float,
+        high: float,
+        low: float,
+        close: float,
+        volume: float,
+    ) -> CandleClosed:
+        event = new(CandleClosed)
+        s0(event, symbol)
+        s1(event, open_time)
+        s2(event, close_time)
+        s3(event, open_)
+        s4(event, high)
+        s5(event, low)
+        s6(event, close)
+        s7(event, volume)
+        return event
+
+    return candle
+
+
+make_candle = _slot_constructor()
+
+
+def to_datetime(microseconds: int) -> datetime:
+    """Return the UTC datetime of epoch ``microseconds``."""
+    return _EPOCH + timedelta(microseconds=int(microseconds))

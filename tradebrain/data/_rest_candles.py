@@ -14,12 +14,11 @@ from typing import Any
 import ccxt
 import polars as pl
 
-from tradebrain.core.events import CandleClosed
+from tradebrain.core.events import CandleClosed, make_candle, to_datetime
 from tradebrain.data.exchanges import page_limit
 from tradebrain.data.schemas import TIMESTAMP, Kind
 from tradebrain.data.timeframes import timeframe_seconds
 from tradebrain.data.validation import ROW, validate
-from tradebrain.engine.feed import make_candle, to_datetime
 from tradebrain.exceptions import DataValidationError
 
 PUBLISH_GRACE_S = 60.0

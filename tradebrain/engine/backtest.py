@@ -15,10 +15,11 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
+from tradebrain.core.events import to_datetime
 from tradebrain.core.market import MarketType, check_account
 from tradebrain.engine.engine import Engine, EngineResult
 from tradebrain.engine.fast import EXIT_REASONS, run_fast
-from tradebrain.engine.feed import ReplayFeed, to_datetime
+from tradebrain.engine.feed import ReplayFeed
 from tradebrain.engine.ports import PassThroughRisk, RiskGate
 from tradebrain.engine.strategy import SignalStrategy, Strategy, StrategyContext
 from tradebrain.exceptions import UserInputError

@@ -30,11 +30,10 @@ import numpy as np
 import polars as pl
 
 from tradebrain.config import Settings
-from tradebrain.core.events import CandleClosed
+from tradebrain.core.events import CandleClosed, make_candle, to_datetime
 from tradebrain.data.planted_edge import EdgeKind
 from tradebrain.data.synthetic import SyntheticConfig, generate_market
 from tradebrain.data.timeframes import timeframe_seconds
-from tradebrain.engine.feed import make_candle, to_datetime
 from tradebrain.engine.ports import Feed
 from tradebrain.exceptions import UserInputError
 from tradebrain.service.options import ServeOptions
