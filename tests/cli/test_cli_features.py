@@ -25,7 +25,7 @@ def test_list_shows_every_feature_with_its_warmup() -> None:
     result = runner.invoke(app, ["features", "list", "--sets", "indicators"])
     assert result.exit_code == 0, result.output
     assert "rsi_14" in result.output
-    assert "features" in result.output.splitlines()[0]
+    assert result.output.splitlines()[0].split("\t")[:3] == ["name", "set", "warmup"]
 
 
 def test_features_for_a_candle_file_keep_one_row_per_candle(tmp_path: Path) -> None:

@@ -14,7 +14,9 @@ import pytest
 from builders import real_file
 
 from tradebrain.evaluation.backtest_metrics import (
+    METRIC_ROWS,
     backtest_metrics,
+    format_metric,
     max_drawdown,
     period_returns,
     periods_per_year,
@@ -139,3 +141,16 @@ def test_the_reported_psr_is_the_papers_formula_on_the_real_returns(
         assert backtest_metrics(equity, 10_000.0, [], timeframe)["sharpe_per_period"] == (
             pytest.approx(sharpe, rel=1e-9)
         )
+
+
+def test_every_summary_row_names_a_metric_the_report_holds() -> None:
+    metrics = backtest_metrics(np.array([100.0, 102.0, 101.0]), 100.0, [trade(2.0)], "1h")
+    assert {row.key for row in METRIC_ROWS} <= set(metrics)
+    assert len({row.label for row in METRIC_ROWS}) == len(METRIC_ROWS)
+
+
+def test_a_metric_is_formatted_by_its_row_and_an_undefined_one_reads_n_a() -> None:
+    pattern = {row.key: row.pattern for row in METRIC_ROWS}
+    assert format_metric(0.1234, pattern["total_return"]) == "+12.34%"
+    assert format_metric(7, pattern["n_trades"]) == "7"
+    assert format_metric(None, pattern["sharpe"]) == "n/a"

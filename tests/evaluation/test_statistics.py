@@ -12,6 +12,9 @@ from scipy import stats
 
 from tradebrain.evaluation.statistics import (
     TrialLedger,
+    _normal_cdf,
+    _normal_quantile,
+    _skewness_and_kurtosis,
     config_hash,
     deflated_sharpe_ratio,
     expected_maximum_sharpe,
@@ -132,3 +135,17 @@ def test_an_interrupted_append_still_counts_as_a_trial(tmp_path: Path) -> None:
     assert ledger.n_trials == 3
     assert [e["config"]["model"] for e in ledger.entries()] == ["cnn", "tcn"]
     assert path.read_text(encoding="utf-8").endswith("\n")
+
+
+def test_the_normal_distribution_without_scipy_agrees_with_scipy() -> None:
+    for z in (-30.0, -8.0, -1.0, -0.3, 0.0, 0.5, 0.7071, 2.0, 9.0):
+        assert _normal_cdf(z) == pytest.approx(stats.norm.cdf(z), rel=1e-12, abs=0)
+    for p in (1e-300, 1e-12, 0.01, 0.3, 0.5, 0.95, 1 - 1e-12):
+        assert _normal_quantile(p) == pytest.approx(stats.norm.ppf(p), rel=1e-12)
+
+
+def test_skewness_and_kurtosis_without_scipy_agree_with_scipy() -> None:
+    returns = np.random.default_rng(3).lognormal(0.0, 0.5, 2000) - 1.0
+    skewness, kurtosis = _skewness_and_kurtosis(returns)
+    assert skewness == pytest.approx(stats.skew(returns), rel=1e-12)
+    assert kurtosis == pytest.approx(stats.kurtosis(returns, fisher=False), rel=1e-12)

@@ -1,12 +1,13 @@
-"""What every command shares: the console, settings lookup, and friendly error handling."""
+"""What every command shares: the console, settings, errors, hybrid flags and JSON reports."""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -19,6 +20,9 @@ from tradebrain.exceptions import (
     TradebrainError,
     UserInputError,
 )
+
+if TYPE_CHECKING:
+    from tradebrain.strategies.hybrid_config import HybridConfig
 
 console = Console(highlight=False)
 errors = Console(stderr=True, highlight=False)
@@ -43,6 +47,71 @@ def settings_of(ctx: typer.Context) -> Settings:
 def store_of(settings: Settings) -> ParquetStore:
     """Return the Parquet store under ``TRADEBRAIN_HOME``."""
     return ParquetStore(settings.home / "store")
+
+
+def split_list(text: str | None) -> list[str]:
+    """Return the items of a comma-separated option (``"a, b,"`` -> ``["a", "b"]``)."""
+    return [part.strip() for part in text.split(",") if part.strip()] if text else []
+
+
+def hybrid_config(
+    settings: Settings,
+    *,
+    retrain_every: int | None = None,
+    min_train: int | None = None,
+    models: str | None = None,
+    sets: str | None = None,
+    horizons: str | None = None,
+    funding: str | None = None,
+    trades: str | None = None,
+    book: str | None = None,
+) -> HybridConfig:
+    """Return the hybrid strategy's walk-forward settings: the settings, then the flags.
+
+    Flags left out (None) keep the settings' values. Without ``--sets``, order-flow data
+    (``trades``, ``book``) adds the ``orderflow`` set and ``funding`` the ``sentiment`` set.
+    """
+    from tradebrain.strategies.hybrid_config import HybridConfig
+
+    chosen_sets = split_list(sets) or list(settings.features.sets)
+    if sets is None and (trades or book):
+        chosen_sets.append("orderflow")
+    if sets is None and funding:
+        chosen_sets.append("sentiment")
+    try:
+        horizon_list = [int(h) for h in split_list(horizons)] or None
+    except ValueError:
+        raise UserInputError(
+            f"--horizons takes whole numbers of candles, e.g. 12,24,48; got {horizons!r}"
+        ) from None
+    return HybridConfig.from_settings(
+        settings,
+        retrain_every=retrain_every,
+        min_train=min_train,
+        models=tuple(split_list(models)) or None,
+        feature_sets=tuple(chosen_sets),
+        horizons=horizon_list,
+    )
+
+
+def report_json(report: Mapping[str, Any]) -> str:
+    """Return a JSON report as text: sections indented, one line per row of a list of rows.
+
+    The same JSON as ``json.dumps(report, indent=2)`` once parsed (NaN refused, other
+    values as ``str``), written by the C encoder: a report with a million candles' trades
+    takes a tenth of the time, and ``grep`` finds a trade on one line.
+    """
+
+    line = json.JSONEncoder(allow_nan=False, default=str).encode
+    indented = json.JSONEncoder(allow_nan=False, default=str, indent=2).encode
+    sections = []
+    for key, value in report.items():
+        if isinstance(value, list) and value and all(isinstance(row, dict) for row in value):
+            text = "[\n" + ",\n".join(f"    {line(row)}" for row in value) + "\n  ]"
+        else:
+            text = indented(value).replace("\n", "\n  ")
+        sections.append(f"  {line(str(key))}: {text}")
+    return "{\n" + ",\n".join(sections) + "\n}" if sections else "{}"
 
 
 def friendly_errors(command: Callable[P, R]) -> Callable[P, R]:

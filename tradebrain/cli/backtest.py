@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,7 +9,14 @@ import typer
 from rich import box
 from rich.table import Table
 
-from tradebrain.cli._shared import console, friendly_errors, settings_of, store_of
+from tradebrain.cli._shared import (
+    console,
+    friendly_errors,
+    hybrid_config,
+    report_json,
+    settings_of,
+    store_of,
+)
 from tradebrain.exceptions import UserInputError
 
 
@@ -142,8 +148,10 @@ def backtest_command(
     backtests = [e["metric"] for e in ledger.entries() if str(e["name"]).startswith("backtest:")]
     variance = float(_variance(backtests)) if len(backtests) >= 2 else None
     if strategy == "hybrid":
-        hybrid = _hybrid_config(settings, retrain_every, min_train, models, sets, horizons,
-                                funding, trades, book)  # fmt: skip
+        hybrid = hybrid_config(
+            settings, retrain_every=retrain_every, min_train=min_train, models=models, sets=sets,
+            horizons=horizons, funding=funding, trades=trades, book=book,
+        )  # fmt: skip
         run_settings.update(hybrid.to_dict())
     outcome: BacktestReport
     with console.status(f"backtesting {strategy} on {loaded.frame.height:,} candles...") as status:
@@ -184,8 +192,7 @@ def backtest_command(
     sharpe = outcome.report["metrics"]["sharpe_per_period"]
     if sharpe is not None:
         ledger.record(run_settings, sharpe, name=f"backtest:{strategy}")
-    text = json.dumps(outcome.report, indent=2, allow_nan=False, default=str)
-    write_text_atomic(text, json_out)
+    write_text_atomic(report_json(outcome.report), json_out)
     _print_summary(outcome.report)
     console.print(f"[green]wrote[/] {json_out}")
     if html_out is not None:
@@ -195,41 +202,6 @@ def backtest_command(
         frame, equity = loaded.frame, outcome.result.equity
         write_html_report(html_out, outcome.report, frame, equity, decisions=decisions)
         console.print(f"[green]wrote[/] {html_out}")
-
-
-def _hybrid_config(
-    settings: Any,
-    retrain_every: int | None,
-    min_train: int | None,
-    models: str | None,
-    sets: str | None,
-    horizons: str | None,
-    funding: str | None,
-    trades: str | None,
-    book: str | None,
-) -> Any:
-    """Return the hybrid strategy's walk-forward settings: the settings, then the flags."""
-    from tradebrain.strategies.hybrid_config import HybridConfig
-
-    chosen_sets = _split(sets) or list(settings.features.sets)
-    if sets is None and (trades or book):
-        chosen_sets.append("orderflow")
-    if sets is None and funding:
-        chosen_sets.append("sentiment")
-    try:
-        horizon_list = [int(h) for h in _split(horizons)] or None
-    except ValueError:
-        raise UserInputError(
-            f"--horizons takes whole numbers of candles, e.g. 12,24,48; got {horizons!r}"
-        ) from None
-    return HybridConfig.from_settings(
-        settings,
-        retrain_every=retrain_every,
-        min_train=min_train,
-        models=tuple(_split(models)) or None,
-        feature_sets=tuple(chosen_sets),
-        horizons=horizon_list,
-    )
 
 
 def _orderflow(loaded: Any, store: Any, trades: str | None, book: str | None, funding: Any) -> Any:
@@ -249,48 +221,27 @@ def _orderflow(loaded: Any, store: Any, trades: str | None, book: str | None, fu
     )
 
 
-def _split(text: str | None) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()] if text else []
-
-
 def _variance(values: list[float]) -> float:
     mean = sum(values) / len(values)
     return sum((v - mean) ** 2 for v in values) / (len(values) - 1)
 
 
-_ROWS = (
-    ("total return", "total_return", "{:+.2%}"),
-    ("CAGR", "cagr", "{:+.2%}"),
-    ("Sharpe", "sharpe", "{:.2f}"),
-    ("Sortino", "sortino", "{:.2f}"),
-    ("Calmar", "calmar", "{:.2f}"),
-    ("max drawdown", "max_drawdown", "{:.2%}"),
-    ("trades", "n_trades", "{:d}"),
-    ("win rate", "win_rate", "{:.1%}"),
-    ("profit factor", "profit_factor", "{:.2f}"),
-    ("expectancy", "expectancy", "{:,.2f}"),
-    ("exposure", "exposure", "{:.1%}"),
-    ("fees", "fees", "{:,.2f}"),
-    ("funding", "funding", "{:,.2f}"),
-    ("PSR", "psr", "{:.3f}"),
-    ("DSR", "dsr", "{:.3f}"),
-)
-
-
 def _print_summary(report: dict[str, Any]) -> None:
+    from tradebrain.evaluation.backtest_metrics import METRIC_ROWS, format_metric
+
     table = Table(title=f"backtest: {report['settings']['strategy']}", box=box.SIMPLE_HEAVY)
     table.add_column("metric")
     table.add_column("strategy", justify="right")
     table.add_column("buy & hold", justify="right")
-    for label, key, pattern in _ROWS:
+    for key, label, pattern in METRIC_ROWS:
         table.add_row(
             label,
-            _format(report["metrics"].get(key), pattern),
-            _format(report["benchmark"].get(key), pattern),
+            format_metric(report["metrics"].get(key), pattern),
+            format_metric(report["benchmark"].get(key), pattern),
         )
     console.print(table)
     costs = "  ".join(
-        f"{factor} costs: {_format(row['total_return'], '{:+.2%}')}"
+        f"{factor} costs: {format_metric(row['total_return'], '{:+.2%}')}"
         for factor, row in report["cost_sensitivity"].items()
     )
     console.print(f"[dim]cost sensitivity (total return)  {costs}[/]")
@@ -308,9 +259,3 @@ def _print_summary(report: dict[str, Any]) -> None:
                 else "no capture ratio: the oracle itself could not gain after costs"
             )
         )
-
-
-def _format(value: Any, pattern: str) -> str:
-    if value is None:
-        return "n/a"
-    return pattern.format(value)

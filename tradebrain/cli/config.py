@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
 from rich.syntax import Syntax
 
+from tradebrain.cli._output import stdout_is_terminal
 from tradebrain.cli._shared import console, friendly_errors, settings_of
 from tradebrain.config import DEFAULT_CONFIG_FILE, config_path, load_settings, write_default_config
 
@@ -33,12 +37,26 @@ def show(
     reveal_secrets: Annotated[
         bool, typer.Option("--reveal-secrets", help="Print tokens instead of masking them.")
     ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the settings as one JSON object instead.")
+    ] = False,
 ) -> None:
-    """Print the effective settings: defaults, then the file, then TRADEBRAIN_ variables."""
+    """Print the effective settings: defaults, then the file, then TRADEBRAIN_ variables.
+
+    Piped or redirected, the YAML is printed as plain text, no line cut or coloured.
+    """
     settings = settings_of(ctx)
+    text = settings.to_yaml(reveal_secrets=reveal_secrets)
+    if as_json:  # the YAML's values, secrets masked the same way
+        sys.stdout.write(json.dumps(yaml.safe_load(text)) + "\n")
+        return
     source = config_path(ctx.find_root().obj.config_path)
-    console.print(f"[dim]# file: {source or 'none (defaults)'}; environment overrides applied[/]")
-    console.print(Syntax(settings.to_yaml(reveal_secrets=reveal_secrets), "yaml"))
+    header = f"# file: {source or 'none (defaults)'}; environment overrides applied"
+    if not stdout_is_terminal():
+        sys.stdout.write(f"{header}\n{text}")
+        return
+    console.print(f"[dim]{header}[/]")
+    console.print(Syntax(text, "yaml"))
 
 
 @config_app.command("validate")

@@ -10,7 +10,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from tradebrain.cli._shared import console, friendly_errors, settings_of, store_of
+from tradebrain.cli._output import Column, print_rows, stdout_is_terminal
+from tradebrain.cli._shared import console, errors, friendly_errors, settings_of, store_of
 from tradebrain.data.atomic_write import write_parquet_atomic
 from tradebrain.data.schemas import Kind
 from tradebrain.data.store import DatasetKey
@@ -155,28 +156,52 @@ def import_command(
 
 @data_app.command("list")
 @friendly_errors
-def list_command(ctx: typer.Context) -> None:
-    """Show every stored dataset with its first/last timestamp, rows and gaps."""
+def list_command(
+    ctx: typer.Context,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON array of objects instead.")
+    ] = False,
+) -> None:
+    """Show every stored dataset with its first/last timestamp, rows and gaps.
+
+    Piped or redirected, it prints tab-separated rows with whole ISO-8601 timestamps.
+    """
     store = store_of(settings_of(ctx))
     keys = store.datasets()
-    if not keys:
-        console.print(f"no datasets in {store.root}; try `tradebrain data synth` or `data import`")
-        return
-    table = Table(title=f"datasets in {store.root}")
-    table.add_column("dataset", no_wrap=True)
-    for column in ("rows", "first", "last", "gaps", "size"):
-        table.add_column(column, justify="right" if column in ("rows", "gaps", "size") else "left")
+    if not keys and not as_json:
+        errors.print(f"no datasets in {store.root}; try `tradebrain data synth` or `data import`")
+        if stdout_is_terminal():
+            return
+    rows = []
     for key in keys:
         info = store.info(key)
-        table.add_row(
-            key.name,
-            f"{info.rows:,}",
-            _when(info.first),
-            _when(info.last),
-            str(info.gaps) if key.timeframe != "tick" else "-",
-            f"{info.bytes / 1e6:.2f} MB",
+        rows.append(
+            {
+                "dataset": key.name,
+                "exchange": key.exchange,
+                "market": key.market,
+                "symbol": key.symbol,
+                "timeframe": key.timeframe,
+                "kind": key.kind.value,
+                "rows": info.rows,
+                "first": _iso(info.first),
+                "last": _iso(info.last),
+                "gaps": info.gaps if key.timeframe != "tick" else None,
+                "bytes": info.bytes,
+            }
         )
-    console.print(table)
+    print_rows(rows, DATASET_COLUMNS, title=f"datasets in {store.root}", as_json=as_json)
+
+
+DATASET_COLUMNS = (
+    Column("dataset", "dataset"),
+    Column("rows", "rows", numeric=True, show="{:,}".format),
+    Column("first", "first", show=lambda text: _when(datetime.fromisoformat(text))),
+    Column("last", "last", show=lambda text: _when(datetime.fromisoformat(text))),
+    Column("gaps", "gaps", numeric=True),
+    Column("bytes", "size", numeric=True, show=lambda size: f"{size / 1e6:.2f} MB"),
+)
+"""What ``data list`` shows (``--json`` adds exchange, market, symbol, timeframe, kind)."""
 
 
 @data_app.command("resample")
@@ -403,5 +428,9 @@ def _split(text: str) -> list[str]:
     return parts
 
 
-def _when(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M") if moment else "-"
+def _when(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()

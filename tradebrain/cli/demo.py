@@ -12,8 +12,6 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Annotated
 
-import numpy as np
-import polars as pl
 import typer
 from rich.table import Table
 
@@ -23,6 +21,9 @@ from tradebrain.data.store import DatasetKey
 from tradebrain.exceptions import DataValidationError
 
 if TYPE_CHECKING:
+    import numpy as np
+    import polars as pl
+
     from tradebrain.data.synthetic import SyntheticMarket
 
 MIN_PIPELINE_BARS = 2_000
@@ -148,6 +149,8 @@ def _print_datasets(store: object) -> None:
 
 
 def _print_stylized_facts(candles: pl.DataFrame, regimes: pl.DataFrame) -> None:
+    import numpy as np
+
     close = candles["close"].to_numpy()
     returns = np.diff(np.log(close))
     table = Table(title="what the synthetic market looks like (1h log returns)")
@@ -172,9 +175,9 @@ def _print_stylized_facts(candles: pl.DataFrame, regimes: pl.DataFrame) -> None:
 
 def _kurtosis(values: np.ndarray) -> float:
     centred = values - values.mean()
-    return float(np.mean(centred**4) / np.mean(centred**2) ** 2)
+    return float((centred**4).mean() / (centred**2).mean() ** 2)
 
 
 def _acf(values: np.ndarray, lag: int = 1) -> float:
     centred = values - values.mean()
-    return float(np.dot(centred[:-lag], centred[lag:]) / np.dot(centred, centred))
+    return float((centred[:-lag] @ centred[lag:]) / (centred @ centred))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,7 +9,14 @@ import typer
 from rich import box
 from rich.table import Table
 
-from tradebrain.cli._shared import console, friendly_errors, settings_of, store_of
+from tradebrain.cli._shared import (
+    console,
+    friendly_errors,
+    hybrid_config,
+    report_json,
+    settings_of,
+    store_of,
+)
 
 _METRICS = (
     ("log return", "log_return", "{:+.3f}"),
@@ -48,10 +54,10 @@ def ablation_command(
 ) -> None:
     """Toggle each part in turn; print what it is worth in money after costs, out of sample."""
     from tradebrain.brain.tuning import BrainTuning
-    from tradebrain.cli.backtest import _hybrid_config
     from tradebrain.core.market import MarketType
     from tradebrain.data.loading import load_market_data
     from tradebrain.engine.backtest import BacktestConfig
+    from tradebrain.evaluation.backtest_metrics import format_metric
     from tradebrain.exceptions import UserInputError
     from tradebrain.execution.costs import settings_costs
     from tradebrain.execution.monitor import MonitorRules
@@ -61,8 +67,9 @@ def ablation_command(
         raise UserInputError(f"--market must be spot or perp; got {market!r}")
     settings = settings_of(ctx)
     loaded = load_market_data(data, store_of(settings))
-    hybrid = _hybrid_config(settings, retrain_every, min_train, models, sets, None,
-                            None, None, None)  # fmt: skip
+    hybrid = hybrid_config(
+        settings, retrain_every=retrain_every, min_train=min_train, models=models, sets=sets
+    )
     config = BacktestConfig(
         costs=settings_costs(settings.execution), market=MarketType(market),
         monitor=MonitorRules.from_settings(settings.risk),
@@ -90,12 +97,12 @@ def ablation_command(
     table.add_column("worth (log return)", justify="right")
     for label, _, _ in _METRICS:
         table.add_column(label, justify="right")
-    full = [_fmt(result.full[key], pattern.replace("+", "")) for _, key, pattern in _METRICS]
+    full = [format_metric(result.full[key], p.replace("+", "")) for _, key, p in _METRICS]
     table.add_row("[bold]configured system[/]", "", "", *full)
     for row in result.rows:
         table.add_row(
-            row.layer, "on" if row.default_on else "off", _fmt(row.worth, "{:+.3f}"),
-            *(_fmt(row.deltas[key], p) for _, key, p in _METRICS),
+            row.layer, "on" if row.default_on else "off", format_metric(row.worth, "{:+.3f}"),
+            *(format_metric(row.deltas[key], p) for _, key, p in _METRICS),
         )  # fmt: skip
     console.print(table)
     console.print(
@@ -182,15 +189,11 @@ def stress_command(
     _write(report.to_dict(), json_out)
 
 
-def _fmt(value: float | None, pattern: str) -> str:
-    return "n/a" if value is None else pattern.format(value)
-
-
 def _write(report: dict[str, Any], path: Path | None) -> None:
     if path is None:
         return
     from tradebrain.data.atomic_write import write_text_atomic
     from tradebrain.research.backtest_report import finite
 
-    write_text_atomic(json.dumps(finite(report), indent=2, allow_nan=False, default=str), path)
+    write_text_atomic(report_json(finite(report)), path)
     console.print(f"[green]wrote[/] {path}")

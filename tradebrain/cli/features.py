@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from tradebrain.cli._shared import console, friendly_errors, settings_of, store_of
+from tradebrain.cli._output import Column, print_rows
+from tradebrain.cli._shared import console, friendly_errors, settings_of, split_list, store_of
 from tradebrain.data.schemas import Kind
 from tradebrain.exceptions import UserInputError
 
@@ -68,7 +69,7 @@ def features(
             book=extras.get(Kind.BOOK),
             funding=extras.get(Kind.FUNDING),
         )
-    chosen = [name.strip() for name in sets.split(",")] if sets else None
+    chosen = split_list(sets) or None
     with console.status(f"computing features for {candles.height:,} candles..."):
         table = compute_features(candles, chosen)
     write_parquet_atomic(table, out)
@@ -82,20 +83,28 @@ def features(
 @friendly_errors
 def list_command(
     sets: Annotated[str | None, typer.Option("--sets", help="Only these sets.")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON array of objects instead.")
+    ] = False,
 ) -> None:
-    """Show every feature with its set, warm-up, inputs and a one-line description."""
+    """Show every feature with its set, warm-up, inputs and a one-line description.
+
+    Piped or redirected, it prints tab-separated rows, every description whole.
+    """
     from tradebrain.features import list_features
 
-    chosen = [name.strip() for name in sets.split(",")] if sets else None
+    chosen = split_list(sets) or None
     rows = list_features(chosen)
-    table = Table(title=f"{len(rows)} features")
-    for column in ("name", "set", "warmup", "inputs", "description"):
-        table.add_column(column, justify="right" if column == "warmup" else "left")
-    for row in rows:
-        table.add_row(
-            *(str(row[key]) for key in ("name", "set", "warmup", "inputs", "description"))
-        )
-    console.print(table)
+    print_rows(rows, FEATURE_COLUMNS, title=f"{len(rows)} features", as_json=as_json)
+
+
+FEATURE_COLUMNS = (
+    Column("name", "name"),
+    Column("set", "set"),
+    Column("warmup", "warmup", numeric=True),
+    Column("inputs", "inputs"),
+    Column("description", "description"),
+)
 
 
 @features_app.command("select")
@@ -155,7 +164,7 @@ def select_command(
     if not 0.0 < cluster_corr <= 1.0:
         raise UserInputError(f"--cluster-corr must be in (0, 1]; got {cluster_corr}")
     loaded = load_market_data(data, store_of(app_settings), timeframe=timeframe)
-    chosen = [name.strip() for name in sets.split(",")] if sets else None
+    chosen = split_list(sets) or None
     with console.status(f"computing features for {loaded.frame.height:,} candles..."):
         table = compute_features(loaded.frame, chosen)
     settings = EvaluationSettings(

@@ -6,16 +6,26 @@ import dataclasses
 import json
 import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import polars as pl
 import typer
 from rich import box
 from rich.table import Table
 
-from tradebrain.cli._shared import console, errors, friendly_errors, settings_of, store_of
+from tradebrain.cli._shared import (
+    console,
+    errors,
+    friendly_errors,
+    report_json,
+    settings_of,
+    split_list,
+    store_of,
+)
 from tradebrain.exceptions import UserInputError
-from tradebrain.labels import LabelKind
+
+if TYPE_CHECKING:
+    from tradebrain.labels import LabelKind
 
 LABELS: dict[str, LabelKind] = {"direction": "direction", "triple-barrier": "triple_barrier"}
 MIN_BIN_ROWS = 30
@@ -88,7 +98,7 @@ def evaluate_command(
         result = evaluate(
             candles,
             settings,
-            feature_sets=_split(sets),
+            feature_sets=split_list(sets) or None,
             oracle=oracle,
             planted=load_planted_edge(source, candles),
             source=source,
@@ -102,8 +112,7 @@ def evaluate_command(
     result.report["trials_in_ledger"] = ledger.n_trials
     from tradebrain.research.backtest_report import finite
 
-    text = json.dumps(finite(result.report), indent=2, default=str, allow_nan=False)
-    write_text_atomic(text, out / "report.json")
+    write_text_atomic(report_json(finite(result.report)), out / "report.json")
     write_parquet_atomic(result.predictions, out / "predictions.parquet")
     _print_report(result.report)
     console.print(f"[green]wrote[/] {out / 'report.json'} and {out / 'predictions.parquet'}")
@@ -157,8 +166,8 @@ def train_command(
     candles, source, _ = _load(ctx, data, timeframe)
     config = HybridConfig.from_settings(
         app_settings,
-        models=None if models is None else tuple(_split(models) or ()),
-        feature_sets=None if sets is None else tuple(_split(sets) or ()),
+        models=None if models is None else tuple(split_list(models)),
+        feature_sets=None if sets is None else tuple(split_list(sets)),
         window=window,
         label=LABELS[label],
         label_parameters=None if LABELS[label] == "direction" else {},  # dead zone: direction's
@@ -213,7 +222,7 @@ def _settings(
 
     if label not in LABELS:
         raise UserInputError(f"--label {label!r} is not one of {', '.join(LABELS)}")
-    chosen = tuple(_split(models) or DEFAULT_MODELS)
+    chosen = tuple(split_list(models) or DEFAULT_MODELS)
     return EvaluationSettings(
         label=LabelSettings(LABELS[label], horizon=horizon),
         models=chosen,
@@ -340,10 +349,6 @@ def _by_fold(
 ) -> list[dict[str, Any] | None]:
     rows = {row["fold"]: row for row in metrics.get("per_fold", [])}
     return [rows.get(fold["fold"]) for fold in per_fold]
-
-
-def _split(text: str | None) -> list[str] | None:
-    return [part.strip() for part in text.split(",") if part.strip()] if text else None
 
 
 def _f(value: float, digits: int = 4) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -23,6 +23,41 @@ from tradebrain.evaluation.statistics import (
 from tradebrain.execution.account import ClosedTrade
 
 SECONDS_PER_YEAR = 365.25 * 86400
+
+
+class MetricRow(NamedTuple):
+    """One row of a backtest's metrics table: the report's key, its label, its format."""
+
+    key: str
+    label: str
+    pattern: str
+    """A ``str.format`` pattern for the value, e.g. ``"{:+.2%}"``."""
+
+
+METRIC_ROWS = (
+    MetricRow("total_return", "total return", "{:+.2%}"),
+    MetricRow("cagr", "CAGR", "{:+.2%}"),
+    MetricRow("sharpe", "Sharpe", "{:.2f}"),
+    MetricRow("sortino", "Sortino", "{:.2f}"),
+    MetricRow("calmar", "Calmar", "{:.2f}"),
+    MetricRow("max_drawdown", "max drawdown", "{:.2%}"),
+    MetricRow("n_trades", "trades", "{:d}"),
+    MetricRow("win_rate", "win rate", "{:.1%}"),
+    MetricRow("profit_factor", "profit factor", "{:.2f}"),
+    MetricRow("expectancy", "expectancy", "{:,.2f}"),
+    MetricRow("average_r", "average R", "{:.2f}"),
+    MetricRow("exposure", "exposure", "{:.1%}"),
+    MetricRow("fees", "fees", "{:,.2f}"),
+    MetricRow("funding", "funding", "{:,.2f}"),
+    MetricRow("psr", "PSR", "{:.3f}"),
+    MetricRow("dsr", "DSR", "{:.3f}"),
+)
+"""The metrics a backtest's summary shows, in order: the terminal's and the HTML page's."""
+
+
+def format_metric(value: Any, pattern: str) -> str:
+    """Return ``value`` formatted with ``pattern``; ``n/a`` for None (an undefined metric)."""
+    return "n/a" if value is None else pattern.format(value)
 
 
 def periods_per_year(timeframe: str) -> float:

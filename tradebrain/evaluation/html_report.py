@@ -23,6 +23,7 @@ import plotly.graph_objects as go
 import polars as pl
 
 from tradebrain.data.atomic_write import write_text_atomic
+from tradebrain.evaluation.backtest_metrics import METRIC_ROWS, format_metric
 
 MAX_POINTS = 5_000
 MAX_BANDS = 400
@@ -34,24 +35,6 @@ REGIME_COLORS = {
     "chop": "#9467bd",
     "panic": "#8c564b",
 }
-METRIC_ROWS = (
-    ("total return", "total_return", "{:+.2%}"),
-    ("CAGR", "cagr", "{:+.2%}"),
-    ("Sharpe", "sharpe", "{:.2f}"),
-    ("Sortino", "sortino", "{:.2f}"),
-    ("Calmar", "calmar", "{:.2f}"),
-    ("max drawdown", "max_drawdown", "{:.2%}"),
-    ("trades", "n_trades", "{:d}"),
-    ("win rate", "win_rate", "{:.1%}"),
-    ("profit factor", "profit_factor", "{:.2f}"),
-    ("expectancy", "expectancy", "{:,.2f}"),
-    ("average R", "average_r", "{:.2f}"),
-    ("exposure", "exposure", "{:.1%}"),
-    ("fees", "fees", "{:,.2f}"),
-    ("funding", "funding", "{:,.2f}"),
-    ("PSR", "psr", "{:.3f}"),
-    ("DSR", "dsr", "{:.3f}"),
-)
 PAGE_STYLE = """body{font-family:system-ui,sans-serif;margin:24px auto;max-width:1300px;color:#222}
 table{border-collapse:collapse;margin:8px 0 24px}
 td,th{padding:4px 12px;border-bottom:1px solid #ddd}td{text-align:right}
@@ -384,10 +367,6 @@ def _vote_figure(rows: list[dict[str, Any]]) -> go.Figure | None:
     return chart_layout(fig, title, "mean vote (stacked)", height=380)
 
 
-def _fmt(value: Any, pattern: str = "{:.3f}") -> str:
-    return "n/a" if value is None else pattern.format(value)
-
-
 def _header(report: Mapping[str, Any]) -> str:
     data, settings = report.get("data", {}), report.get("settings", {})
     metrics, bench = report.get("metrics", {}), report.get("benchmark", {})
@@ -400,20 +379,20 @@ def _header(report: Mapping[str, Any]) -> str:
             f"After costs the strategy returned {mine:+.2%} against {theirs:+.2%} for "
             f"buy-and-hold on the same data: it <b>{beat}</b> buy-and-hold."
         )
+    sharpe, bench_sharpe = (format_metric(m.get("sharpe"), "{:.2f}") for m in (metrics, bench))
+    psr, dsr = (format_metric(metrics.get(key), "{:.3f}") for key in ("psr", "dsr"))
     verdict += (
-        f" Sharpe {_fmt(metrics.get('sharpe'), '{:.2f}')} vs "
-        f"{_fmt(bench.get('sharpe'), '{:.2f}')}. PSR {_fmt(metrics.get('psr'))} (chance "
-        f"the true Sharpe is above zero); DSR {_fmt(metrics.get('dsr'))} (the same, "
-        f"deflated for {metrics.get('n_trials', 1)} trial(s)); below 0.95 is not "
-        "convincing evidence of skill."
+        f" Sharpe {sharpe} vs {bench_sharpe}. PSR {psr} (chance the true Sharpe is above zero); "
+        f"DSR {dsr} (the same, deflated for {metrics.get('n_trials', 1)} trial(s)); below 0.95 "
+        "is not convincing evidence of skill."
     )
     facts = {
         "period": f"{data.get('start')} → {data.get('end')}",
         "candles": f"{data.get('candles', 0):,} × {settings.get('timeframe', '?')}",
         "costs": settings.get("costs", "n/a"),
         "market": settings.get("market", "n/a"),
-        "fees paid": _fmt(metrics.get("fees"), "{:,.2f}"),
-        "funding paid": _fmt(metrics.get("funding"), "{:,.2f}"),
+        "fees paid": format_metric(metrics.get("fees"), "{:,.2f}"),
+        "funding paid": format_metric(metrics.get("funding"), "{:,.2f}"),
     }
     items = "".join(f"<li><b>{k}</b>: {html.escape(str(v))}</li>" for k, v in facts.items())
     return f"<ul>{items}</ul><p class='verdict'>{verdict}</p>"
@@ -428,8 +407,8 @@ def html_table(head: Sequence[str], body: list[list[str]], caption: str) -> str:
 def _tables(report: Mapping[str, Any], rows: list[dict[str, Any]]) -> str:
     metrics, bench = report.get("metrics", {}), report.get("benchmark", {})
     body = [
-        [label, _fmt(metrics.get(key), pat), _fmt(bench.get(key), pat)]
-        for label, key, pat in METRIC_ROWS
+        [label, format_metric(metrics.get(key), pat), format_metric(bench.get(key), pat)]
+        for key, label, pat in METRIC_ROWS
     ]
     out = html_table(("metric", "strategy", "buy & hold"), body, "Metrics (after costs)")
     sensitivity = report.get("cost_sensitivity", {})
@@ -437,8 +416,8 @@ def _tables(report: Mapping[str, Any], rows: list[dict[str, Any]]) -> str:
         factors = list(sensitivity)
         keys = next(iter(sensitivity.values()))
         body = [
-            [label, *(_fmt(sensitivity[f].get(key), pat) for f in factors)]
-            for label, key, pat in METRIC_ROWS
+            [label, *(format_metric(sensitivity[f].get(key), pat) for f in factors)]
+            for key, label, pat in METRIC_ROWS
             if key in keys
         ]
         out += html_table(("metric", *(f"{f} costs" for f in factors)), body, "Cost sensitivity")

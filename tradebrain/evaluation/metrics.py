@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats
 
 from tradebrain.exceptions import UserInputError
 
@@ -43,6 +42,8 @@ def balanced_accuracy(proba: np.ndarray, y: np.ndarray) -> float:
 
 def macro_auc(proba: np.ndarray, y: np.ndarray) -> float:
     """Return the mean one-vs-rest ROC AUC over the classes that can be scored (ties: 1/2)."""
+    from scipy.stats import rankdata  # ~1 s to import: only when an AUC is asked for
+
     proba, y = _checked(proba, y)
     scores = []
     for k in range(3):
@@ -50,7 +51,7 @@ def macro_auc(proba: np.ndarray, y: np.ndarray) -> float:
         n_pos, n_neg = int(positive.sum()), int((~positive).sum())
         if n_pos == 0 or n_neg == 0:
             continue
-        ranks = stats.rankdata(proba[:, k])
+        ranks = rankdata(proba[:, k])
         scores.append((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
     return float(np.mean(scores)) if scores else math.nan
 
@@ -143,6 +144,8 @@ def rank_ic(score: np.ndarray, forward_return: np.ndarray) -> float:
     score, returns = score[known], returns[known]
     if score.size < 3 or np.ptp(score) == 0 or np.ptp(returns) == 0:
         return math.nan
+    from scipy import stats  # ~1 s to import: only when a correlation is asked for
+
     return float(stats.spearmanr(score, returns).statistic)
 
 

@@ -24,10 +24,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from tradebrain.exceptions import StoreError, UserInputError
 
@@ -57,12 +57,44 @@ def sharpe_statistics(returns: np.ndarray) -> SharpeStatistics:
     std = float(np.std(values, ddof=1))
     if std == 0.0:
         return SharpeStatistics(math.nan, int(values.size), math.nan, math.nan)
+    skewness, kurtosis = _skewness_and_kurtosis(values)
     return SharpeStatistics(
         sharpe=float(np.mean(values)) / std,
         n_observations=int(values.size),
-        skewness=float(stats.skew(values)),
-        kurtosis=float(stats.kurtosis(values, fisher=False)),
+        skewness=skewness,
+        kurtosis=kurtosis,
     )
+
+
+def _skewness_and_kurtosis(values: np.ndarray) -> tuple[float, float]:
+    """Return the biased sample skewness and raw kurtosis of (T,) ``values``.
+
+    The same moments as ``scipy.stats.skew`` and ``scipy.stats.kurtosis(fisher=False)``
+    (NaN when the variance is lost to rounding), without importing scipy (about 1 s).
+    """
+    mean = float(np.mean(values))
+    deviations = values - mean
+    squares = deviations * deviations
+    m2 = float(np.mean(squares))
+    m3 = float(np.mean(squares * deviations))
+    m4 = float(np.mean(squares * squares))
+    if m2 <= (np.finfo(np.float64).eps * mean) ** 2:
+        return math.nan, math.nan
+    return m3 / m2**1.5, m4 / m2**2
+
+
+def _normal_cdf(z: float) -> float:
+    """Return Φ(z), the standard normal distribution function, as scipy's ``ndtr``."""
+    x = z * math.sqrt(0.5)
+    if abs(x) < math.sqrt(0.5):
+        return 0.5 + 0.5 * math.erf(x)
+    tail = 0.5 * math.erfc(abs(x))
+    return 1.0 - tail if x > 0 else tail
+
+
+def _normal_quantile(p: float) -> float:
+    """Return Φ⁻¹(p) for p in (0, 1) (Wichura's AS241, accurate to about 1e-16)."""
+    return NormalDist().inv_cdf(p)
 
 
 def probabilistic_sharpe_ratio(
@@ -82,7 +114,7 @@ def probabilistic_sharpe_ratio(
         raise UserInputError(f"PSR needs at least 2 observations; got {n_observations}")
     spread = _sharpe_variance_factor(sharpe, skewness, kurtosis)
     z = (sharpe - benchmark) * math.sqrt(n_observations - 1) / math.sqrt(spread)
-    return float(stats.norm.cdf(z))
+    return _normal_cdf(z)
 
 
 def minimum_track_record_length(
@@ -102,7 +134,7 @@ def minimum_track_record_length(
     if sharpe <= benchmark:
         return math.inf
     spread = _sharpe_variance_factor(sharpe, skewness, kurtosis)
-    z = float(stats.norm.ppf(confidence))
+    z = _normal_quantile(confidence)
     return 1.0 + spread * (z / (sharpe - benchmark)) ** 2
 
 
@@ -118,8 +150,8 @@ def expected_maximum_sharpe(n_trials: int, trials_variance: float) -> float:
         raise UserInputError(f"trials_variance must be >= 0; got {trials_variance}")
     if n_trials == 1:
         return 0.0
-    quantiles = (1 - EULER_GAMMA) * stats.norm.ppf(1 - 1 / n_trials) + EULER_GAMMA * (
-        stats.norm.ppf(1 - 1 / (n_trials * math.e))
+    quantiles = (1 - EULER_GAMMA) * _normal_quantile(1 - 1 / n_trials) + EULER_GAMMA * (
+        _normal_quantile(1 - 1 / (n_trials * math.e))
     )
     return float(math.sqrt(trials_variance) * quantiles)
 
@@ -201,7 +233,9 @@ def probability_of_backtest_overfitting(
     is_sharpe = _pooled_sharpe(in_sample, count, sums, squares)
     oos_sharpe = _pooled_sharpe(1.0 - in_sample, count, sums, squares)
     best = np.argmax(is_sharpe, axis=1)
-    ranks = stats.rankdata(oos_sharpe, axis=1)[np.arange(len(combos)), best]
+    from scipy.stats import rankdata  # ~1 s to import: only when PBO is asked for
+
+    ranks = rankdata(oos_sharpe, axis=1)[np.arange(len(combos)), best]
     omega = ranks / (returns.shape[1] + 1)
     logits = np.log(omega / (1.0 - omega))
     return BacktestOverfitting(float(np.mean(logits <= 0.0)), logits, n_partitions)
