@@ -96,8 +96,8 @@ def backtest_command(
 ) -> None:
     """Backtest a strategy; writes metrics, benchmark, cost sensitivity and trades as JSON."""
     from tradebrain.config import with_costs
+    from tradebrain.core.atomic_write import check_output_file, write_text_atomic
     from tradebrain.core.market import MarketType
-    from tradebrain.data.atomic_write import check_output_file, write_text_atomic
     from tradebrain.data.loading import load_market_data
     from tradebrain.engine.backtest import BacktestConfig
     from tradebrain.evaluation.statistics import TrialLedger

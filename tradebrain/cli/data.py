@@ -12,7 +12,7 @@ from rich.table import Table
 
 from tradebrain.cli._output import Column, print_rows, stdout_is_terminal
 from tradebrain.cli._shared import console, errors, friendly_errors, settings_of, store_of
-from tradebrain.data.atomic_write import write_parquet_atomic
+from tradebrain.core.atomic_write import write_parquet_atomic
 from tradebrain.data.schemas import Kind
 from tradebrain.data.store import DatasetKey
 from tradebrain.data.validation import ValidationReport

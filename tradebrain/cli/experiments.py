@@ -192,7 +192,7 @@ def stress_command(
 def _write(report: dict[str, Any], path: Path | None) -> None:
     if path is None:
         return
-    from tradebrain.data.atomic_write import write_text_atomic
+    from tradebrain.core.atomic_write import write_text_atomic
     from tradebrain.research.backtest_report import finite
 
     write_text_atomic(report_json(finite(report)), path)

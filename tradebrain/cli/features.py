@@ -45,7 +45,7 @@ def features(
         raise UserInputError(
             "give --data CANDLES and --out OUT.parquet (or run `tradebrain features list`)"
         )
-    from tradebrain.data.atomic_write import write_parquet_atomic
+    from tradebrain.core.atomic_write import write_parquet_atomic
     from tradebrain.data.loading import load_market_data
     from tradebrain.features import compute_features
 

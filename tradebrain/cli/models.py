@@ -82,7 +82,7 @@ def evaluate_command(
     In each fold the features are selected and the ensemble's members weighed by their skill
     on the training rows only; ``--explain`` shows both, with each model's calibration.
     """
-    from tradebrain.data.atomic_write import write_parquet_atomic, write_text_atomic
+    from tradebrain.core.atomic_write import write_parquet_atomic, write_text_atomic
     from tradebrain.data.loading import load_planted_edge
     from tradebrain.evaluation.evaluate import evaluate
     from tradebrain.evaluation.statistics import TrialLedger

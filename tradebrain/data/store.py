@@ -27,7 +27,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from tradebrain.data.atomic_write import write_parquet_atomic
+from tradebrain.core.atomic_write import write_parquet_atomic
 from tradebrain.data.schemas import Kind, conform, schema_for
 from tradebrain.data.timeframes import timeframe_seconds
 from tradebrain.exceptions import StoreError, UserInputError

@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from tradebrain.core.atomic_write import write_parquet_atomic, write_text_atomic
 from tradebrain.data._synthetic_orderflow import make_book, make_funding, make_trades
-from tradebrain.data.atomic_write import write_parquet_atomic, write_text_atomic
 from tradebrain.data.planted_edge import EDGE_KINDS, EdgeKind, PlantedEdge, oracle_report
 from tradebrain.data.schemas import TIMESTAMP, Kind, conform
 from tradebrain.data.timeframes import timeframe_seconds

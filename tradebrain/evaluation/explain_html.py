@@ -21,7 +21,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from tradebrain.data.atomic_write import write_text_atomic
+from tradebrain.core.atomic_write import write_text_atomic
 from tradebrain.evaluation.html_report import chart_layout, html_table, offline_page
 
 TOP_FEATURES = 20

@@ -22,7 +22,7 @@ import numpy as np
 import plotly.graph_objects as go
 import polars as pl
 
-from tradebrain.data.atomic_write import write_text_atomic
+from tradebrain.core.atomic_write import write_text_atomic
 from tradebrain.evaluation.backtest_metrics import METRIC_ROWS, format_metric
 
 MAX_POINTS = 5_000

@@ -36,7 +36,7 @@ from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 
-from tradebrain.data.atomic_write import write_text_atomic
+from tradebrain.core.atomic_write import write_text_atomic
 from tradebrain.exceptions import UserInputError
 
 CLASS_NAMES = ("down", "flat", "up")

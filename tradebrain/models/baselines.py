@@ -24,7 +24,7 @@ from typing import Any, Self
 import numpy as np
 from scipy.special import expit
 
-from tradebrain.data.atomic_write import write_text_atomic
+from tradebrain.core.atomic_write import write_text_atomic
 from tradebrain.exceptions import UserInputError
 from tradebrain.models._inputs import (
     full_row,

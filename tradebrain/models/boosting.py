@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Self
 
 import numpy as np
 
-from tradebrain.data.atomic_write import write_atomic, write_text_atomic
+from tradebrain.core.atomic_write import write_atomic, write_text_atomic
 from tradebrain.exceptions import UserInputError
 from tradebrain.models._inputs import normalized, prediction_array, split_labels, training_arrays
 from tradebrain.models.base import CLASS_NAMES, Model, RowPredictor, full_proba, register_model

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from tradebrain.data.atomic_write import write_text_atomic
+from tradebrain.core.atomic_write import write_text_atomic
 from tradebrain.exceptions import UserInputError
 from tradebrain.models.base import Model, load_model, make_windows
 from tradebrain.models.calibration import TemperatureCalibrator

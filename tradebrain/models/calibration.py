@@ -22,7 +22,7 @@ from typing import Any, Self
 
 import numpy as np
 
-from tradebrain.data.atomic_write import write_text_atomic
+from tradebrain.core.atomic_write import write_text_atomic
 from tradebrain.exceptions import UserInputError
 from tradebrain.models._inputs import softmax, softmax_row
 from tradebrain.models.base import (

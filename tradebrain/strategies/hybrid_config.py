@@ -10,13 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from tradebrain.config import Settings
+from tradebrain.config import FeatureSettings, LearningSettings, ModelSettings, Settings
 from tradebrain.exceptions import UserInputError
 from tradebrain.labels import LabelKind
 from tradebrain.models.forecast import ForecastSettings
 
-DEFAULT_HYBRID_MODELS = ("logistic", "lightgbm")
-DEFAULT_HYBRID_SETS = ("atomic", "momentum")
+# The defaults are the settings' own (one source): a HybridConfig() equals
+# HybridConfig.from_settings(Settings()) apart from the forecast's costs and bars.
+_LEARNING, _MODELS = LearningSettings(), ModelSettings()
+DEFAULT_HYBRID_MODELS = tuple(_MODELS.enabled)
+DEFAULT_HYBRID_SETS = tuple(FeatureSettings().sets)
 
 
 @dataclass(frozen=True)
@@ -42,15 +45,15 @@ class HybridConfig:
         Horizons, feature selection and the costs the horizon is valued with.
     """
 
-    retrain_every: int = 2000
-    min_train: int = 4000
-    max_train: int | None = 20_000
+    retrain_every: int = _LEARNING.retrain_every_bars
+    min_train: int = _LEARNING.min_train_bars
+    max_train: int | None = _LEARNING.max_train_bars
     models: tuple[str, ...] = DEFAULT_HYBRID_MODELS
     feature_sets: tuple[str, ...] = DEFAULT_HYBRID_SETS
     label: LabelKind = "direction"
     label_parameters: dict[str, Any] = field(default_factory=lambda: {"dead_zone": 0.0})
-    window: int = 32
-    seed: int = 42
+    window: int = _MODELS.window
+    seed: int = _MODELS.seed
     model_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     forecast: ForecastSettings = field(default_factory=ForecastSettings)
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from tradebrain.data.atomic_write import write_text_atomic
+from tradebrain.core.atomic_write import write_text_atomic
 from tradebrain.models._inputs import full_row, refuse_row, row_shape, softmax_row
 from tradebrain.models.base import InputKind, Model, RowPredictor, check_training_data
 from tradebrain.models.nets.training import (
