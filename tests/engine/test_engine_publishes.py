@@ -10,6 +10,7 @@ from builders import make_candles
 
 from tradebrain.core.events import (
     CandleClosed,
+    DecisionMade,
     Event,
     FundingSettled,
     OrderCancelled,
@@ -187,3 +188,41 @@ def test_the_engine_atr_smooths_from_the_second_candle_and_the_monitors_averages
         monitor_atr.update(high[k], low[k], close[k])
         assert engine_atr.atr == expected_engine
         assert abs(monitor_atr.atr - expected_monitor) < 1e-12 * expected_monitor
+
+
+class Announcer:
+    """Announces a decision on every candle, through the context's publisher when it is set."""
+
+    name = "announcer"
+
+    def __init__(self) -> None:
+        self.unheard = 0
+
+    def init(self, context: StrategyContext) -> None:
+        pass
+
+    def on_candle(self, context: StrategyContext, candle: CandleClosed) -> list[OrderIntent]:
+        if context.publish is None:
+            self.unheard += 1
+        else:
+            context.publish(DecisionMade(candle.symbol, candle.close_time, ("hold", context.bar)))
+        return []
+
+
+def test_a_strategy_announces_its_decisions_to_the_engines_listeners_in_candle_order() -> None:
+    strategy = Announcer()
+    feed = ReplayFeed(make_candles(30, seed=2), SYMBOL, "1h")
+    engine = Engine(strategy, SimulatedBroker(10_000.0, FlatCosts()), symbol=SYMBOL, timeframe="1h")
+    seen: list[Event] = []
+    unsubscribe = engine.subscribe(seen.append)
+    engine.run(list(feed)[:20])
+    decided = [event for event in seen if isinstance(event, DecisionMade)]
+    assert [event.decision for event in decided] == [("hold", bar) for bar in range(20)]
+    candles = [event for event in seen if isinstance(event, CandleClosed)]
+    assert [d.timestamp for d in decided] == [c.close_time for c in candles]
+    assert strategy.unheard == 0
+    unsubscribe()
+    assert engine.context.publish is None  # nobody listens: nothing is built to be published
+    for event in list(feed)[20:]:
+        engine.on_event(event)
+    assert strategy.unheard == 10 and len([e for e in seen if isinstance(e, DecisionMade)]) == 20

@@ -123,9 +123,28 @@ class OrderDenied:
         return self.timestamp
 
 
+@dataclass(frozen=True, slots=True)
+class DecisionMade:
+    """A strategy decided on a closed candle, at ``timestamp`` (the candle's close).
+
+    ``decision`` is the strategy's own record of it (the hybrid's
+    :class:`~tradebrain.brain.decision.Decision`, with its reasons). The engine publishes it to
+    its listeners (the service's recorder, later the experience log); it changes nothing in
+    the engine itself.
+    """
+
+    symbol: str
+    timestamp: datetime
+    decision: object
+
+    @property
+    def event_time(self) -> datetime:
+        return self.timestamp
+
+
 MarketEvent = CandleClosed | FundingSettled | TradePrinted | BookUpdated
 OrderEvent = OrderFilled | OrderCancelled | OrderDenied
-Event = MarketEvent | OrderEvent
+Event = MarketEvent | OrderEvent | DecisionMade
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -160,11 +160,19 @@ class Engine:
         """Call ``listener`` with every event this engine handles; return the unsubscriber.
 
         The listener sees fills, cancellations and denials as they are handled, funding
-        settlements, and each :class:`CandleClosed` after its matching and equity mark and
-        before the strategy decides on it. It must not raise: an error stops the engine.
+        settlements, each :class:`CandleClosed` after its matching and equity mark and before
+        the strategy decides on it, and the strategy's :class:`DecisionMade` where it announces
+        one (through ``context.publish``). It must not raise: an error stops the engine.
         """
         self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener)
+        self.context.publish = self._publish
+
+        def unsubscribe() -> None:
+            self._listeners.remove(listener)
+            if not self._listeners:
+                self.context.publish = None
+
+        return unsubscribe
 
     def _publish(self, event: Event) -> None:
         for listener in self._listeners:

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
-from tradebrain.core.events import CandleClosed
+from tradebrain.core.events import CandleClosed, Event
 from tradebrain.core.orders import OrderIntent, Side
 from tradebrain.engine.feed import CandleArrays
 
@@ -43,6 +44,9 @@ class StrategyContext:
         Where the open leveraged position would be liquidated (perps), or None.
     equity
         Account equity marked at the candle's close (quote currency; NaN before the first).
+    publish
+        Set by the engine while someone listens to it (None otherwise): a strategy announces
+        what it decided (a :class:`~tradebrain.core.events.DecisionMade`) through it.
     """
 
     symbol: str
@@ -53,6 +57,7 @@ class StrategyContext:
     params: dict[str, Any] = field(default_factory=dict)
     liquidation_price: float | None = None
     equity: float = math.nan
+    publish: Callable[[Event], None] | None = None
 
 
 class Strategy(Protocol):

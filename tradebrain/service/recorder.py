@@ -1,7 +1,7 @@
 """The recorder: turns what one candle caused into the :class:`~tradebrain.state.Step` saved.
 
 Every engine of a run publishes its events (:meth:`~tradebrain.engine.engine.Engine.subscribe`);
-:class:`StepEvents` collects the order events of one step, per symbol, and
+:class:`StepEvents` collects the decisions and order events of one step, per symbol, and
 :class:`StepRecorder` books them into the order book and writes the candle, the decision, the
 orders, fills, trades, equity, positions, the broker's state and the runner's memory in ONE
 transaction of the state store. :class:`RunnerState` is what the runner keeps between candles
@@ -13,9 +13,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from tradebrain.core.events import CandleClosed, Event, OrderCancelled, OrderDenied, OrderFilled
+from tradebrain.brain.decision import Decision
+from tradebrain.core.events import (
+    CandleClosed,
+    DecisionMade,
+    Event,
+    OrderCancelled,
+    OrderDenied,
+    OrderFilled,
+)
 from tradebrain.core.orders import Fill, OrderIntent
 from tradebrain.execution.account import AccountSnapshot, ClosedTrade
 from tradebrain.service.recording import (
@@ -68,15 +76,16 @@ class RunnerState:
 
 @dataclass
 class SymbolEvents:
-    """One engine's order events of one step, each kind in the order it was handled."""
+    """One engine's events of one step, each kind in the order it was handled."""
 
+    decisions: list[DecisionMade] = field(default_factory=list)
     fills: list[Fill] = field(default_factory=list)
     denials: list[OrderDenied] = field(default_factory=list)
     cancellations: list[OrderCancelled] = field(default_factory=list)
 
 
 class StepEvents:
-    """Collects the order events the engines publish during one step, per symbol.
+    """Collects the events the engines publish during one step, per symbol.
 
     Subscribe :meth:`listener` of each symbol to its engine once; :meth:`drain` returns what
     came in since the last drain, in the order the symbols were registered.
@@ -98,8 +107,20 @@ class StepEvents:
                 events.denials.append(event)
             elif type(event) is OrderCancelled:
                 events.cancellations.append(event)
+            elif type(event) is DecisionMade:
+                events.decisions.append(event)
 
         return collect
+
+    def decision(self, symbol: str) -> Decision | None:
+        """Return the newest decision ``symbol``'s strategy announced this step, or None.
+
+        The service runs the hybrid strategy, whose announcements carry a brain ``Decision``.
+        """
+        events = self._by_symbol.get(symbol)
+        if events is None or not events.decisions:
+            return None
+        return cast(Decision, events.decisions[-1].decision)
 
     def drain(self) -> dict[str, SymbolEvents]:
         """Return the events collected since the last call, per symbol, and start afresh."""

@@ -238,8 +238,7 @@ class Runner:
         broker, venue, ledger = self.broker, self.venue, self.ledger
         if run is None or broker is None or venue is None or ledger is None:
             return None
-        engine, strategy = run.engine, run.strategy
-        n_decisions = len(strategy.decisions)
+        engine = run.engine
         # Order events can reach any symbol's engine (a venue poll answers for every symbol):
         # each engine publishes what it handled to the recorder.
         if self._pending_events:  # what happened between candles (restart, operator)
@@ -256,7 +255,7 @@ class Runner:
         run.candles_loaded += 1
         if candle.symbol == self.options.symbols[0]:  # counted in bars, not in symbol-candles
             self.state.candles_since_training += 1
-        decision = strategy.decisions[-1] if len(strategy.decisions) > n_decisions else None
+        decision = self.recorder.events.decision(candle.symbol)
         working = {order_id for order_id, _ in broker.open_orders()}
         fills = self.recorder.book(candle, venue.drain(), working)
         trades = ledger.new_trades(fills, self.last_price)

@@ -38,7 +38,7 @@ from tradebrain.brain.decision import Action, Decision
 from tradebrain.brain.positioning import Forecast
 from tradebrain.brain.tuning import BrainTuning, PositionContext
 from tradebrain.config import BrainSettings
-from tradebrain.core.events import CandleClosed
+from tradebrain.core.events import CandleClosed, DecisionMade
 from tradebrain.core.market import MarketType
 from tradebrain.core.orders import OrderIntent, OrderType, Side
 from tradebrain.engine.strategy import StrategyContext
@@ -211,6 +211,8 @@ class HybridStrategy:
             candle.open_time, candle.symbol, features, votes, market, forecast
         )
         self.decisions.append(decision)
+        if context.publish is not None:
+            context.publish(DecisionMade(candle.symbol, candle.close_time, decision))
         return self.intents(decision, context.position, candle, context.equity)
 
     def intents(
