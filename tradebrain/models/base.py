@@ -99,6 +99,8 @@ class Model(ABC):
     name: ClassVar[str]
     #: ``"tabular"``: X is (n, features); ``"sequence"``: X is (n, window, features).
     input_kind: ClassVar[InputKind] = "tabular"
+    takes_torch_threads: ClassVar[bool] = False
+    """Whether the constructor takes ``threads`` (``models.torch_threads``): the torch nets."""
 
     record_: TrainingRecord
     #: The fit it belongs to (``record_``), the thread it serves, the single-row route.

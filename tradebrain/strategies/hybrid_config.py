@@ -129,13 +129,8 @@ def _thread_params(models: list[str], threads: int) -> dict[str, dict[str, Any]]
     """Return the thread count of every model that takes one (``models.torch_threads``)."""
     from tradebrain.models.base import MODEL_CLASSES
 
-    chosen = [MODEL_CLASSES[name] for name in models if name in MODEL_CLASSES]
-    if not any(model.input_kind == "sequence" for model in chosen):
-        return {}  # no torch net: do not import torch for nothing
-    from tradebrain.models.nets.net_model import NetModel
-
     return {
         name: {"threads": threads}
         for name in models
-        if name in MODEL_CLASSES and issubclass(MODEL_CLASSES[name], NetModel)
+        if name in MODEL_CLASSES and MODEL_CLASSES[name].takes_torch_threads
     }

@@ -77,6 +77,8 @@ class NetModel(Model):
         Seeds weight initialisation, dropout and the shuffling order; same seed, same model.
     """
 
+    takes_torch_threads = True
+
     input_kind: ClassVar[InputKind] = "sequence"
 
     network_: nn.Module
