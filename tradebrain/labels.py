@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from tradebrain.core.market import true_range
 from tradebrain.exceptions import UserInputError
 
 LabelKind = Literal["direction", "triple_barrier", "forward_return"]
@@ -316,9 +317,7 @@ def average_true_range(
 
     (n,) float64, NaN for rows ``t < window`` (the first true range is at row 1).
     """
-    true_range = np.full(close.shape[0], np.nan)
-    true_range[1:] = np.maximum(high[1:], close[:-1]) - np.minimum(low[1:], close[:-1])
-    return _rolling(true_range, window, lambda w: np.mean(w, axis=1))
+    return _rolling(true_range(high, low, close), window, lambda w: np.mean(w, axis=1))
 
 
 def _barrier_outcome(

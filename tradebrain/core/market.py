@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+import numpy as np
+
 from tradebrain.exceptions import UserInputError
 
 TREND_REGIMES = frozenset({"trending_up", "trending_down"})
@@ -103,6 +105,20 @@ MarketSource = Callable[[], MarketState | None]
 """Returns the market a broker's cost model sees while it matches a candle: the state as of the
 previous close (None before the first). Building a state costs more than matching an idle
 candle, so the engine hands a broker this source and the broker calls it only when it fills."""
+
+
+def true_range(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.ndarray:
+    """Return the true range of each candle, ``max(high, prev close) - min(low, prev close)``.
+
+    (n,) float64, NaN on the first candle (it has no previous close). The batch twin of
+    :meth:`AtrTracker.update`'s range: the features' ATR, the labels' barriers and the engine's
+    ATR all measure a candle's range this one way.
+    """
+    high, low, close = (np.asarray(a, dtype=np.float64) for a in (high, low, close))
+    out = np.empty(high.shape[0])
+    out[:1] = np.nan
+    out[1:] = np.maximum(high[1:], close[:-1]) - np.minimum(low[1:], close[:-1])
+    return out
 
 
 @dataclass(slots=True)

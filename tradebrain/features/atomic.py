@@ -6,9 +6,10 @@ import math
 
 import numpy as np
 
+from tradebrain.core.market import true_range
 from tradebrain.features.registry import Bars, feature_group
 from tradebrain.features.rolling import lagged, log_returns, rolling_mean_std, rolling_sums
-from tradebrain.features.smoothing import ema, ema_warmup, true_range, wilder, wilder_warmup
+from tradebrain.features.smoothing import ema, ema_warmup, wilder, wilder_warmup
 
 SET = "atomic"
 RETURN_HORIZONS = (1, 3, 6, 12, 24, 48)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tradebrain.core.market import true_range
 from tradebrain.features.registry import Bars, ComputeFn, register_group
 from tradebrain.features.rolling import (
     bar_changes,
@@ -21,7 +22,6 @@ from tradebrain.features.rolling import (
     rolling_mean_std,
     rolling_sums,
 )
-from tradebrain.features.smoothing import true_range
 
 SET = "multi_timeframe"
 FACTORS = (4, 24)

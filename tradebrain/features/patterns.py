@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from tradebrain.core.market import true_range
 from tradebrain.features.registry import Bars, feature_group
 from tradebrain.features.rolling import lagged
-from tradebrain.features.smoothing import true_range, wilder, wilder_warmup
+from tradebrain.features.smoothing import wilder, wilder_warmup
 
 SET = "patterns"
 DOJI_BODY = 0.1

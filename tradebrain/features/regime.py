@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tradebrain.core.market import true_range
 from tradebrain.features.indicators import ADX_PERIOD, directional_index
 from tradebrain.features.registry import Bars, feature_group
 from tradebrain.features.rolling import (
@@ -17,7 +18,7 @@ from tradebrain.features.rolling import (
     rolling_extremes,
     rolling_sums,
 )
-from tradebrain.features.smoothing import ema, ema_warmup, true_range, wilder_warmup
+from tradebrain.features.smoothing import ema, ema_warmup, wilder_warmup
 
 SET = "regime"
 ATR_SHORT, ATR_LONG = 14, 96

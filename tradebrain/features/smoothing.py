@@ -81,21 +81,6 @@ def wilder(values: np.ndarray, period: int, start: int) -> np.ndarray:
     return exponential_smoothing(values, 1.0 / period, start)
 
 
-def true_range(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.ndarray:
-    """Return the true range of each bar; NaN on the first bar (it has no previous close)."""
-    out = np.empty(high.shape[0])
-    _true_range_into(high, low, close, out)
-    return out
-
-
-@njit(cache=True, nogil=True)
-def _true_range_into(high: np.ndarray, low: np.ndarray, close: np.ndarray, out: np.ndarray) -> None:
-    out[:1] = np.nan
-    for i in range(1, high.shape[0]):
-        prev = close[i - 1]
-        out[i] = max(high[i], prev) - min(low[i], prev)
-
-
 @njit(cache=True, nogil=True)
 def directional_movement(high: np.ndarray, low: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Return Wilder's +DM and -DM of each bar; NaN on the first bar."""
