@@ -190,3 +190,26 @@ def test_one_corrupted_candle_is_found_at_its_row_and_repair_removes_only_it(
     kept, dropped = repair_frame(sorted_frame, "candles", "1h")
     assert dropped[ROW].to_list() == [row]
     assert validate(kept.drop(ROW), "candles", "1h", allow_gaps=True)[1].ok
+
+
+@settings(max_examples=60, deadline=None)
+@given(hours=st.lists(st.one_of(st.none(), st.integers(min_value=0, max_value=12)), max_size=30))
+def test_copies_and_gaps_are_the_rows_that_hashing_every_timestamp_finds(
+    hours: list[int | None],
+) -> None:
+    """Sorted data is checked by comparing neighbours; the rows flagged must not change."""
+    start = make_candles(1)["timestamp"][0]
+    frame = make_candles(len(hours) or 1).head(len(hours))
+    stamps = [None if h is None else start + timedelta(hours=h) for h in hours]
+    frame = frame.with_columns(timestamp=pl.Series(stamps, dtype=TIMESTAMP))
+    checked, report = validate(frame, "candles", "1h")
+    later_copies = checked.filter(~pl.col("timestamp").is_first_distinct())[ROW].to_list()
+    firsts = checked.unique("timestamp", keep="first", maintain_order=True)
+    after_gaps = firsts.filter(pl.col("timestamp").diff() > timedelta(hours=1))[ROW].to_list()
+    found = {p.rule: p for p in report.problems}
+    copies = found.get("duplicate_timestamp")
+    assert (copies.count if copies else 0) == len(later_copies)
+    assert ([e[ROW] for e in copies.examples] if copies else []) == later_copies[:5]
+    gaps = found.get("gap")
+    assert (gaps.count if gaps else 0) == len(after_gaps)
+    assert ([e[ROW] for e in gaps.examples] if gaps else []) == after_gaps[:5]

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
 import polars as pl
 
 from tradebrain.core.atomic_write import write_parquet_atomic
@@ -183,6 +182,8 @@ class ParquetStore:
 
         ``store.sql("select * from c where timestamp >= '2024-01-01'", c=key)``
         """
+        import duckdb  # only here: importing it costs every command a tenth of a second
+
         with duckdb.connect() as connection:
             connection.execute("SET TimeZone = 'UTC'")  # literals and results in UTC, not local
             for view, key in datasets.items():

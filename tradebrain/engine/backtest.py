@@ -4,6 +4,8 @@
 :class:`~tradebrain.engine.strategy.SignalStrategy` traded with flat costs, no risk gate and
 no protective stops (its rules are the broker's, operation for operation), else the event loop.
 ``path="events"`` forces the event loop; both give the same trades (tested).
+:class:`FastReplay` decides a signal strategy's targets once and replays them under several
+costs (a report's cost sensitivity), building trade records only when asked.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import polars as pl
 from tradebrain.core.events import to_datetime
 from tradebrain.core.market import MarketType, check_account
 from tradebrain.engine.engine import Engine, EngineResult
-from tradebrain.engine.fast import EXIT_REASONS, run_fast
+from tradebrain.engine.fast import EXIT_REASONS, FastResult, run_fast
 from tradebrain.engine.feed import ReplayFeed
 from tradebrain.engine.ports import PassThroughRisk, RiskGate
 from tradebrain.engine.strategy import SignalStrategy, Strategy, StrategyContext
@@ -80,7 +82,7 @@ def run_backtest(
     """Replay ``candles`` (and ``funding``) through ``strategy``; return curves and trades."""
     config = config or BacktestConfig()
     feed = ReplayFeed(candles, symbol, timeframe, funding)
-    if _fast_path_fits(strategy, config, risk, feed) and isinstance(strategy, SignalStrategy):
+    if _fast_path_fits(strategy, config, risk) and isinstance(strategy, SignalStrategy):
         return _run_fast(feed, strategy, config)
     if config.path == "fast":
         raise UserInputError(
@@ -108,74 +110,143 @@ def run_backtest(
     return engine.run(feed)
 
 
-def _fast_path_fits(
-    strategy: Strategy, config: BacktestConfig, risk: RiskGate | None, feed: ReplayFeed
-) -> bool:
-    if config.path == "events" or not isinstance(strategy, SignalStrategy):
+def _fast_path_fits(strategy: Strategy, config: BacktestConfig, risk: RiskGate | None) -> bool:
+    if not _fast_config(config) or not isinstance(strategy, SignalStrategy):
         return False
     if risk is not None and not isinstance(risk, PassThroughRisk):
-        return False
-    if type(config.costs) is not FlatCosts:
         return False
     return type(strategy).orders_for_target is SignalStrategy.orders_for_target
 
 
+def _fast_config(config: BacktestConfig) -> bool:
+    return config.path != "events" and type(config.costs) is FlatCosts
+
+
 def _run_fast(feed: ReplayFeed, strategy: SignalStrategy, config: BacktestConfig) -> EngineResult:
+    return FastReplay(feed, _decide_targets(feed, strategy)).run(config).engine_result()
+
+
+def _decide_targets(feed: ReplayFeed, strategy: SignalStrategy) -> np.ndarray:
     arrays = feed.arrays()
     context = StrategyContext(symbol=feed.symbol, timeframe=feed.timeframe, history=arrays)
     strategy.init(context)
-    targets = strategy.targets(arrays)
-    spot = config.market is MarketType.SPOT
-    if spot and np.nanmin(np.append(targets, 0.0)) < 0:
-        raise UserInputError("a spot backtest cannot hold short targets; use --market perp")
-    funding_times, funding_rates = feed.funding()
-    funding_bar = np.searchsorted(arrays.close_time, funding_times, side="right") - 1
-    costs = config.costs
-    assert isinstance(costs, FlatCosts)
-    result = run_fast(
-        arrays.open,
-        arrays.high,
-        arrays.low,
-        arrays.close,
-        targets,
-        funding_bar,
-        funding_rates,
-        cash=config.cash,
-        fee_rate=costs.fee_rate,
-        slippage_bps=costs.slippage_bps,
-        spot=spot,
-        leverage=config.leverage,
-        maintenance_margin=config.maintenance_margin,
-    )
-    times = arrays.open_time
-    trades = [
-        ClosedTrade(
-            symbol=feed.symbol,
-            side=int(result.side[k]),
-            entry_time=to_datetime(times[result.entry_bar[k]]),
-            exit_time=to_datetime(times[result.exit_bar[k]]),
-            entry_price=float(result.entry_price[k]),
-            exit_price=float(result.exit_price[k]),
-            quantity=float(result.quantity[k]),
-            pnl=float(result.pnl[k]),
-            fees=float(result.fees[k]),
-            funding=float(result.funding[k]),
-            r_multiple=float("nan"),
-            exit_reason=EXIT_REASONS[int(result.exit_code[k])],
+    return strategy.targets(arrays)
+
+
+class FastReplay:
+    """A signal strategy's targets over candles, replayed on the fast path under any costs.
+
+    Targets do not depend on costs: a report decides them once (:meth:`of`) and replays them
+    at each cost multiple (:meth:`run`), which gives what :func:`run_backtest` gives with a
+    fresh strategy each time.
+
+    Parameters
+    ----------
+    feed
+        The candles (and funding) replayed.
+    targets
+        (n,) float64 target exposure decided at each candle's close.
+    """
+
+    def __init__(self, feed: ReplayFeed, targets: np.ndarray) -> None:
+        self.feed = feed
+        self.targets = targets
+
+    @classmethod
+    def of(
+        cls,
+        candles: pl.DataFrame,
+        strategy: Strategy,
+        config: BacktestConfig,
+        *,
+        symbol: str,
+        timeframe: str,
+        funding: pl.DataFrame | None = None,
+        risk: RiskGate | None = None,
+    ) -> FastReplay | None:
+        """Decide ``strategy``'s targets when :func:`run_backtest` takes the fast path.
+
+        Returns None when the event loop would run it (then nothing is decided).
+        """
+        if not (_fast_path_fits(strategy, config, risk) and isinstance(strategy, SignalStrategy)):
+            return None
+        feed = ReplayFeed(candles, symbol, timeframe, funding)
+        return cls(feed, _decide_targets(feed, strategy))
+
+    def run(self, config: BacktestConfig) -> FastRun:
+        """Replay the targets with ``config``'s cash, costs and market."""
+        if not _fast_config(config):
+            raise UserInputError("the fast path needs flat costs; use run_backtest")
+        targets = self.targets
+        spot = config.market is MarketType.SPOT
+        if spot and np.nanmin(np.append(targets, 0.0)) < 0:
+            raise UserInputError("a spot backtest cannot hold short targets; use --market perp")
+        arrays = self.feed.arrays()
+        funding_times, funding_rates = self.feed.funding()
+        funding_bar = np.searchsorted(arrays.close_time, funding_times, side="right") - 1
+        costs = config.costs
+        assert isinstance(costs, FlatCosts)
+        result = run_fast(
+            arrays.open,
+            arrays.high,
+            arrays.low,
+            arrays.close,
+            targets,
+            funding_bar,
+            funding_rates,
+            cash=config.cash,
+            fee_rate=costs.fee_rate,
+            slippage_bps=costs.slippage_bps,
+            spot=spot,
+            leverage=config.leverage,
+            maintenance_margin=config.maintenance_margin,
         )
-        for k in range(result.pnl.shape[0])
-    ]
-    open_positions = {feed.symbol: result.open_quantity} if result.open_quantity else {}
-    return EngineResult(
-        open_time=times.copy(),
-        equity=result.equity,
-        exposure=result.exposure,
-        trades=trades,
-        fills=[],
-        denials=[],
-        cancellations=[],
-        fees=result.fees_paid,
-        funding=result.funding_paid,
-        open_positions=open_positions,
-        path="fast",
-    )
+        return FastRun(self.feed.symbol, arrays.open_time, result)
+
+
+@dataclass(frozen=True)
+class FastRun:
+    """One fast-path run: the kernel's curves and trade arrays.
+
+    Trade records (:class:`ClosedTrade`) cost far more than the run itself; they are built
+    only by :meth:`engine_result`. Metrics need only the arrays (``result.pnl``).
+    """
+
+    symbol: str
+    open_time: np.ndarray  # (n,) int64 epoch microseconds
+    result: FastResult
+
+    def engine_result(self) -> EngineResult:
+        """Return the run as the event loop returns it, with a record per closed trade."""
+        result, times = self.result, self.open_time
+        trades = [
+            ClosedTrade(
+                symbol=self.symbol,
+                side=int(result.side[k]),
+                entry_time=to_datetime(times[result.entry_bar[k]]),
+                exit_time=to_datetime(times[result.exit_bar[k]]),
+                entry_price=float(result.entry_price[k]),
+                exit_price=float(result.exit_price[k]),
+                quantity=float(result.quantity[k]),
+                pnl=float(result.pnl[k]),
+                fees=float(result.fees[k]),
+                funding=float(result.funding[k]),
+                r_multiple=float("nan"),
+                exit_reason=EXIT_REASONS[int(result.exit_code[k])],
+            )
+            for k in range(result.pnl.shape[0])
+        ]
+        open_positions = {self.symbol: result.open_quantity} if result.open_quantity else {}
+        return EngineResult(
+            open_time=times.copy(),
+            equity=result.equity,
+            exposure=result.exposure,
+            trades=trades,
+            fills=[],
+            denials=[],
+            cancellations=[],
+            fees=result.fees_paid,
+            funding=result.funding_paid,
+            open_positions=open_positions,
+            path="fast",
+        )

@@ -106,6 +106,37 @@ def backtest_metrics(
         For DSR: configurations tried (from the trial ledger) and the variance of their
         per-period Sharpe ratios; None uses the sampling variance of this Sharpe ratio.
     """
+    return metrics_of_arrays(
+        equity,
+        initial_cash,
+        np.array([t.pnl for t in trades], dtype=np.float64),
+        np.array([t.r_multiple for t in trades], dtype=np.float64),
+        timeframe,
+        exposure=exposure,
+        fees=fees,
+        funding=funding,
+        n_trials=n_trials,
+        trials_variance=trials_variance,
+    )
+
+
+def metrics_of_arrays(
+    equity: np.ndarray,
+    initial_cash: float,
+    pnl: np.ndarray,
+    r_multiple: np.ndarray,
+    timeframe: str,
+    *,
+    exposure: np.ndarray | None = None,
+    fees: float = 0.0,
+    funding: float = 0.0,
+    n_trials: int = 1,
+    trials_variance: float | None = None,
+) -> dict[str, Any]:
+    """Return :func:`backtest_metrics` from the trades' (k,) ``pnl`` and ``r_multiple`` arrays.
+
+    For runs whose trades are arrays (the fast path): no trade record needs to be built.
+    """
     equity = np.asarray(equity, dtype=np.float64)
     per_year = periods_per_year(timeframe)
     returns = period_returns(equity, initial_cash)
@@ -121,9 +152,9 @@ def backtest_metrics(
     sortino = mean / downside * math.sqrt(per_year) if downside > 0 else math.nan
     drawdown = max_drawdown(equity, initial_cash) if n else math.nan
     calmar = cagr / drawdown if drawdown > 0 else math.nan
-    pnl = np.array([t.pnl for t in trades], dtype=np.float64)
+    pnl = np.asarray(pnl, dtype=np.float64)
     wins, losses = pnl[pnl > 0], pnl[pnl < 0]
-    r_values = np.array([t.r_multiple for t in trades], dtype=np.float64)
+    r_values = np.asarray(r_multiple, dtype=np.float64)
     r_values = r_values[np.isfinite(r_values)]
     psr = dsr = math.nan
     if math.isfinite(stats.sharpe) and stats.n_observations >= 2:

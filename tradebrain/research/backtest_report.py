@@ -11,13 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import polars as pl
 
-from tradebrain.engine.backtest import BacktestConfig, run_backtest
+from tradebrain.engine.backtest import BacktestConfig, FastReplay, FastRun, run_backtest
 from tradebrain.engine.engine import EngineResult
 from tradebrain.engine.ports import RiskGate
 from tradebrain.engine.strategy import Strategy
-from tradebrain.evaluation.backtest_metrics import backtest_metrics
+from tradebrain.evaluation.backtest_metrics import backtest_metrics, metrics_of_arrays
 from tradebrain.strategies.builtin import BuyAndHold
 
 COST_FACTORS = (0.0, 1.0, 2.0)
@@ -48,7 +49,8 @@ def backtest_report(
 ) -> BacktestReport:
     """Run the strategy, the benchmark and the cost sensitivity; return the report.
 
-    ``make_strategy`` returns a fresh strategy for each run (strategies keep state). ``risk``
+    ``make_strategy`` returns a fresh strategy for each run (strategies keep state); a signal
+    strategy on the fast path is made once and its targets replayed at each cost. ``risk``
     gates every run; alternatively ``make_risk`` builds a fresh risk gate for each strategy
     run (risk keeps state too) and the buy-and-hold benchmark runs ungated.
     """
@@ -67,7 +69,19 @@ def backtest_report(
             risk=gate,
         )
 
-    def metrics(result: EngineResult, trials: int = 1) -> dict[str, Any]:
+    def metrics(result: EngineResult | FastRun, trials: int = 1) -> dict[str, Any]:
+        if isinstance(result, FastRun):  # a cost rerun: its trades stay arrays
+            fast = result.result
+            return metrics_of_arrays(
+                fast.equity,
+                config.cash,
+                fast.pnl,
+                np.full(fast.pnl.shape, np.nan),  # the fast path sets no stops, so no R
+                timeframe,
+                exposure=fast.exposure,
+                fees=fast.fees_paid,
+                funding=fast.funding_paid,
+            )
         return backtest_metrics(
             result.equity,
             config.cash,
@@ -80,11 +94,22 @@ def backtest_report(
             trials_variance=trials_variance if trials > 1 else None,
         )
 
-    result = run(make_strategy(), config)
+    strategy = make_strategy()
+    # A signal strategy on the fast path decides its targets once for every cost multiple.
+    replay = None
+    if make_risk is None:
+        replay = FastReplay.of(
+            candles, strategy, config, symbol=symbol, timeframe=timeframe, funding=funding,
+            risk=risk,
+        )  # fmt: skip
+    result = run(strategy, config) if replay is None else replay.run(config).engine_result()
     benchmark = run(BuyAndHold(), config, benchmark=True)
     sensitivity = {}
     for factor in COST_FACTORS:
-        scaled = result if factor == 1.0 else run(make_strategy(), config.with_costs_scaled(factor))
+        scaled: EngineResult | FastRun = result
+        if factor != 1.0:
+            costs = config.with_costs_scaled(factor)
+            scaled = run(make_strategy(), costs) if replay is None else replay.run(costs)
         values = metrics(scaled)
         sensitivity[f"{factor:g}x"] = {key: values[key] for key in SENSITIVITY_KEYS}
     report = {
@@ -129,7 +154,17 @@ def finite(value: Any) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {key: finite(item) for key, item in value.items()}
+        return {key: _finite_item(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [finite(item) for item in value]
+        return [_finite_item(item) for item in value]
     return value
+
+
+def _finite_item(item: Any) -> Any:
+    """Return :func:`finite` of ``item``, quickly for the plain values a report is made of."""
+    kind = type(item)
+    if kind is float:
+        return item if math.isfinite(item) else None
+    if kind is str or kind is int or kind is bool or item is None:
+        return item
+    return finite(item)

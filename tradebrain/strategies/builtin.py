@@ -122,6 +122,10 @@ class BuyAndHold(SignalStrategy):
         targets[:1] = 1.0
         return targets
 
+    def init(self, context: StrategyContext) -> None:
+        """Start flat; the targets are not needed, :meth:`on_candle` always targets 1."""
+        self._current = 0.0
+
     def on_candle(self, context: StrategyContext, candle: CandleClosed) -> list[OrderIntent]:
         """Buy once."""
         return self.orders_for_target(candle, 1.0)
