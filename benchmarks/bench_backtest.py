@@ -151,20 +151,17 @@ def hybrid_run(
     (the Python brain, whose ``Brain.decide`` seconds the returned list collects per run).
     """
     from tradebrain.brain.decision import Decision
-    from tradebrain.risk.manager import RiskManager
-    from tradebrain.strategies.hybrid import HybridStrategy
-    from tradebrain.strategies.hybrid_fast import FastHybridStrategy
+    from tradebrain.research.hybrid_request import HybridRequest
 
     spot = BacktestConfig(costs=FlatCosts(0.001, 0.0), path="events")
+    # Default brain and risk settings: the request's own defaults.
+    request = HybridRequest(candles, "BTC/USDT", "1h", backtest=spot)
     decide_seconds: list[float] = []
 
     def run() -> EngineResult:
         if fast:
-            return run_backtest(
-                candles, FastHybridStrategy(signals), spot, symbol="BTC/USDT", timeframe="1h",
-                risk=RiskManager(),
-            )  # fmt: skip
-        strategy = HybridStrategy(signals)
+            return request.replay(request.strategy(signals))
+        strategy = request.strategy(signals, compiled=False)
         brain = strategy.brain
         decide = brain.decide
         spent = [0.0]
@@ -177,9 +174,7 @@ def hybrid_run(
                 spent[0] += time.perf_counter() - start
 
         brain.decide = timed_decide  # type: ignore[method-assign]
-        result = run_backtest(
-            candles, strategy, spot, symbol="BTC/USDT", timeframe="1h", risk=RiskManager()
-        )
+        result = request.replay(strategy)
         decide_seconds.append(spent[0])
         return result
 

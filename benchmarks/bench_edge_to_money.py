@@ -32,17 +32,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tradebrain.brain.tuning import BrainTuning
 from tradebrain.config import Settings
 from tradebrain.core.market import MarketType
 from tradebrain.data.synthetic import SyntheticConfig, generate_market
-from tradebrain.engine.backtest import BacktestConfig
 from tradebrain.evaluation.oracle import oracle_strategy
 from tradebrain.evaluation.statistics import probabilistic_sharpe_ratio
-from tradebrain.execution.costs import settings_costs
-from tradebrain.execution.monitor import MonitorRules
+from tradebrain.research.hybrid_request import HybridRequest, backtest_config
 from tradebrain.research.walk_forward_backtest import hybrid_backtest_report
-from tradebrain.strategies.hybrid_config import HybridConfig
 
 SIGNAL = 0.08
 HALF_LIFE = 48
@@ -57,23 +53,18 @@ def backtest(
     world = SyntheticConfig(bars=BARS, seed=seed, signal=signal, edge=kind, half_life=HALF_LIFE)
     market = generate_market(world)
     planted = market.regimes["oracle_expected_return"].to_numpy()
-    hybrid = HybridConfig.from_settings(settings)
     rows = []
     for name in markets:
-        config = BacktestConfig(
-            costs=settings_costs(settings.execution), market=MarketType(name),
-            monitor=MonitorRules.from_settings(settings.risk),
+        request = HybridRequest.from_settings(
+            settings, market.candles, symbol=f"{kind}-{seed}", timeframe="1h",
+            backtest=backtest_config(settings, market=MarketType(name)),
         )  # fmt: skip
         started = time.perf_counter()
-        run = hybrid_backtest_report(
-            market.candles, config, hybrid, symbol=f"{kind}-{seed}", timeframe="1h",
-            risk_settings=settings.risk, brain_settings=settings.brain,
-            tuning=BrainTuning.from_settings(settings), planted=planted if signal else None,
-        )  # fmt: skip
+        run = hybrid_backtest_report(request, planted=planted if signal else None)
         seconds = time.perf_counter() - started
         metrics, oracle = run.report["metrics"], run.report.get("oracle") or {}
         equity = run.result.equity
-        start = hybrid.min_train
+        start = request.hybrid.min_train
         rows.append(
             {
                 "kind": kind if signal else "null",
@@ -148,12 +139,8 @@ def timing_5m(settings: Settings, bars: int) -> dict[str, Any]:
         lines.append(f"{time.perf_counter() - started:6.1f}s {text}")
         print("   ", lines[-1], flush=True)
 
-    hybrid_backtest_report(
-        market.candles, BacktestConfig(costs=settings_costs(settings.execution)),
-        HybridConfig.from_settings(settings), symbol="SYN-5m", timeframe="5m",
-        risk_settings=settings.risk, brain_settings=settings.brain,
-        tuning=BrainTuning.from_settings(settings), progress=progress,
-    )  # fmt: skip
+    request = HybridRequest.from_settings(settings, market.candles, symbol="SYN-5m", timeframe="5m")
+    hybrid_backtest_report(request, progress=progress)
     seconds = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"bars": bars, "seconds": seconds, "peak_rss_mb": peak_mb, "progress": lines}

@@ -12,11 +12,11 @@ from typer.testing import CliRunner
 
 from tradebrain.brain.tuning import PARTS
 from tradebrain.cli import app
-from tradebrain.config import BrainSettings, RiskSettings
+from tradebrain.config import BrainSettings
 from tradebrain.data.synthetic import SyntheticConfig, generate_market
-from tradebrain.engine.backtest import BacktestConfig
 from tradebrain.models.forecast import ForecastSettings
 from tradebrain.research.ablation import ABLATION_METRICS, RISK_PARTS, ablation_layers, run_ablation
+from tradebrain.research.hybrid_request import HybridRequest
 from tradebrain.research.walk_forward_backtest import hybrid_backtest_report
 from tradebrain.strategies.hybrid_config import HybridConfig
 
@@ -35,11 +35,14 @@ def candles() -> pl.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def ablation(candles: pl.DataFrame):  # type: ignore[no-untyped-def]
+def hybrid_request(candles: pl.DataFrame) -> HybridRequest:
     brain = BrainSettings(disabled_parts=["maker_taker"])
-    return run_ablation(
-        candles, BacktestConfig(), CONFIG, symbol="SYN", timeframe="1h", brain_settings=brain
-    )
+    return HybridRequest(candles, "SYN", "1h", hybrid=CONFIG, brain=brain)
+
+
+@pytest.fixture(scope="module")
+def ablation(hybrid_request: HybridRequest):  # type: ignore[no-untyped-def]
+    return run_ablation(hybrid_request)
 
 
 def test_every_part_is_toggled_once_with_finite_metrics(ablation) -> None:  # type: ignore[no-untyped-def]
@@ -67,14 +70,10 @@ def test_parts_that_act_on_this_market_change_the_money(ablation) -> None:  # ty
 
 
 def test_the_configured_row_is_a_plain_hybrid_backtest(
-    ablation,
-    candles: pl.DataFrame,  # type: ignore[no-untyped-def]
+    ablation,  # type: ignore[no-untyped-def]
+    hybrid_request: HybridRequest,
 ) -> None:
-    brain = BrainSettings(disabled_parts=["maker_taker"])
-    plain = hybrid_backtest_report(
-        candles, BacktestConfig(), CONFIG, symbol="SYN", timeframe="1h", brain_settings=brain,
-        risk_settings=RiskSettings(),
-    )  # fmt: skip
+    plain = hybrid_backtest_report(hybrid_request)
     for key in ABLATION_METRICS:
         if key == "log_return":
             continue

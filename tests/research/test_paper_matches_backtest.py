@@ -30,14 +30,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from tradebrain.brain.tuning import BrainTuning
 from tradebrain.config import Settings
-from tradebrain.engine.backtest import BacktestConfig
 from tradebrain.exceptions import UserInputError
-from tradebrain.execution.costs import settings_costs
-from tradebrain.execution.monitor import MonitorRules
 from tradebrain.models.bundle import ModelBundle
 from tradebrain.research.bundle_replay import BundleReplay, replay_with_bundle
+from tradebrain.research.hybrid_request import HybridRequest, backtest_config
 from tradebrain.service.feeds import synthetic_feed
 from tradebrain.service.options import ServeOptions
 from tradebrain.service.service import TradingService
@@ -101,16 +98,13 @@ def paper(tmp_path_factory: pytest.TempPathFactory) -> PaperRun:
 def replay(paper: PaperRun, *, compiled: bool = True) -> BundleReplay:
     """Backtest the recorded candles on the saved models, configured as `backtest` does."""
     options, settings = paper.options, paper.settings
-    config = BacktestConfig(
-        cash=options.cash, costs=settings_costs(settings.execution), market=options.market,
-        leverage=options.leverage, monitor=MonitorRules.from_settings(settings.risk),
+    request = HybridRequest.from_settings(
+        settings, paper.candles, symbol=options.symbols[0], timeframe=options.timeframe,
+        backtest=backtest_config(
+            settings, cash=options.cash, market=options.market, leverage=options.leverage
+        ),
     )  # fmt: skip
-    return replay_with_bundle(
-        paper.bundle, paper.history, paper.candles, config,
-        symbol=options.symbols[0], timeframe=options.timeframe,
-        risk_settings=settings.risk, brain_settings=settings.brain,
-        tuning=BrainTuning.from_settings(settings), compiled=compiled,
-    )  # fmt: skip
+    return replay_with_bundle(paper.bundle, paper.history, request, compiled=compiled)
 
 
 @pytest.fixture(scope="module")

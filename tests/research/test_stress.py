@@ -9,8 +9,9 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from tradebrain.cli import app
-from tradebrain.research.stress import STRESS_SETS, run_stress
-from tradebrain.research.walk_forward_backtest import HybridConfig
+from tradebrain.research.hybrid_request import HybridRequest
+from tradebrain.research.stress import STRESS_SETS, run_stress, stress_world
+from tradebrain.strategies.hybrid_config import HybridConfig
 
 CONFIG = HybridConfig(
     retrain_every=500,
@@ -21,7 +22,11 @@ CONFIG = HybridConfig(
 
 
 def test_stress_reports_the_panic_exit_on_crash_candles_and_survives_a_gap() -> None:
-    report = run_stress(bars=2500, seed=7, crashes_per_year=60.0, hybrid=CONFIG)
+    world = stress_world(bars=2500, seed=7, crashes_per_year=60.0)
+    request = HybridRequest(
+        world.candles, world.symbol, world.timeframe, orderflow=world.orderflow, hybrid=CONFIG
+    )
+    report = run_stress(request, world)
     assert report.crashes, "a high crash rate must put crashes in the traded part"
     assert all(c.price_change < -0.05 for c in report.crashes)
     assert any(c.panic_fired for c in report.crashes)

@@ -22,6 +22,7 @@ from tradebrain.engine.strategy import StrategyContext
 from tradebrain.exceptions import UserInputError
 from tradebrain.features import compute_features
 from tradebrain.models.forecast import ForecastSettings
+from tradebrain.research.hybrid_request import HybridRequest
 from tradebrain.research.walk_forward_backtest import (
     hybrid_backtest_report,
     plan_segments,
@@ -217,9 +218,8 @@ def test_hybrid_without_votes_explains_itself() -> None:
 
 def test_report_has_decisions_summary_segments_and_the_oracle(planted: pl.DataFrame) -> None:
     expected = generate_market(WORLD).regimes["oracle_expected_return"].to_numpy()
-    run = hybrid_backtest_report(
-        planted, BacktestConfig(), CONFIG, symbol="SYN", timeframe="1h", planted=expected
-    )
+    request = HybridRequest(planted, "SYN", "1h", hybrid=CONFIG)
+    run = hybrid_backtest_report(request, planted=expected)
     report = run.report
     summary = report["decisions_summary"]
     assert sum(summary["actions"].values()) == summary["n_decisions"] > 0

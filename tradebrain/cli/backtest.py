@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich import box
@@ -18,6 +18,9 @@ from tradebrain.cli._shared import (
     store_of,
 )
 from tradebrain.exceptions import UserInputError
+
+if TYPE_CHECKING:
+    from tradebrain.strategies.hybrid_config import HybridConfig
 
 
 @friendly_errors
@@ -99,11 +102,10 @@ def backtest_command(
     from tradebrain.core.atomic_write import check_output_file, write_text_atomic
     from tradebrain.core.market import MarketType
     from tradebrain.data.loading import load_market_data
-    from tradebrain.engine.backtest import BacktestConfig
     from tradebrain.evaluation.statistics import TrialLedger
     from tradebrain.execution.costs import FlatCosts, settings_costs
-    from tradebrain.execution.monitor import MonitorRules
     from tradebrain.research.backtest_report import BacktestReport, backtest_report
+    from tradebrain.research.hybrid_request import backtest_config
     from tradebrain.strategies.builtin import make_strategy
 
     params: dict[str, Any] = {"fast": fast, "slow": slow} if strategy == "sma_cross" else {}
@@ -134,19 +136,20 @@ def backtest_command(
         costs = FlatCosts.for_venue(venue, slippage)
     else:  # the settings' costs, with --fee and --slippage-bps already folded in
         costs = settings_costs(settings.execution)
-    config = BacktestConfig(  # refuses an account no venue could hold, as serve does
-        cash=cash, costs=costs, market=MarketType(market), leverage=leverage,
-        monitor=MonitorRules.from_settings(settings.risk),
-    )  # fmt: skip
+    config = backtest_config(  # refuses an account no venue could hold, as serve does
+        settings, cash=cash, costs=costs, market=MarketType(market), leverage=leverage
+    )
     store = store_of(settings)
     loaded = load_market_data(data, store)
     funding_frame = None if funding is None else load_market_data(funding, store, "funding").frame
     name = symbol or Path(loaded.source).stem
+    timeframe = loaded.timeframe or "1h"
     run_settings = {"strategy": strategy, **params, "costs": repr(costs), "market": market,
                     "leverage": leverage, "cash": cash, "source": loaded.source}  # fmt: skip
     ledger = TrialLedger(settings.home / "trials.jsonl")
     backtests = [e["metric"] for e in ledger.entries() if str(e["name"]).startswith("backtest:")]
     variance = float(_variance(backtests)) if len(backtests) >= 2 else None
+    hybrid: HybridConfig | None = None
     if strategy == "hybrid":
         hybrid = hybrid_config(
             settings, retrain_every=retrain_every, min_train=min_train, models=models, sets=sets,
@@ -155,22 +158,18 @@ def backtest_command(
         run_settings.update(hybrid.to_dict())
     outcome: BacktestReport
     with console.status(f"backtesting {strategy} on {loaded.frame.height:,} candles...") as status:
-        if strategy == "hybrid":
-            from tradebrain.brain.tuning import BrainTuning
+        if hybrid is not None:
             from tradebrain.data.loading import load_planted_edge
+            from tradebrain.research.hybrid_request import HybridRequest
             from tradebrain.research.walk_forward_backtest import hybrid_backtest_report
 
+            request = HybridRequest.from_settings(
+                settings, loaded.frame, symbol=name, timeframe=timeframe, funding=funding_frame,
+                orderflow=_orderflow(loaded, store, trades, book, funding_frame), hybrid=hybrid,
+                backtest=config,
+            )  # fmt: skip
             outcome = hybrid_backtest_report(
-                loaded.frame,
-                config,
-                hybrid,
-                symbol=name,
-                timeframe=loaded.timeframe or "1h",
-                feature_input=_orderflow(loaded, store, trades, book, funding_frame),
-                funding=funding_frame,
-                risk_settings=settings.risk,
-                brain_settings=settings.brain,
-                tuning=BrainTuning.from_settings(settings),
+                request,
                 n_trials=max(ledger.n_trials, 1),
                 trials_variance=variance,
                 settings=run_settings,
@@ -183,7 +182,7 @@ def backtest_command(
                 lambda: make_strategy(strategy, **params),
                 config,
                 symbol=name,
-                timeframe=loaded.timeframe or "1h",
+                timeframe=timeframe,
                 funding=funding_frame,
                 n_trials=max(ledger.n_trials, 1),
                 trials_variance=variance,

@@ -37,15 +37,12 @@ class WorldResult:
 
 def run_worlds(settings: Settings, bars: int, seed: int) -> list[WorldResult]:
     """Evaluate models and backtest the hybrid strategy in both worlds; write HTML reports."""
-    from tradebrain.brain.tuning import BrainTuning
     from tradebrain.data.synthetic import SyntheticConfig, generate_market
-    from tradebrain.engine.backtest import BacktestConfig
     from tradebrain.evaluation.evaluate import evaluate
     from tradebrain.evaluation.html_report import write_html_report
     from tradebrain.evaluation.walk_forward import EvaluationSettings
-    from tradebrain.execution.costs import settings_costs
-    from tradebrain.execution.monitor import MonitorRules
     from tradebrain.labels import LabelSettings
+    from tradebrain.research.hybrid_request import HybridRequest
     from tradebrain.research.walk_forward_backtest import hybrid_backtest_report
     from tradebrain.strategies.hybrid_config import HybridConfig
 
@@ -55,8 +52,6 @@ def run_worlds(settings: Settings, bars: int, seed: int) -> list[WorldResult]:
     horizon = hybrid.forecast.horizons[len(hybrid.forecast.horizons) // 2]
     label = LabelSettings("direction", horizon=horizon, parameters={"dead_zone": 0.0})
     evaluation_settings = EvaluationSettings(label=label, models=hybrid.models, folds=4)
-    costs = settings_costs(settings.execution)
-    config = BacktestConfig(costs=costs, monitor=MonitorRules.from_settings(settings.risk))
     reports = settings.home / "reports"
     results = []
     for offset, (name, signal) in enumerate(WORLDS):
@@ -71,11 +66,13 @@ def run_worlds(settings: Settings, bars: int, seed: int) -> list[WorldResult]:
                 oracle=market.oracle, source=f"synthetic {name} world",
             ).report  # fmt: skip
         with console.status(f"{name} world: hybrid backtest, retrained walk-forward..."):
+            request = HybridRequest.from_settings(
+                settings, market.candles, symbol=f"SYN-{name}", timeframe="1h", hybrid=hybrid
+            )
             run = hybrid_backtest_report(
-                market.candles, config, hybrid, symbol=f"SYN-{name}",
-                timeframe="1h", risk_settings=settings.risk, brain_settings=settings.brain,
-                tuning=BrainTuning.from_settings(settings),
-                settings={"strategy": "hybrid", "costs": repr(costs), "market": "spot"},
+                request,
+                settings={"strategy": "hybrid", "costs": repr(request.backtest.costs),
+                          "market": request.backtest.market.value},
                 planted=market.regimes["oracle_expected_return"].to_numpy(),
             )  # fmt: skip
             html = write_html_report(

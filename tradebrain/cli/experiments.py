@@ -53,39 +53,27 @@ def ablation_command(
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write JSON here.")] = None,
 ) -> None:
     """Toggle each part in turn; print what it is worth in money after costs, out of sample."""
-    from tradebrain.brain.tuning import BrainTuning
     from tradebrain.core.market import MarketType
     from tradebrain.data.loading import load_market_data
-    from tradebrain.engine.backtest import BacktestConfig
     from tradebrain.evaluation.backtest_metrics import format_metric
     from tradebrain.exceptions import UserInputError
-    from tradebrain.execution.costs import settings_costs
-    from tradebrain.execution.monitor import MonitorRules
     from tradebrain.research.ablation import run_ablation
+    from tradebrain.research.hybrid_request import HybridRequest, backtest_config
 
     if market not in ("spot", "perp"):
         raise UserInputError(f"--market must be spot or perp; got {market!r}")
     settings = settings_of(ctx)
     loaded = load_market_data(data, store_of(settings))
-    hybrid = hybrid_config(
-        settings, retrain_every=retrain_every, min_train=min_train, models=models, sets=sets
-    )
-    config = BacktestConfig(
-        costs=settings_costs(settings.execution), market=MarketType(market),
-        monitor=MonitorRules.from_settings(settings.risk),
+    request = HybridRequest.from_settings(
+        settings, loaded.frame, symbol=Path(loaded.source).stem,
+        timeframe=loaded.timeframe or "1h",
+        hybrid=hybrid_config(
+            settings, retrain_every=retrain_every, min_train=min_train, models=models, sets=sets
+        ),
+        backtest=backtest_config(settings, market=MarketType(market)),
     )  # fmt: skip
     with console.status("ablation...") as status:
-        result = run_ablation(
-            loaded.frame,
-            config,
-            hybrid,
-            symbol=Path(loaded.source).stem,
-            timeframe=loaded.timeframe or "1h",
-            risk_settings=settings.risk,
-            brain_settings=settings.brain,
-            tuning=BrainTuning.from_settings(settings),
-            progress=lambda text: status.update(f"ablation: {text}"),
-        )
+        result = run_ablation(request, progress=lambda text: status.update(f"ablation: {text}"))
     report = result.to_dict()
     table = Table(
         title="ablation: each part toggled, change vs the configured system (out of sample, "
@@ -123,11 +111,8 @@ def stress_command(
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write JSON here.")] = None,
 ) -> None:
     """Flash crash with and without the panic exit, and a restart after a data gap."""
-    from tradebrain.brain.tuning import BrainTuning
-    from tradebrain.engine.backtest import BacktestConfig
-    from tradebrain.execution.costs import settings_costs
-    from tradebrain.execution.monitor import MonitorRules
-    from tradebrain.research.stress import STRESS_SETS, run_stress
+    from tradebrain.research.hybrid_request import HybridRequest
+    from tradebrain.research.stress import STRESS_SETS, run_stress, stress_world
     from tradebrain.strategies.hybrid_config import HybridConfig
 
     settings = settings_of(ctx)
@@ -136,20 +121,12 @@ def stress_command(
         feature_sets=tuple(dict.fromkeys([*settings.features.sets, *STRESS_SETS])),
     )  # fmt: skip
     with console.status("stress...") as status:
-        report = run_stress(
-            bars=bars,
-            seed=seed,
-            crashes_per_year=crashes_per_year,
-            hybrid=hybrid,
-            risk_settings=settings.risk,
-            brain_settings=settings.brain,
-            tuning=BrainTuning.from_settings(settings),
-            progress=lambda text: status.update(f"stress: {text}"),
-            config=BacktestConfig(
-                costs=settings_costs(settings.execution),
-                monitor=MonitorRules.from_settings(settings.risk),
-            ),
-        )
+        world = stress_world(bars=bars, seed=seed, crashes_per_year=crashes_per_year)
+        request = HybridRequest.from_settings(
+            settings, world.candles, symbol=world.symbol, timeframe=world.timeframe,
+            orderflow=world.orderflow, hybrid=hybrid,
+        )  # fmt: skip
+        report = run_stress(request, world, progress=lambda text: status.update(f"stress: {text}"))
     table = Table(title="flash crashes (out of sample)", box=box.SIMPLE_HEAVY)
     for column in ("start", "drop", "held", "panic fired", "equity w/ panic", "w/o panic",
                    "avoided", "forced long: exit", "hold"):  # fmt: skip

@@ -1,6 +1,7 @@
 """Ablation of the hybrid strategy: what each part is worth in money after costs, out of sample.
 
-The walk-forward forecasts are trained once (:func:`hybrid_signals`); every variant then reruns
+The walk-forward forecasts are trained once
+(:func:`~tradebrain.research.walk_forward_backtest.hybrid_signals`); every variant then reruns
 only the engine over the same out-of-sample votes, so a difference is the part's own effect and
 never a retraining accident. Each part is *toggled* from the configured system: a part that is
 on is switched off, a part that is off is switched on. The parts:
@@ -19,92 +20,22 @@ without it, so a part that is off by default shows what switching it on would co
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-import polars as pl
-
-from tradebrain.brain.regime import BRAIN_FEATURE_SETS
-from tradebrain.brain.tuning import PARTS, BrainTuning
-from tradebrain.config import BrainSettings, RiskSettings
-from tradebrain.engine.backtest import BacktestConfig, run_backtest
-from tradebrain.engine.engine import EngineResult
+from tradebrain.brain.tuning import PARTS
+from tradebrain.config import BrainSettings
 from tradebrain.evaluation.backtest_metrics import backtest_metrics
 from tradebrain.execution.monitor import MonitorRules
-from tradebrain.research.walk_forward_backtest import WalkForwardVotes, walk_forward_votes
-from tradebrain.risk.manager import RiskManager
+from tradebrain.research.hybrid_request import HybridRequest
+from tradebrain.research.walk_forward_backtest import Progress, hybrid_signals, run_hybrid
 from tradebrain.strategies.hybrid import HybridSignals
-from tradebrain.strategies.hybrid_config import HybridConfig
-from tradebrain.strategies.hybrid_fast import FastHybridStrategy
 
 ABLATION_METRICS = ("log_return", "total_return", "sharpe", "max_drawdown", "n_trades", "psr")
 """Metrics compared with the configured system (``log_return``: after costs, from the first
 candle the hybrid could trade)."""
 RISK_PARTS = ("kelly_from_trades", "trade_record_rules", "manage_exits")
 """Risk settings toggled as parts."""
-
-Progress = Callable[[str], None]
-
-
-def hybrid_signals(
-    candles: pl.DataFrame,
-    hybrid: HybridConfig,
-    *,
-    feature_input: pl.DataFrame | None = None,
-    progress: Progress | None = None,
-) -> tuple[HybridSignals, WalkForwardVotes]:
-    """Compute the features and train the walk-forward forecasts once; return signals and plan.
-
-    Parameters
-    ----------
-    candles
-        The candle table replayed by the engine.
-    hybrid
-        Walk-forward settings (segments, models, feature sets, forecast).
-    feature_input
-        The candles with order-flow columns when the feature sets need them.
-    progress
-        Called with a line of text at each step.
-    """
-    from tradebrain.features import compute_features
-
-    base = candles if feature_input is None else feature_input
-    sets = list(dict.fromkeys([*hybrid.feature_sets, *BRAIN_FEATURE_SETS]))
-    features = compute_features(base, sets)
-    plan = walk_forward_votes(candles, features, hybrid, progress=progress)
-    return HybridSignals.from_tables(features, plan.votes, plan.forecast), plan
-
-
-def run_hybrid(
-    candles: pl.DataFrame,
-    signals: HybridSignals,
-    config: BacktestConfig,
-    *,
-    symbol: str,
-    timeframe: str,
-    funding: pl.DataFrame | None = None,
-    risk_settings: RiskSettings | None = None,
-    brain_settings: BrainSettings | None = None,
-    tuning: BrainTuning | None = None,
-    disabled: tuple[str, ...] = (),
-) -> tuple[EngineResult, FastHybridStrategy]:
-    """Run the hybrid strategy once through the engine with a fresh risk manager.
-
-    Returns
-    -------
-    tuple
-        The engine result and the strategy (its ``decisions``).
-    """
-    strategy = FastHybridStrategy(
-        signals, brain_settings=brain_settings, disabled=disabled, market=config.market,
-        tuning=tuning,
-    )  # fmt: skip
-    result = run_backtest(
-        candles, strategy, config, symbol=symbol, timeframe=timeframe, funding=funding,
-        risk=RiskManager(risk_settings),
-    )  # fmt: skip
-    return result, strategy
 
 
 @dataclass(frozen=True)
@@ -155,45 +86,25 @@ def ablation_layers(models: tuple[str, ...]) -> list[str]:
     return [f"model:{m}" for m in models] + list(PARTS) + [f"risk:{p}" for p in RISK_PARTS]
 
 
-def run_ablation(
-    candles: pl.DataFrame,
-    config: BacktestConfig,
-    hybrid: HybridConfig,
-    *,
-    symbol: str,
-    timeframe: str,
-    feature_input: pl.DataFrame | None = None,
-    funding: pl.DataFrame | None = None,
-    risk_settings: RiskSettings | None = None,
-    brain_settings: BrainSettings | None = None,
-    tuning: BrainTuning | None = None,
-    progress: Progress | None = None,
-) -> Ablation:
+def run_ablation(request: HybridRequest, *, progress: Progress | None = None) -> Ablation:
     """Train walk-forward once, run the configured system, then each part toggled.
 
-    The position monitor's exits count as on when ``config.monitor`` has any rule switched on
-    (build it with ``MonitorRules.from_settings``).
+    The position monitor's exits count as on when ``request.backtest.monitor`` has any rule
+    switched on (``HybridRequest.from_settings`` builds it from ``risk.manage_exits``).
+    ``progress`` is called with a line of text at each step.
     """
-    signals, plan = hybrid_signals(candles, hybrid, feature_input=feature_input, progress=progress)
-    risk = risk_settings or RiskSettings()
-    brain = brain_settings or BrainSettings()
+    signals, plan = hybrid_signals(request, progress=progress)
+    config, risk, brain = request.backtest, request.risk, request.brain
     start = plan.segments[0].start if plan.segments else 0
     off_by_default = set(_off_parts(brain))
 
     def measure(
-        variant: HybridSignals,
-        disabled: tuple[str, ...] = (),
-        rules: RiskSettings = risk,
-        thinking: BrainSettings = brain,
-        run_config: BacktestConfig = config,
+        variant: HybridSignals, disabled: tuple[str, ...] = (), **changes: Any
     ) -> dict[str, float | None]:
-        result, _ = run_hybrid(
-            candles, variant, run_config, symbol=symbol, timeframe=timeframe, funding=funding,
-            risk_settings=rules, brain_settings=thinking, tuning=tuning, disabled=disabled,
-        )  # fmt: skip
+        result, _ = run_hybrid(replace(request, **changes), variant, disabled=disabled)
         values = backtest_metrics(
-            result.equity, config.cash, result.trades, timeframe, exposure=result.exposure,
-            fees=result.fees, funding=result.funding,
+            result.equity, config.cash, result.trades, request.timeframe,
+            exposure=result.exposure, fees=result.fees, funding=result.funding,
         )  # fmt: skip
         before = float(result.equity[start - 1]) if start > 0 else config.cash
         values["log_return"] = math.log(float(result.equity[-1]) / before)
@@ -214,11 +125,11 @@ def run_ablation(
         elif layer == "risk:manage_exits":
             default_on = config.monitor != MonitorRules.off()
             toggled = MonitorRules.off() if default_on else MonitorRules()
-            metrics = measure(signals, run_config=replace(config, monitor=toggled))
+            metrics = measure(signals, backtest=replace(config, monitor=toggled))
         elif layer.startswith("risk:"):
             name = layer.removeprefix("risk:")
             default_on = bool(getattr(risk, name))
-            metrics = measure(signals, rules=risk.model_copy(update={name: not default_on}))
+            metrics = measure(signals, risk=risk.model_copy(update={name: not default_on}))
         else:
             default_on = layer not in off_by_default
             if default_on:
@@ -230,7 +141,7 @@ def run_ablation(
                         **{k: True for k, part in _SWITCHES.items() if part == layer},
                     }
                 )
-                metrics = measure(signals, thinking=switched)
+                metrics = measure(signals, brain=switched)
         deltas = {key: _delta(metrics[key], full[key]) for key in ABLATION_METRICS}
         gain = deltas["log_return"]
         worth = None if gain is None else (-gain if default_on else gain)

@@ -2,16 +2,16 @@
 
 The walk-forward backtest (:mod:`~tradebrain.research.walk_forward_backtest`) retrains as it
 goes; a paper or live service trains once (or loads a folder) and keeps its models.
-:func:`replay_with_bundle` is the backtest of the latter: it replays ``candles`` through the
-engine, the simulated broker and a fresh risk manager with the votes and forecast of a fixed
-:class:`~tradebrain.models.bundle.ModelBundle`, no retraining.
+:func:`replay_with_bundle` is the backtest of the latter: it replays a request's ``candles``
+through the engine, the simulated broker and a fresh risk manager with the votes and forecast
+of a fixed :class:`~tradebrain.models.bundle.ModelBundle`, no retraining.
 
 ``history`` (the candles before ``candles``: a service's warm-up) only warms the features up:
 features are computed over ``history + candles`` (they are causal, so each row equals what a
 live feature engine fed candle by candle gives), then the models vote on the rows of
 ``candles``. The engine, the broker, the brain and risk see ``candles`` alone and start fresh,
-flat, with ``config.cash``: exactly where a new service stands on its first candle after the
-warm-up.
+flat, with ``request.backtest.cash``: exactly where a new service stands on its first candle
+after the warm-up.
 """
 
 from __future__ import annotations
@@ -23,12 +23,9 @@ import numpy as np
 import polars as pl
 
 from tradebrain.brain.regime import BRAIN_FEATURE_SETS
-from tradebrain.brain.tuning import BrainTuning
-from tradebrain.config import BrainSettings, RiskSettings
-from tradebrain.engine.backtest import BacktestConfig, run_backtest
 from tradebrain.engine.engine import EngineResult
 from tradebrain.exceptions import UserInputError
-from tradebrain.risk.manager import RiskManager
+from tradebrain.research.hybrid_request import HybridRequest
 from tradebrain.strategies.hybrid import HybridSignals, HybridStrategy
 from tradebrain.strategies.hybrid_fast import FastHybridStrategy
 
@@ -102,45 +99,26 @@ def bundle_signals(
 def replay_with_bundle(
     bundle: ModelBundle,
     history: pl.DataFrame,
-    candles: pl.DataFrame,
-    config: BacktestConfig,
+    request: HybridRequest,
     *,
-    symbol: str,
-    timeframe: str,
-    risk_settings: RiskSettings | None = None,
-    brain_settings: BrainSettings | None = None,
-    tuning: BrainTuning | None = None,
     compiled: bool = True,
     feature_sets: list[str] | None = None,
 ) -> BundleReplay:
-    """Backtest the hybrid strategy on ``candles`` with ``bundle``'s votes (see the module).
+    """Backtest the hybrid strategy on ``request.candles`` with ``bundle``'s votes (see the module).
 
     Parameters
     ----------
-    bundle, history, candles, feature_sets
+    bundle, history, feature_sets
         See :func:`bundle_signals`.
-    config
-        Cash, costs, market, leverage and exit management, as for any backtest.
-    symbol, timeframe
-        The market the candles are of.
-    risk_settings, brain_settings, tuning
-        The risk manager's rules (a fresh manager for the run) and the brain's settings.
+    request
+        The candles to replay (their market, funding) and the run's settings: cash, costs,
+        market, leverage and exit management, the risk manager's rules (a fresh manager for
+        the run), the brain and its tuning. Its walk-forward settings (``request.hybrid``)
+        are not used: the bundle is trained already.
     compiled
         Decide with the compiled brain (:class:`FastHybridStrategy`, the backtest's) or, when
         False, with the Python brain (:class:`HybridStrategy`, the live path's).
     """
-    signals = bundle_signals(bundle, history, candles, feature_sets)
-    strategy: FastHybridStrategy | HybridStrategy
-    if compiled:
-        strategy = FastHybridStrategy(
-            signals, brain_settings=brain_settings, market=config.market, tuning=tuning
-        )
-    else:
-        strategy = HybridStrategy(
-            signals, brain_settings=brain_settings, market=config.market, tuning=tuning
-        )
-    result = run_backtest(
-        candles, strategy, config, symbol=symbol, timeframe=timeframe,
-        risk=RiskManager(risk_settings),
-    )  # fmt: skip
-    return BundleReplay(result, strategy, signals)
+    signals = bundle_signals(bundle, history, request.candles, feature_sets)
+    strategy = request.strategy(signals, compiled=compiled)
+    return BundleReplay(request.replay(strategy), strategy, signals)

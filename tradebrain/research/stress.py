@@ -13,7 +13,7 @@ says whether gap-safe mode fired and cut the suggested size afterwards (vs gap-s
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -21,13 +21,13 @@ import polars as pl
 
 from tradebrain.brain.brain import Brain
 from tradebrain.brain.decision import Action, Decision
-from tradebrain.brain.tuning import BrainTuning, PositionContext
-from tradebrain.config import BrainSettings, RiskSettings
+from tradebrain.brain.tuning import PositionContext
 from tradebrain.data.synthetic import SyntheticConfig, generate_market
-from tradebrain.engine.backtest import BacktestConfig
-from tradebrain.research.ablation import Progress, hybrid_signals, run_hybrid
+from tradebrain.exceptions import UserInputError
+from tradebrain.research.hybrid_request import HybridRequest
+from tradebrain.research.walk_forward_backtest import Progress, hybrid_signals, run_hybrid
 from tradebrain.strategies.hybrid import HybridSignals
-from tradebrain.strategies.hybrid_config import DEFAULT_HYBRID_SETS, HybridConfig
+from tradebrain.strategies.hybrid_config import DEFAULT_HYBRID_SETS
 
 STRESS_SETS = (*DEFAULT_HYBRID_SETS, "orderflow", "sentiment")
 """Feature sets of the stress runs: the panic exit reads order-flow and sentiment features."""
@@ -83,75 +83,101 @@ class StressReport:
         }
 
 
-def run_stress(
-    *,
-    bars: int = 4000,
-    seed: int = 7,
-    crashes_per_year: float = 40.0,
-    hybrid: HybridConfig | None = None,
-    gap_candles: int = 48,
-    after: int = 6,
-    risk_settings: RiskSettings | None = None,
-    brain_settings: BrainSettings | None = None,
-    tuning: BrainTuning | None = None,
-    progress: Progress | None = None,
-    config: BacktestConfig | None = None,
-) -> StressReport:
-    """Run the flash-crash and data-gap scenarios on a synthetic market with order flow.
+@dataclass(frozen=True)
+class StressWorld:
+    """The synthetic market of the stress runs: 1h candles with order flow and forced crashes.
 
-    Parameters
+    Attributes
     ----------
-    bars, seed, crashes_per_year
-        The synthetic market (1h candles, order flow on).
-    hybrid
-        Walk-forward settings; the feature sets default to :data:`STRESS_SETS`.
-    gap_candles
-        Candles dropped in the gap scenario, in the middle of the traded part.
-    after
-        Candles after a crash's last candle counted in its equity window (the rebound).
-    risk_settings, brain_settings, tuning
-        Passed to the risk manager and the brain.
-    progress
-        Called with a line of text at each step.
-    config
-        Costs, market and exit management of the runs (default: a plain spot
-        :class:`BacktestConfig`); ``tradebrain stress`` passes the settings' costs and monitor.
-
-    Returns
-    -------
-    StressReport
-        One outcome per crash after the first segment, and the gap outcome.
+    candles, orderflow
+        The candles, and the same candles with order-flow columns (the request's market).
+    flash_crash
+        Whether each candle is part of a flash crash, shape ``(n,)``.
+    seed, crashes_per_year
+        How the market was generated.
+    symbol, timeframe
+        The market's name and candle length.
     """
-    hybrid = hybrid or HybridConfig(feature_sets=STRESS_SETS)
+
+    candles: pl.DataFrame
+    orderflow: pl.DataFrame
+    flash_crash: np.ndarray
+    seed: int
+    crashes_per_year: float
+    symbol: str = "SYN/USDT"
+    timeframe: str = "1h"
+
+
+def stress_world(bars: int = 4000, seed: int = 7, crashes_per_year: float = 40.0) -> StressWorld:
+    """Generate the stress market: ``bars`` 1h candles, order flow on, a high crash rate."""
+    from tradebrain.features import orderflow_columns
+
     market = generate_market(
         SyntheticConfig(
             bars=bars, seed=seed, orderflow=True, flash_crashes_per_year=crashes_per_year
         )
     )
-    from tradebrain.features import orderflow_columns
-
     candles = market.candles
     flow = orderflow_columns(
         candles, "1h", trades=market.trades, book=market.book, funding=market.funding
     )
-    config = config or BacktestConfig()
-    common: dict[str, Any] = {"symbol": "SYN/USDT", "timeframe": "1h",
-                              "risk_settings": risk_settings,
-                              "brain_settings": brain_settings,
-                              "tuning": tuning}  # fmt: skip
+    crash = market.regimes["flash_crash"].to_numpy()
+    return StressWorld(candles, flow, crash, seed, crashes_per_year)
+
+
+def run_stress(
+    request: HybridRequest,
+    world: StressWorld,
+    *,
+    gap_candles: int = 48,
+    after: int = 6,
+    progress: Progress | None = None,
+) -> StressReport:
+    """Run the flash-crash and data-gap scenarios on the stress market.
+
+    Parameters
+    ----------
+    request
+        The run on ``world``'s market (its candles and order flow), e.g.
+        ``HybridRequest.from_settings(settings, world.candles, symbol=world.symbol,
+        timeframe=world.timeframe, orderflow=world.orderflow, hybrid=...)``; its feature sets
+        should include :data:`STRESS_SETS` (the panic exit reads order flow and sentiment).
+    world
+        The stress market (:func:`stress_world`): where the crashes are.
+    gap_candles
+        Candles dropped in the gap scenario, in the middle of the traded part.
+    after
+        Candles after a crash's last candle counted in its equity window (the rebound).
+    progress
+        Called with a line of text at each step.
+
+    Returns
+    -------
+    StressReport
+        One outcome per crash after the first segment, and the gap outcome.
+
+    Raises
+    ------
+    UserInputError
+        When the request's candles are not the world's.
+    """
+    candles, hybrid = request.candles, request.hybrid
+    if candles.height != world.flash_crash.size or request.orderflow is None:
+        raise UserInputError(
+            "run_stress needs a request on the stress world's market: build it with "
+            "HybridRequest.from_settings(settings, world.candles, ..., orderflow=world.orderflow)"
+        )
     if progress is not None:
         progress("flash crash: training walk-forward")
-    signals, _ = hybrid_signals(candles, hybrid, feature_input=flow, progress=progress)
-    with_panic, strategy = run_hybrid(candles, signals, config, **common)
-    without_panic, _ = run_hybrid(candles, signals, config, disabled=("panic_exit",), **common)
-    forced = _forced_long(
-        candles, signals, market.regimes, hybrid.min_train, after, brain_settings, tuning
-    )
+    signals, _ = hybrid_signals(request, progress=progress)
+    with_panic, strategy = run_hybrid(request, signals)
+    without_panic, _ = run_hybrid(request, signals, disabled=("panic_exit",))
+    forced = _forced_long(request, signals, world.flash_crash, hybrid.min_train, after)
     by_time = {d.timestamp: d for d in strategy.decisions}
     stamps = candles["timestamp"].to_list()
     close = candles["close"].to_numpy()
     crashes = []
-    for start, end in _crash_runs(market.regimes["flash_crash"].to_numpy(), hybrid.min_train):
+    for start, end in _crash_runs(world.flash_crash, hybrid.min_train):
         stop = min(end - 1 + after, len(close) - 1)
         on_crash = [by_time[t] for t in stamps[start:end] if t in by_time]
         fired = any("panic_exit" in d.filters for d in on_crash)
@@ -178,8 +204,9 @@ def run_stress(
         )
     if progress is not None:
         progress("data gap: training walk-forward on the gapped history")
-    gap = _gap_scenario(candles, flow, hybrid, config, gap_candles, common, progress)
-    settings = {"bars": bars, "seed": seed, "crashes_per_year": crashes_per_year,
+    gap = _gap_scenario(request, gap_candles, progress)
+    settings = {"bars": candles.height, "seed": world.seed,
+                "crashes_per_year": world.crashes_per_year,
                 "gap_candles": gap_candles, "after": after, "models": list(hybrid.models),
                 "sets": list(hybrid.feature_sets)}  # fmt: skip
     return StressReport(settings, crashes, gap)
@@ -197,29 +224,28 @@ def _change(equity: np.ndarray, first: int, last: int) -> float:
 
 
 def _forced_long(
-    candles: pl.DataFrame,
+    request: HybridRequest,
     signals: HybridSignals,
-    regimes: pl.DataFrame,
+    flash_crash: np.ndarray,
     first: int,
     after: int,
-    brain_settings: BrainSettings | None,
-    tuning: BrainTuning | None = None,
 ) -> dict[int, tuple[bool, float, float]]:
     """Replay a brain holding a long through each crash window; return start -> outcome.
 
     The outcome is (panic exit on a crash candle, change exiting at the next open, change
     holding to the window's end), both from the close before the crash.
     """
-    runs = _crash_runs(regimes["flash_crash"].to_numpy(), first)
+    runs = _crash_runs(flash_crash, first)
     if not runs:
         return {}
+    candles, symbol = request.candles, request.symbol
     n = candles.height
     close, open_ = candles["close"].to_numpy(), candles["open"].to_numpy()
-    stamps, symbol = candles["timestamp"].to_list(), "SYN/USDT"
+    stamps = candles["timestamp"].to_list()
     held = np.zeros(n, dtype=bool)
     for start, end in runs:
         held[start - 1 : min(end + after, n)] = True
-    brain = Brain(brain_settings, tuning=tuning)
+    brain = Brain(request.brain, tuning=request.tuning)
     decisions: dict[int, Decision] = {}
     for bar in range(first, n):
         votes = {
@@ -259,25 +285,20 @@ def _forced_long(
 
 
 def _gap_scenario(
-    candles: pl.DataFrame,
-    flow: pl.DataFrame,
-    hybrid: HybridConfig,
-    config: BacktestConfig,
-    gap_candles: int,
-    common: dict[str, Any],
-    progress: Progress | None,
+    request: HybridRequest, gap_candles: int, progress: Progress | None
 ) -> GapOutcome:
     """Drop a block of candles mid-way through the traded part and rerun from scratch."""
+    candles, flow, hybrid = request.candles, request.feature_candles, request.hybrid
     n = candles.height
     cut = hybrid.min_train + (n - hybrid.min_train) // 2
     keep = np.ones(n, dtype=bool)
     keep[cut : cut + gap_candles] = False
     mask = pl.Series(keep)
-    gapped, gapped_flow = candles.filter(mask), flow.filter(mask)
-    resumed = gapped["timestamp"][cut]
-    signals, _ = hybrid_signals(gapped, hybrid, feature_input=gapped_flow, progress=progress)
-    result, strategy = run_hybrid(gapped, signals, config, **common)
-    _, plain = run_hybrid(gapped, signals, config, disabled=("gap_safe",), **common)
+    gapped = replace(request, candles=candles.filter(mask), orderflow=flow.filter(mask))
+    resumed = gapped.candles["timestamp"][cut]
+    signals, _ = hybrid_signals(gapped, progress=progress)
+    result, strategy = run_hybrid(gapped, signals)
+    _, plain = run_hybrid(gapped, signals, disabled=("gap_safe",))
     after = [d for d in strategy.decisions if d.timestamp >= resumed]
     safe = [d for d in after if "gap_safe" in d.filters]
     safe_times = {d.timestamp for d in safe}

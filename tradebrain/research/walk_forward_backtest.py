@@ -10,8 +10,11 @@ once over the whole history: they are causal (row ``t`` uses candles ``0..t``), 
 the table equals the table of the prefix. No vote, no trade: nothing happens before the first
 segment.
 
-:func:`hybrid_backtest_report` runs the hybrid strategy (its compiled form,
-:class:`~tradebrain.strategies.hybrid_fast.FastHybridStrategy`) through
+Every run takes a :class:`~tradebrain.research.hybrid_request.HybridRequest` (the market and
+the settings). :func:`hybrid_signals` computes the features and trains the segments once;
+:func:`run_hybrid` replays the compiled strategy over those signals (the ablation and the
+stress scenarios rerun only this); :func:`hybrid_backtest_report` runs the hybrid strategy
+(its compiled form, :class:`~tradebrain.strategies.hybrid_fast.FastHybridStrategy`) through
 :func:`~tradebrain.research.backtest_report.backtest_report` with a fresh
 :class:`~tradebrain.risk.manager.RiskManager` per run, the buy-and-hold benchmark (no risk
 gate: it is the market) and the cost sensitivity (the same votes: costs do not change them),
@@ -29,13 +32,11 @@ import numpy as np
 import polars as pl
 
 from tradebrain.brain.regime import BRAIN_FEATURE_SETS
-from tradebrain.brain.tuning import BrainTuning
-from tradebrain.config import BrainSettings, RiskSettings
 from tradebrain.engine.backtest import BacktestConfig
 from tradebrain.engine.engine import EngineResult
 from tradebrain.exceptions import UserInputError
 from tradebrain.research.backtest_report import BacktestReport, backtest_report, finite
-from tradebrain.risk.manager import RiskManager
+from tradebrain.research.hybrid_request import HybridRequest
 from tradebrain.strategies.hybrid import HybridSignals
 from tradebrain.strategies.hybrid_config import HybridConfig
 from tradebrain.strategies.hybrid_fast import FastHybridStrategy
@@ -170,18 +171,40 @@ class HybridRun(BacktestReport):
     plan: WalkForwardVotes
 
 
+def hybrid_signals(
+    request: HybridRequest, *, progress: Progress | None = None
+) -> tuple[HybridSignals, WalkForwardVotes]:
+    """Compute the features and train the walk-forward forecasts once; return signals and plan.
+
+    The features are those of ``request.hybrid.feature_sets`` plus the brain's regime sets,
+    computed from ``request.feature_candles`` (with order flow when the request has it);
+    ``progress`` is called with a line of text at each step.
+    """
+    from tradebrain.features import compute_features
+
+    if progress is not None:
+        progress(f"computing features for {request.candles.height:,} candles")
+    sets = list(dict.fromkeys([*request.hybrid.feature_sets, *BRAIN_FEATURE_SETS]))
+    features = compute_features(request.feature_candles, sets)
+    plan = walk_forward_votes(request.candles, features, request.hybrid, progress=progress)
+    return HybridSignals.from_tables(features, plan.votes, plan.forecast), plan
+
+
+def run_hybrid(
+    request: HybridRequest, signals: HybridSignals, *, disabled: tuple[str, ...] = ()
+) -> tuple[EngineResult, FastHybridStrategy]:
+    """Run the compiled hybrid strategy once through the engine with a fresh risk manager.
+
+    ``disabled`` switches brain parts off. Returns the engine result and the strategy (its
+    ``decisions``).
+    """
+    strategy = request.strategy(signals, disabled=disabled)
+    return request.replay(strategy), strategy
+
+
 def hybrid_backtest_report(
-    candles: pl.DataFrame,
-    config: BacktestConfig,
-    hybrid: HybridConfig,
+    request: HybridRequest,
     *,
-    symbol: str,
-    timeframe: str,
-    feature_input: pl.DataFrame | None = None,
-    funding: pl.DataFrame | None = None,
-    risk_settings: RiskSettings | None = None,
-    brain_settings: BrainSettings | None = None,
-    tuning: BrainTuning | None = None,
     n_trials: int = 1,
     trials_variance: float | None = None,
     settings: dict[str, Any] | None = None,
@@ -190,52 +213,51 @@ def hybrid_backtest_report(
 ) -> HybridRun:
     """Retrain walk-forward, run the hybrid strategy, the benchmark and the cost sensitivity.
 
-    ``feature_input`` is the candle table with order-flow columns (see
-    :func:`~tradebrain.features.orderflow_columns`) when the feature sets need them.
-    ``planted`` is a synthetic world's known expected return per candle (its
-    ``oracle_expected_return``): the report then adds the oracle strategy on the candles the
-    hybrid traded, at the same costs, and the capture ratio (see :func:`oracle_section`).
+    Parameters
+    ----------
+    request
+        The market and the settings of the run.
+    n_trials, trials_variance
+        Backtests tried so far and the variance of their Sharpe ratios (the deflated Sharpe
+        ratio's correction, see :func:`~tradebrain.research.backtest_report.backtest_report`).
+    settings
+        What the report's ``settings`` section records.
+    progress
+        Called with a line of text at each step.
+    planted
+        A synthetic world's known expected return per candle (its ``oracle_expected_return``,
+        shape ``(n,)``): the report then adds the oracle strategy on the candles the hybrid
+        traded, at the same costs, and the capture ratio (see :func:`oracle_section`).
     """
-    from tradebrain.features import compute_features
-
-    if progress is not None:
-        progress(f"computing features for {candles.height:,} candles")
-    base = candles if feature_input is None else feature_input
-    sets = list(dict.fromkeys([*hybrid.feature_sets, *BRAIN_FEATURE_SETS]))
-    features = compute_features(base, sets)
-    plan = walk_forward_votes(candles, features, hybrid, progress=progress)
-    signals = HybridSignals.from_tables(features, plan.votes, plan.forecast)
-
+    signals, plan = hybrid_signals(request, progress=progress)
     made: list[FastHybridStrategy] = []
 
     def make() -> FastHybridStrategy:
-        # The compiled brain: the same decisions and trades as HybridStrategy (parity tests),
-        # about 35 times faster on a replay.
-        strategy = FastHybridStrategy(
-            signals, brain_settings=brain_settings, market=config.market, tuning=tuning
-        )
+        strategy = request.strategy(signals)
         made.append(strategy)
         return strategy
 
     if progress is not None:
         progress("running the hybrid strategy through the engine")
+    config = request.backtest
     outcome = backtest_report(
-        candles, make, config, symbol=symbol, timeframe=timeframe, funding=funding,
-        make_risk=lambda: RiskManager(risk_settings), n_trials=n_trials,
+        request.candles, make, config, symbol=request.symbol, timeframe=request.timeframe,
+        funding=request.funding, make_risk=request.risk_manager, n_trials=n_trials,
         trials_variance=trials_variance, settings=settings,
     )  # fmt: skip
     strategy, result = made[0], outcome.result
     report = {
         **outcome.report,
-        "hybrid": hybrid.to_dict(),
+        "hybrid": request.hybrid.to_dict(),
         "decisions_summary": strategy.decisions_summary(),
         "segments": [segment.to_dict() for segment in plan.segments],
     }
     if planted is not None:
         start = plan.segments[0].start if plan.segments else 0
         report["oracle"] = oracle_section(
-            candles, planted, result.equity, config, start=start, timeframe=timeframe
-        )
+            request.candles, planted, result.equity, config, start=start,
+            timeframe=request.timeframe,
+        )  # fmt: skip
     with_decisions = HybridResult(**vars(result), decisions=strategy.decisions_frame())
     return HybridRun(with_decisions, finite(report), strategy, plan)
 

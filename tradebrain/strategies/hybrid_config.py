@@ -1,8 +1,10 @@
-"""One request object for hybrid runs: how the strategy retrains, what it learns from.
+"""How a hybrid run retrains and what it learns from: segments, history, models, features.
 
 Backtests, ablations, stress tests, the demo and the trading service all build their
 :class:`HybridConfig` from the settings (:meth:`HybridConfig.from_settings`), so one setting has
-one effect everywhere; a command-line flag overrides the setting for that run.
+one effect everywhere; a command-line flag overrides the setting for that run. A research run
+carries it inside its :class:`~tradebrain.research.hybrid_request.HybridRequest` (the market and
+every other setting of the run).
 """
 
 from __future__ import annotations
