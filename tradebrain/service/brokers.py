@@ -2,8 +2,8 @@
 
 :func:`open_broker` builds the simulated broker (paper mode: restored from the state store
 and checked against the recorded positions) or the exchange broker (live mode: reconciled with
-the venue), wraps it in the :class:`~tradebrain.service.venue.RecordingBroker` the engines
-trade through, and hands the runner a :class:`BrokerSetup`. From then on the runner talks to
+the venue), wraps it in the :class:`~tradebrain.service.recording_broker.RecordingBroker` the
+engines trade through, and hands the runner a :class:`BrokerSetup`. From then on the runner talks to
 the :class:`ServiceBroker` port and a :class:`TradeLedger` only; it never asks which broker it
 has.
 """
@@ -30,7 +30,7 @@ from tradebrain.execution.portfolio import Portfolio
 from tradebrain.execution.snapshot import decode, encode, restore_broker
 from tradebrain.service.options import ServeOptions
 from tradebrain.service.recording import OrderBook
-from tradebrain.service.venue import DUST_NOTIONAL, RecordingBroker, intent_of
+from tradebrain.service.recording_broker import DUST_NOTIONAL, RecordingBroker, intent_of
 from tradebrain.state import StateStore
 
 log = logging.getLogger(__name__)

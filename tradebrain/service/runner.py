@@ -47,7 +47,7 @@ from tradebrain.service.models_provider import ModelProvider
 from tradebrain.service.options import ServeOptions
 from tradebrain.service.prometheus import ServiceMetrics
 from tradebrain.service.recorder import RunnerState, StepRecorder
-from tradebrain.service.venue import RecordingBroker
+from tradebrain.service.recording_broker import RecordingBroker
 from tradebrain.state import StateStore
 from tradebrain.strategies.hybrid import HybridStrategy
 

@@ -1,4 +1,4 @@
-"""The runner's side of the broker port: ids it gave, orders it restores, what a venue holds."""
+"""The broker as the engines see it (RecordingBroker): ids it gave, orders restored, dust."""
 
 from __future__ import annotations
 
