@@ -1,6 +1,7 @@
 """Models: one interface (scikit-learn conventions), three classes (down, flat, up).
 
-Importing this package registers every built-in model in :data:`MODEL_CLASSES`.
+Importing this package registers every built-in model in :data:`MODEL_CLASSES` (the torch nets
+are declared there and imported on first use).
 """
 
 from tradebrain.models.base import (
@@ -19,13 +20,16 @@ from tradebrain.models.base import (
 from tradebrain.models.baselines import LogisticModel, MomentumRuleModel, PatternRuleModel
 from tradebrain.models.boosting import LightGBMModel, XGBoostModel
 from tradebrain.models.calibration import CalibratedModel, TemperatureCalibrator
-from tradebrain.models.nets import NET_MODELS
+
+# The torch nets are declared, not imported: torch takes seconds to load, and most runs use
+# none of them. MODEL_CLASSES["cnn"] imports tradebrain.models.nets (see ModelRegistry).
+for _net in ("cnn", "tcn", "lstm", "transformer", "patchtst", "nhits"):
+    MODEL_CLASSES.declare(_net, "tradebrain.models.nets")
 
 __all__ = [
     "CLASSES",
     "CLASS_NAMES",
     "MODEL_CLASSES",
-    "NET_MODELS",
     "CalibratedModel",
     "LightGBMModel",
     "LogisticModel",

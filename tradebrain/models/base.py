@@ -23,11 +23,12 @@ for the newest row.
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import json
 import platform
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, ItemsView, Iterator, KeysView, ValuesView
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -289,13 +290,72 @@ class Model(ABC):
         )
 
 
-MODEL_CLASSES: dict[str, type[Model]] = {}
-"""Every model class by its registry name; filled by :func:`register_model`."""
+class ModelRegistry(dict[str, type["Model"]]):
+    """Model classes by registry name; some are *declared* and imported on first use.
+
+    The torch nets are declared by :mod:`tradebrain.models` without importing them (torch takes
+    seconds to import): ``"cnn" in MODEL_CLASSES`` is true at once, and ``MODEL_CLASSES["cnn"]``
+    (or listing every model) imports the module that registers them.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.declared: dict[str, str] = {}
+
+    def declare(self, name: str, module: str) -> None:
+        """Say that importing ``module`` registers the model ``name``."""
+        if not dict.__contains__(self, name):
+            self.declared[name] = module
+
+    def __missing__(self, name: str) -> type[Model]:
+        module = self.declared.get(name)
+        if module is None:
+            raise KeyError(name)
+        importlib.import_module(module)
+        self.declared.pop(name, None)
+        if not dict.__contains__(self, name):
+            raise KeyError(f"{module} was imported but registered no model {name!r}")
+        return dict.__getitem__(self, name)
+
+    def __contains__(self, name: object) -> bool:
+        return dict.__contains__(self, name) or name in self.declared
+
+    def load_all(self) -> None:
+        """Import every declared model (listing them all needs their classes)."""
+        for module in sorted(set(self.declared.values())):
+            importlib.import_module(module)
+        self.declared.clear()
+
+    def __iter__(self) -> Iterator[str]:
+        self.load_all()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self.load_all()
+        return super().__len__()
+
+    def keys(self) -> KeysView[str]:  # type: ignore[override]
+        self.load_all()
+        return super().keys()
+
+    def values(self) -> ValuesView[type[Model]]:  # type: ignore[override]
+        self.load_all()
+        return super().values()
+
+    def items(self) -> ItemsView[str, type[Model]]:  # type: ignore[override]
+        self.load_all()
+        return super().items()
+
+
+MODEL_CLASSES = ModelRegistry()
+"""Every model class by its registry name; filled by :func:`register_model` (and declared
+models, imported on first use: see :class:`ModelRegistry`)."""
 
 
 def register_model(model_class: type[Model]) -> type[Model]:
     """Class decorator: make a model available by its ``name``."""
     MODEL_CLASSES[model_class.name] = model_class
+    MODEL_CLASSES.declared.pop(model_class.name, None)
     return model_class
 
 
