@@ -19,12 +19,7 @@ from tradebrain.data.store import DatasetKey, ParquetStore
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("TRADEBRAIN_CONFIG", raising=False)
-    monkeypatch.setenv("TRADEBRAIN_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
+pytestmark = pytest.mark.usefixtures("cli_home")
 
 
 def _store(tmp_path: Path) -> ParquetStore:

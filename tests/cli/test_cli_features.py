@@ -14,11 +14,7 @@ from tradebrain.data.synthetic import SyntheticConfig, generate_market, write_ma
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("TRADEBRAIN_CONFIG", raising=False)
-    monkeypatch.setenv("TRADEBRAIN_HOME", str(tmp_path / "home"))
+pytestmark = pytest.mark.usefixtures("cli_home")
 
 
 def test_list_shows_every_feature_with_its_warmup() -> None:

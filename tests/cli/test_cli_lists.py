@@ -22,18 +22,13 @@ FIRST = "2024-01-01T00:00:00+00:00"
 LAST = "2024-01-03T23:00:00+00:00"  # 72 hourly candles
 
 
-@pytest.fixture(autouse=True)
-def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("TRADEBRAIN_CONFIG", raising=False)
-    monkeypatch.setenv("TRADEBRAIN_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
+pytestmark = pytest.mark.usefixtures("cli_home")
 
 
 @pytest.fixture
-def stored(_home: Path) -> DatasetKey:
+def stored(cli_home: Path) -> DatasetKey:
     key = DatasetKey.of("BTC/USDT", "1h", Kind.CANDLES, exchange="binance", market="spot")
-    ParquetStore(_home / "store").write(key, make_candles(72))  # from 2024-01-01 00:00 UTC
+    ParquetStore(cli_home / "store").write(key, make_candles(72))  # from 2024-01-01 00:00 UTC
     return key
 
 

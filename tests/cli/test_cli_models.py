@@ -16,10 +16,8 @@ runner = CliRunner()
 
 
 @pytest.fixture(autouse=True)
-def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("TRADEBRAIN_CONFIG", raising=False)
-    monkeypatch.setenv("TRADEBRAIN_HOME", str(tmp_path / "home"))
+def _planted_world(cli_home: Path, tmp_path: Path) -> None:
+    """Write a planted synthetic world into the run folder."""
     market = generate_market(SyntheticConfig(bars=3_000, seed=8, signal=0.3))
     write_market(market, tmp_path / "planted.parquet")
 
