@@ -35,9 +35,11 @@ from tradebrain.exceptions import ConfigError, UserInputError
 from tradebrain.execution.account import AccountSnapshot, ClosedTrade, Position
 from tradebrain.execution.costs import settings_costs
 from tradebrain.execution.monitor import MonitorRules, PositionMonitor
+from tradebrain.learning.executor import executor_kind
 from tradebrain.risk import Denial, MarketState, MarketType, RiskManager
 from tradebrain.risk.policy import PolicyRules
 from tradebrain.risk.sizing import SizingRules
+from tradebrain.service.learning_loop import LearningPolicy
 from tradebrain.strategies.hybrid_config import HybridConfig
 
 
@@ -268,6 +270,19 @@ CHANGES: dict[str, Change] = {
     "learning.retrain_every_bars": Change(500),
     "learning.min_train_bars": Change(2_000),
     "learning.max_train_bars": Change(None),
+    "learning.enabled": Change(True),
+    "learning.registry_uri": Change("sqlite:///another-registry.db"),
+    "learning.auto_promote": Change(True),
+    "learning.auto_rollback": Change(False),
+    "learning.min_track_bars": Change(250),
+    "learning.max_track_bars": Change(2000),
+    "learning.gate_alpha": Change(0.01),
+    "learning.min_dsr": Change(0.9),
+    "learning.monitor_block_bars": Change(12),
+    "learning.monitor_burn_in_blocks": Change(30),
+    "learning.monitor_false_alarm_blocks": Change(5000.0),
+    "learning.experience_every_bars": Change(100),
+    "learning.executor": Change("ray"),
     "api.host": Change("0.0.0.0"),
     "api.port": Change(9090),
     "api.token": Change(SecretStr("a-configured-token-for-the-api")),
@@ -338,6 +353,8 @@ def _behaviour(settings: Settings, *, commands: bool) -> dict[str, Any]:
         "fusion": _fused_votes(settings.brain),
         "brain parts": Brain(settings.brain).enabled,
         "hybrid": HybridConfig.from_settings(settings),
+        "learning loop": LearningPolicy.from_settings(settings.learning),
+        "fan-out executor": executor_kind(settings.learning.executor, jobs=4),
     }
     if commands:
         found.update(_command_behaviour(settings))

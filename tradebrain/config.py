@@ -15,7 +15,7 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from annotated_types import Ge, Gt, Le, Lt
@@ -208,6 +208,53 @@ class LearningSettings(_Section):
     min_train_bars: int = Field(4000, ge=100, description="candles learned from before trading")
     max_train_bars: int | None = Field(
         20_000, ge=500, description="most (newest) candles a retrain learns from; null: all"
+    )
+    enabled: bool = Field(
+        False,
+        description="serve: retrain on schedule, shadow candidates, gate promotions, watch "
+        "production (off: the models stay as loaded)",
+    )
+    registry_uri: str | None = Field(
+        None,
+        description="MLflow tracking/registry URI; null: SQLite mlflow.db under home",
+    )
+    auto_promote: bool = Field(
+        False, description="promote a candidate that passes the gates without approval"
+    )
+    auto_rollback: bool = Field(
+        True, description="roll production back when its after-cost returns degrade (CUSUM)"
+    )
+    min_track_bars: int = Field(
+        500, ge=50, description="paired shadow bars before a candidate can be judged"
+    )
+    max_track_bars: int = Field(
+        3000, ge=100, description="shadow bars after which a candidate not yet better is refused"
+    )
+    gate_alpha: float = Field(
+        0.05, gt=0, lt=0.5, description="one-sided significance of the paired shadow test"
+    )
+    min_dsr: float = Field(
+        0.95, ge=0, lt=1, description="deflated Sharpe a candidate needs, counting every trial"
+    )
+    monitor_block_bars: int = Field(
+        24, ge=1, description="bars per block of the degradation monitor's returns"
+    )
+    monitor_burn_in_blocks: int = Field(
+        20,
+        ge=5,
+        description="blocks that set a production's expected returns when no "
+        "shadow record gave them",
+    )
+    monitor_false_alarm_blocks: float = Field(
+        1000.0,
+        gt=10,
+        description="blocks between false degradation alarms on average (sets the CUSUM threshold)",
+    )
+    experience_every_bars: int = Field(
+        24, ge=1, description="bars between exports of the experience log to Parquet"
+    )
+    executor: Literal["local", "ray"] = Field(
+        "local", description="where fan-out retraining and studies run"
     )
 
 

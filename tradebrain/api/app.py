@@ -37,11 +37,14 @@ from tradebrain.api.schemas import (
     Decision,
     Equity,
     Health,
+    LearningCommand,
     LearningStatus,
     ModelInfo,
     ModelStatus,
+    ModelVersion,
     Position,
     PredictRequest,
+    PromoteRequest,
     Trade,
     WarmingUp,
 )
@@ -124,6 +127,7 @@ def create_app(
     _add_predict_routes(private, service)
     _add_account_routes(private, service, open_api=token is None)
     _add_control_routes(private, service)
+    _add_learning_routes(private, service)
     app.include_router(private)
     return app
 
@@ -263,6 +267,33 @@ def _add_control_routes(router: APIRouter, service: ServiceView) -> None:
     def emergency_stop() -> Control:
         """Close every position at the next price and stop opening new ones."""
         return Control.model_validate(service.emergency_stop())
+
+
+def _add_learning_routes(router: APIRouter, service: ServiceView) -> None:
+    answers = _errors.BAD_BODY | _errors.INVALID
+
+    @router.get("/models/versions", tags=["models"], responses=_errors.INVALID)
+    def model_versions() -> list[ModelVersion]:
+        """List every registered version: aliases, status, lineage and metrics, newest first."""
+        return [ModelVersion.model_validate(v) for v in service.model_versions()]
+
+    @router.post("/models/promote", tags=["models"], responses=answers)
+    def promote(request: PromoteRequest) -> LearningStatus:
+        """Make a registered version production from the next candle (audited)."""
+        status = service.learning_command("promote", request.version, request.reason)
+        return LearningStatus.model_validate(status)
+
+    @router.post("/models/rollback", tags=["models"], responses=answers)
+    def rollback(request: LearningCommand) -> LearningStatus:
+        """Put the previous production back from the next candle (audited)."""
+        status = service.learning_command("rollback", None, request.reason)
+        return LearningStatus.model_validate(status)
+
+    @router.post("/api/ai/retrain", tags=["ai"], responses=answers)
+    def retrain(request: LearningCommand) -> LearningStatus:
+        """Start a retraining now, in the worker process (the trading does not wait)."""
+        status = service.learning_command("retrain", None, request.reason)
+        return LearningStatus.model_validate(status)
 
 
 def _predict(service: ServiceView, request: PredictRequest) -> dict[str, Any]:

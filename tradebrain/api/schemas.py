@@ -128,6 +128,39 @@ class LearningStatus(_OpenResponse):
     trained_at: str | None = Field(description="end of the training data (UTC text)")
     trained_on: int | None = Field(description="candles the models were trained on")
     next_retrain_in: int | None = Field(description="candles until the next retraining")
+    production_version: int | None = Field(
+        None, description="the registry version trading now (learning on)"
+    )
+    candidate_version: int | None = Field(
+        None, description="the version in shadow mode beside production, if any"
+    )
+    retraining: bool = Field(False, description="whether a retraining runs now")
+
+
+class ModelVersion(_OpenResponse):
+    """One version of the model registry, with its lineage."""
+
+    version: int
+    status: str = Field(description="candidate, production, archived, refused or rolled_back")
+    aliases: list[str]
+    created_at: datetime
+    run_id: str = Field(description="the MLflow run that holds its artifacts and metrics")
+    metrics: dict[str, float | None]
+    lineage: dict[str, Any]
+
+
+class LearningCommand(BaseModel):
+    """Why the operator promotes or rolls back (recorded in the audit trail)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field("", max_length=500)
+
+
+class PromoteRequest(LearningCommand):
+    """Which registry version to promote to production."""
+
+    version: int = Field(ge=1)
 
 
 class ModelInfo(_OpenResponse):

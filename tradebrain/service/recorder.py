@@ -58,6 +58,7 @@ class RunnerState:
             "benchmark_price": self.benchmark_price,
             "started_at": self.started_at,
             "candles_since_training": self.candles_since_training,
+            "learning": self.extra.get("learning"),
         }
 
     @classmethod
@@ -70,7 +71,11 @@ class RunnerState:
             started_at=str(data.get("started_at", "")),
             candles_since_training=int(data.get("candles_since_training", 0)),
             descriptor=dict(data.get("descriptor") or {}),
-            extra={"memory": data.get("memory"), "shadow": data.get("shadow")},
+            extra={
+                "memory": data.get("memory"),
+                "shadow": data.get("shadow"),
+                "learning": data.get("learning"),
+            },
         )
 
 
@@ -201,11 +206,13 @@ class StepRecorder:
         broker_state: dict[str, Any] | None,
         memory: str,
         ledger_state: dict[str, Any] | None,
+        shadow_decisions: list[tuple[str, dict[str, Any]]] | None = None,
     ) -> None:
         """Write the step of ``candle`` in one transaction.
 
         ``decision`` is the decision as the API shows it; ``benchmark_price`` returns a
-        symbol's last close, for buy-and-hold.
+        symbol's last close, for buy-and-hold; ``shadow_decisions`` are the candidates'
+        decisions on the candle, as ``(shadow run, document)``.
         """
         state = self.state
         if not state.benchmark_symbol:
@@ -239,5 +246,6 @@ class StepRecorder:
             positions=[position_record(p) for p in account.positions.values()],
             broker_state=broker_state,
             runner_state={**state.to_dict(), "memory": memory, "shadow": ledger_state},
+            shadow_decisions=shadow_decisions or [],
         )
         self.store.record_step(step)

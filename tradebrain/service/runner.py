@@ -42,6 +42,7 @@ from tradebrain.service.brokers import (
 )
 from tradebrain.service.control import EMERGENCY, PAUSED, ControlGate
 from tradebrain.service.feeds import LiveFeed
+from tradebrain.service.learning_loop import LearningLoop, LoopStep
 from tradebrain.service.memory import SignedMemory
 from tradebrain.service.models_provider import ModelProvider
 from tradebrain.service.options import ServeOptions
@@ -105,6 +106,12 @@ class Runner:
         self.latest: dict[str, dict[str, Any]] = {}
         self.restored = False
         self.signed = SignedMemory(model_dir.parent / f".{model_dir.name}.key")
+        self.learning: LearningLoop | None = None
+        if settings.learning.enabled:
+            self.learning = LearningLoop(
+                settings, options, store, timeframe=feed.timeframe, source=feed.name,
+                progress=progress,
+            )  # fmt: skip
 
     @property
     def bundle_dir(self) -> Path | None:
@@ -136,6 +143,12 @@ class Runner:
                     "the features need at least 300"
                 )
         self.bundle = self.models.provide(histories[options.symbols[0]])
+        if self.learning is not None and self.models.bundle_dir is not None:
+            self.bundle, version = self.learning.adopt(
+                self.bundle, self.models.bundle_dir, histories[options.symbols[0]]
+            )
+            self.models.bundle_dir = self.learning.registry.bundle_dir(version)
+            self.models.trained_at = str(self.bundle.manifest.get("data_end"))
         setup = open_broker(
             options, self.settings, self.store, self.feed.timeframe,
             orders=self.recorder.orders, before_send=self.recorder.before_send,
@@ -165,6 +178,8 @@ class Runner:
             self.runs[symbol] = SymbolRun(engine, strategy, signals, histories[symbol].height)
         if self.state.extra.get("memory"):
             self._restore_memory(self.state.extra["memory"])
+        if self.learning is not None:
+            self.learning.restore(self.state.extra.get("learning"), histories)
         control = self.store.control(self.run)
         if control is not None:
             self.gate.state = control["state"]
@@ -263,10 +278,16 @@ class Runner:
             self.store.record_event(self.run, "risk", str(risk_event), candle.close_time)
         shown = None if decision is None else self.latest_shape(decision, candle)
         account = broker.account(candle.close_time)
+        learned = LoopStep()
+        if self.learning is not None:
+            learned = self.learning.on_candle(candle, account.equity)
+            self.state.extra["learning"] = self.learning.state()
         self.recorder.record(
             candle, shown, fills, trades, account, self.last_price,
             broker_state=broker.snapshot(), memory=self._memory(), ledger_state=ledger.state(),
+            shadow_decisions=learned.shadow_decisions,
         )  # fmt: skip
+        self._after_learning(learned, candle.close_time)
         self.metrics.equity.set(account.equity)
         self.metrics.open_positions.set(len(account.positions))
         self._trim(run, ledger)
@@ -274,6 +295,62 @@ class Runner:
             self.metrics.observe_decision(candle.symbol, decision.action.value, latency)
             self.latest[candle.symbol] = shown
         return decision
+
+    def _after_learning(self, learned: LoopStep, at: datetime) -> None:
+        """Record what the learning loop did; trade a new production from the next candle."""
+        for message in learned.events:
+            log.info("learning: %s", message)
+            self.store.record_event(self.run, "learning", message, at)
+        if learned.swap is not None:
+            self._trade_with(*learned.swap)
+
+    def _trade_with(self, version: int, bundle: Any) -> None:
+        """Swap every symbol's signals to ``bundle`` (warmed up on the candles held)."""
+        from tradebrain.strategies.live_signals import LiveSignals
+
+        loop = self.learning
+        for symbol, run in self.runs.items():
+            signals = LiveSignals(bundle, self.feed.timeframe)
+            if loop is not None and symbol in loop.windows:
+                signals.warm_up(loop.windows[symbol].frame(self.options.warmup))
+            run.strategy.live = signals
+            run.signals = signals
+        self.bundle = bundle
+        self.models.trained_at = str(bundle.manifest.get("data_end"))
+        if loop is not None:
+            self.models.bundle_dir = loop.registry.bundle_dir(version)
+
+    def learning_command(
+        self, command: str, *, version: int | None = None, reason: str = ""
+    ) -> dict[str, Any]:
+        """Run an operator's learning command: ``promote`` (a version), ``rollback`` or
+        ``retrain``; return the learning status after it."""
+        loop = self.learning
+        if loop is None:
+            raise UserInputError(
+                "the learning loop is off; start the service with learning.enabled: true "
+                "(or `tradebrain serve --learn`)"
+            )
+        now = datetime.now(UTC)
+        step = LoopStep()
+        reason = reason or f"operator: {command}"
+        if command == "promote":
+            if version is None:
+                raise UserInputError("promote needs the version to promote")
+            loop.promote(version, reason, {}, step)
+        elif command == "rollback":
+            loop.rollback(reason, step)
+        elif command == "retrain":
+            if loop.worker.busy:
+                raise UserInputError("a retraining is already running; wait for it")
+            loop.request_retrain_now(now, reason)
+            step.events.append(f"retraining started ({reason})")
+        else:
+            raise UserInputError(
+                f"unknown learning command {command!r}: promote, rollback, retrain"
+            )
+        self._after_learning(step, now)
+        return loop.status()
 
     def last_price(self, symbol: str) -> float | None:
         """Return the last close of ``symbol`` (None before its first candle)."""

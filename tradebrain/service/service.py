@@ -95,6 +95,8 @@ class TradingService:
         self.predictions.close()
         if self._thread is not None:
             self._thread.join(timeout)
+        if self.runner.learning is not None:
+            self.runner.learning.close()
         with self._lock:
             if self.phase in ("running", "warming_up", "starting"):
                 self.phase = "stopped"
@@ -221,18 +223,55 @@ class TradingService:
         }
 
     def learning_status(self) -> dict[str, Any]:
-        """Say what the learning loop knows (it is not built yet: models stay fixed)."""
+        """Say what the learning loop knows and does (off: the models stay as loaded)."""
         learning = self.settings.learning
-        bundle = self.runner.bundle
-        return {
-            "enabled": False,
+        with self._lock:
+            bundle = self.runner.bundle
+            loop = self.runner.learning
+            since = self.runner.state.candles_since_training
+            status = loop.status() if loop is not None else None
+            experience = None if loop is None else self._experience_counts(loop)
+        base = {
+            "enabled": status is not None,
             "retrain_every_bars": learning.retrain_every_bars,
-            "candles_since_training": self.runner.state.candles_since_training,
+            "candles_since_training": since,
             "trained_at": self.runner.trained_at,
             "trained_on": None if bundle is None else int(bundle.manifest.get("rows", 0)),
             "next_retrain_in": None,
-            "note": "scheduled retraining is not built yet; the models stay as loaded",
         }
+        if status is None:
+            note = "the learning loop is off (learning.enabled); the models stay as loaded"
+            return {**base, "note": note}
+        base["candles_since_training"] = status["bars_since_training"]
+        return finite(plain({**base, **status, "experience": experience}))
+
+    @staticmethod
+    def _experience_counts(loop: Any) -> dict[str, int] | None:
+        try:
+            from tradebrain.learning.experience import ExperienceLog
+
+            return ExperienceLog(loop.home / "experience").counts(loop.run)
+        except Exception:  # the log is a research copy: its absence is not an error
+            log.debug("could not count the experience log", exc_info=True)
+            return None
+
+    def model_versions(self) -> list[dict[str, Any]]:
+        """List every registered model version with its aliases, status, lineage, metrics."""
+        loop = self.runner.learning
+        if loop is None:
+            raise UserInputError(
+                "the learning loop is off: no model registry is kept (learning.enabled)"
+            )
+        return [_version_dict(v) for v in loop.registry.versions()]
+
+    def learning_command(
+        self, command: str, version: int | None = None, reason: str = ""
+    ) -> dict[str, Any]:
+        """Promote a version, roll production back, or start a retraining (operator)."""
+        with self._lock:
+            status = self.runner.learning_command(command, version=version, reason=reason)
+        found: dict[str, Any] = finite(plain(status))
+        return found
 
     def models(self) -> list[dict[str, Any]]:
         """Describe every model of the bundle."""
@@ -446,3 +485,23 @@ def _indexed(error: UserInputError, index: int, name_index: bool) -> UserInputEr
         return error
     kind = NotFoundError if isinstance(error, NotFoundError) else UserInputError
     return kind(f"requests[{index}]: {error}")
+
+
+def _version_dict(version: Any) -> dict[str, Any]:
+    """Return a registry version as the API shows it."""
+    lineage = version.lineage
+    return {
+        "version": version.version,
+        "status": version.status,
+        "aliases": list(version.aliases),
+        "created_at": version.created_at.isoformat(),
+        "run_id": version.run_id,
+        "metrics": finite(dict(version.metrics)),
+        "lineage": {
+            "symbol": lineage.symbol, "timeframe": lineage.timeframe, "source": lineage.source,
+            "data_start": lineage.data_start, "data_end": lineage.data_end,
+            "data_hash": lineage.data_hash, "rows": lineage.rows,
+            "feature_sets": list(lineage.feature_sets), "seed": lineage.seed,
+            "code_version": lineage.code_version, "parent": lineage.parent,
+        },
+    }  # fmt: skip

@@ -53,6 +53,18 @@ class ServiceView(Protocol):
         ``next_retrain_in``."""
         ...
 
+    def model_versions(self) -> list[dict[str, Any]]:
+        """Every registered model version: ``version, status, aliases, created_at, run_id,
+        metrics, lineage``; raises UserInputError when the learning loop is off."""
+        ...
+
+    def learning_command(
+        self, command: str, version: int | None = None, reason: str = ""
+    ) -> dict[str, Any]:
+        """``promote`` a version, ``rollback`` production or ``retrain`` now; return the
+        learning status after it (UserInputError when it cannot be done, saying why)."""
+        ...
+
     def models(self) -> list[dict[str, Any]]:
         """One entry per model: ``id, kind, family, input_kind, ready, trained_at, n_features``."""
         ...

@@ -188,6 +188,8 @@ class Step:
 
     ``positions`` is the complete snapshot of open positions after the step (``None`` keeps the
     stored one); ``broker_state`` and ``runner_state`` replace the stored blobs when given.
+    ``shadow_decisions`` are the decisions of candidate models on the same candle, as
+    ``(shadow run, document)``: stored under the shadow run's name, in the same transaction.
     """
 
     run: str
@@ -202,3 +204,4 @@ class Step:
     positions: list[PositionRecord] | None = None
     broker_state: dict[str, Any] | None = None
     runner_state: dict[str, Any] | None = None
+    shadow_decisions: list[tuple[str, dict[str, Any]]] = field(default_factory=list)

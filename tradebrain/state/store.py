@@ -142,6 +142,10 @@ class StateStore:
                 f"{candle.symbol} {candle.timeframe}; they must match"
             )
         decision = [rows.decision_row(run, step.symbol, step.decision)] if step.decision else []
+        decision += [
+            rows.decision_row(shadow_run, step.symbol, document)
+            for shadow_run, document in step.shadow_decisions
+        ]
         orders = rows.last_per_key((rows.order_row(run, o) for o in step.orders), ("client_id",))
         fills = rows.first_per_key((rows.fill_row(run, f) for f in step.fills), ("fill_id",))
         trades = rows.first_per_key((rows.trade_row(run, x) for x in step.trades), ("trade_id",))
@@ -386,6 +390,99 @@ class StateStore:
             EventRecord(at=from_micros(r["at"]), kind=r["kind"], message=r["message"])
             for r in self._all(statement, "read events")
         ]
+
+    # -- reading for export (the experience log) -------------------------------------------
+
+    @staticmethod
+    def _exported_table(kind: str) -> tuple[sa.Table, str, tuple[str, ...]]:
+        # kind -> (table, the column rows_since filters on, the epoch-microsecond columns)
+        exported = {
+            "candles": (t.candles, "open_time", ("open_time",)),
+            "decisions": (t.decisions, "timestamp", ("timestamp",)),
+            "orders": (t.orders, "updated_at", ("created_at", "updated_at")),
+            "fills": (t.fills, "timestamp", ("timestamp",)),
+            "trades": (t.trades, "exit_time", ("entry_time", "exit_time")),
+            "equity": (t.equity, "timestamp", ("timestamp",)),
+        }
+        if kind not in exported:
+            raise ValueError(
+                f"rows_since cannot read kind {kind!r}; choose one of {sorted(exported)}"
+            )
+        return exported[kind]
+
+    def shadow_runs(self, run: str) -> list[str]:
+        """Return the names of the run's shadow runs (``f"{run}:shadow:..."``), sorted.
+
+        A candidate model in shadow mode stores its decisions under such a run, beside the
+        production decisions of ``run``; only decisions are stored for it.
+        """
+        c = t.decisions.c
+        statement = (
+            sa.select(c.run)
+            .where(c.run.startswith(f"{run}:shadow:", autoescape=True))
+            .distinct()
+            .order_by(c.run)
+        )
+        return [r["run"] for r in self._all(statement, "list shadow runs")]
+
+    def rows_since(
+        self,
+        run: str,
+        kind: str,
+        since: datetime | dict[str, datetime] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Return the stored rows of one kind of the run, at or after ``since``, oldest first.
+
+        The rows are the table's columns as stored (``run`` included), except that every
+        epoch-microsecond column comes back as a UTC ``datetime``; decisions keep their
+        ``document`` as JSON text. Rows are ordered by their time, then by their key.
+
+        Parameters
+        ----------
+        run
+            The run's name (a shadow run's name reads its decisions).
+        kind
+            ``"candles"`` (by ``open_time``), ``"decisions"`` (``timestamp``), ``"orders"``
+            (``updated_at``: an order changes after it is created, and its updated time
+            moves forward), ``"fills"`` (``timestamp``), ``"trades"`` (``exit_time``) or
+            ``"equity"`` (``timestamp``).
+        since
+            None for every row; one instant for every symbol; or symbol -> instant, where a
+            symbol not named is read from its first row (so a symbol seen for the first time
+            is read whole). Equity has no symbol and takes one instant or None.
+
+        Raises
+        ------
+        ValueError
+            ``kind`` is not one of the above, ``since`` has no time zone, or a mapping is
+            given for equity.
+        """
+        table, since_column, micros_columns = self._exported_table(kind)
+        time = table.c[since_column]
+        statement = sa.select(table).where(table.c.run == run)
+        if isinstance(since, datetime):
+            statement = statement.where(time >= to_micros(since))
+        elif since is not None:
+            if "symbol" not in table.c:
+                raise ValueError(
+                    f"{kind} rows have no symbol; give rows_since one instant or None, not a "
+                    "mapping of symbols"
+                )
+            symbol = table.c.symbol
+            named = sorted(since)
+            statement = statement.where(
+                sa.or_(
+                    symbol.not_in(named),
+                    *(sa.and_(symbol == s, time >= to_micros(since[s])) for s in named),
+                )
+            )
+        key = [column for column in table.primary_key.columns if column.name != "run"]
+        statement = statement.order_by(time, *key)
+        found = self._all(statement, f"read {kind} for export")
+        for row in found:
+            for name in micros_columns:
+                row[name] = from_micros(row[name])
+        return found
 
 
 __all__ = ["StateStore"]
