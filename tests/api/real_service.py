@@ -10,7 +10,7 @@ The tape is seeded, so two services given the same candles decide and trade the 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,7 +31,13 @@ _T = TypeVar("_T")
 
 
 def build_service(
-    home: Path, *, candles: int, speed: float = 0.0, models: Path | None = None
+    home: Path,
+    *,
+    candles: int,
+    speed: float = 0.0,
+    models: Path | None = None,
+    warmup: int = WARMUP,
+    settings: Mapping[str, Any] | None = None,
 ) -> TradingService:
     """Return a service (not started) that will trade ``candles`` candles after its warm-up.
 
@@ -40,23 +46,46 @@ def build_service(
     home
         Its home folder; the state database is ``home/state.db``.
     candles
-        Candles of each symbol released after the ``WARMUP`` candles of history.
+        Candles of each symbol released after the ``warmup`` candles of history.
     speed
         Candles per second (0: as fast as the runner takes them).
     models
         A model folder to load; None: train on the warm-up (a few seconds).
+    warmup
+        Candles of history of each symbol before trading starts.
+    settings
+        Sections of the settings that replace the defaults here (``models`` trains logistic
+        and LightGBM), e.g. ``{"learning": {"enabled": True}}``.
     """
     options = ServeOptions(
-        warmup=WARMUP, speed=speed, state=str(home / "state.db"), symbols=SYMBOLS,
+        warmup=warmup, speed=speed, state=str(home / "state.db"), symbols=SYMBOLS,
         timeframe=TIMEFRAME, cash=CASH, models=models,
     )  # fmt: skip
     feed = synthetic_feed(
-        list(SYMBOLS), TIMEFRAME, seed=7, warmup=WARMUP, speed=speed, bars=WARMUP + candles
+        list(SYMBOLS), TIMEFRAME, seed=7, warmup=warmup, speed=speed, bars=warmup + candles
     )
-    settings = Settings.model_validate(
-        {"home": home, "models": {"enabled": ["logistic", "lightgbm"]}}
+    chosen = {"models": {"enabled": ["logistic", "lightgbm"]}, **(settings or {})}
+    return TradingService(options, Settings.model_validate({**chosen, "home": home}), feed=feed)
+
+
+LEARNING_WARMUP = 2000
+"""Warm-up of a learning service: the logistic model trains on it, and so does a retraining."""
+LEARNING = {
+    "models": {"enabled": ["logistic"]},
+    # Only the operator starts a retraining here, on the newest 2000 candles (a few seconds).
+    "learning": {"enabled": True, "retrain_every_bars": 1_000_000, "max_train_bars": 2000},
+}
+
+
+def build_learning_service(home: Path, *, candles: int, speed: float) -> TradingService:
+    """Return a service (not started) with the learning loop on and a logistic model only.
+
+    It trains on its ``LEARNING_WARMUP`` candles and registers that model as production v1 in
+    the MLflow registry under ``home`` (a few seconds; the registry's first start is most).
+    """
+    return build_service(
+        home, candles=candles, speed=speed, warmup=LEARNING_WARMUP, settings=LEARNING
     )
-    return TradingService(options, settings, feed=feed)
 
 
 def wait_for(condition: Callable[[], _T], what: str, timeout: float = 20.0) -> _T:

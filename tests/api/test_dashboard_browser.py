@@ -22,7 +22,7 @@ import pytest
 import uvicorn
 from conftest import TOKEN, NewService
 from playwright.sync_api import Browser, Page, expect, sync_playwright
-from real_service import SYMBOLS, start_trading
+from real_service import SYMBOLS, build_learning_service, start_trading
 
 from tradebrain.api import create_app
 from tradebrain.service.service import TradingService
@@ -94,6 +94,17 @@ def traded(service: TradingService) -> Iterator[Served]:
     """The shared service that has traded 1200 candles and finished (read only), behind the app."""
     with _serve(service) as served:
         yield served
+
+
+@pytest.fixture
+def learning(tmp_path: Path) -> Iterator[Served]:
+    """A fresh real service with the learning loop on, trading 10 candles a second."""
+    service = start_trading(build_learning_service(tmp_path / "learning", candles=3000, speed=10))
+    try:
+        with _serve(service) as served:
+            yield served
+    finally:
+        service.stop()
 
 
 @pytest.fixture
@@ -205,15 +216,64 @@ def test_dashboard_shows_the_services_numbers_as_it_gave_them(
     _save_screenshot(page, tmp_path, "dashboard-traded.png")
 
 
-def test_every_table_fits_its_card(traded: Served, page: Page) -> None:
-    page.goto(f"{traded.url}/#token={TOKEN}")
-    expect(page.get_by_test_id("trade")).to_have_count(15)
-    overflowing = page.evaluate(
+def _overflowing_cards(page: Page) -> list[str]:
+    """Return the titles of the cards whose content is wider than the card."""
+    titles: list[str] = page.evaluate(
         """() => [...document.querySelectorAll("section")]
             .filter((card) => card.scrollWidth > card.clientWidth + 1)
             .map((card) => card.querySelector("h2").textContent.trim())"""
     )
-    assert overflowing == []
+    return titles
+
+
+def test_every_table_fits_its_card(traded: Served, page: Page) -> None:
+    page.goto(f"{traded.url}/#token={TOKEN}")
+    expect(page.get_by_test_id("trade")).to_have_count(15)
+    assert _overflowing_cards(page) == []
+
+
+def test_learning_card_shows_production_its_versions_and_the_shadow_chart_of_a_candidate(
+    learning: Served, page: Page, tmp_path: Path
+) -> None:
+    page.goto(f"{learning.url}/#token={TOKEN}")
+    expect(page.get_by_test_id("learning-state")).to_have_text("on")
+    expect(page.get_by_test_id("learning-production")).to_have_text("v1")
+    expect(page.get_by_test_id("learning-candidate")).to_have_text("none")
+    expect(page.get_by_test_id("version-1").get_by_test_id("version-status")).to_have_text(
+        "production"
+    )
+    expect(page.get_by_test_id("cusum")).to_contain_text("v1")
+    expect(page.get_by_test_id("experience-decisions")).to_be_visible()
+    expect(page.get_by_test_id("learning-note")).to_be_hidden()
+    expect(page.get_by_test_id("shadow-chart")).to_be_visible()
+    expect(page.get_by_test_id("shadow-chart")).to_contain_text("no candidate in shadow")
+
+    learning.service.learning_command("retrain", reason="the browser test asked")
+    # Retraining (seconds) registers v2; from the next candle it trades in shadow beside v1.
+    expect(page.get_by_test_id("shadow-candidate-line")).to_have_count(1, timeout=90_000)
+    expect(page.get_by_test_id("shadow-production-line")).to_have_count(1)
+    expect(page.get_by_test_id("learning-candidate")).to_contain_text("v2 in shadow")
+    expect(page.get_by_test_id("version-2").get_by_test_id("version-status")).to_have_text(
+        "candidate"
+    )
+    expect(page.get_by_test_id("learning-last-retrain")).to_contain_text("v2")
+    expect(page.get_by_test_id("error-banner")).to_be_hidden()
+    assert _overflowing_cards(page) == []
+    _save_screenshot(page, tmp_path, "dashboard-learning.png")
+
+
+def test_learning_card_of_a_service_with_the_loop_off_shows_its_note_and_no_registry(
+    traded: Served, page: Page
+) -> None:
+    page.goto(f"{traded.url}/#token={TOKEN}")
+    expect(page.get_by_test_id("learning-state")).to_have_text("off")
+    expect(page.get_by_test_id("learning-note")).to_have_text(
+        traded.service.learning_status()["note"]
+    )
+    expect(page.get_by_test_id("learning")).to_contain_text("trained to")
+    expect(page.get_by_test_id("shadow-chart")).to_be_hidden()
+    expect(page.get_by_test_id("versions-panel")).to_be_hidden()
+    expect(page.get_by_test_id("error-banner")).to_be_hidden()
 
 
 def test_emergency_stop_acts_only_after_the_operator_confirms(trading: Served, page: Page) -> None:

@@ -15,109 +15,53 @@ and the API must show each step: the learning status, the versions and their ali
 
 from __future__ import annotations
 
-import threading
-from dataclasses import replace
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from learning_drive import RUN, TREND, WARMUP, drive, make_service, outcome
 
 from tradebrain.api import create_app
-from tradebrain.config import Settings
-from tradebrain.data.shifting import shifting_market
-from tradebrain.data.synthetic import SyntheticConfig
-from tradebrain.service.feeds import TapeFeed
-from tradebrain.service.options import ServeOptions
-from tradebrain.service.service import TradingService
+from tradebrain.learning.registry import BundleRegistry
 
-WARMUP = 4_000
-TREND = 3_000  # served candles of the paying trend; the edge vanishes after them
-SYMBOL = "BTC/USDT:USDT"
-
-
-def _service(home: Path) -> TradingService:
-    tape = shifting_market(
-        [
-            SyntheticConfig(bars=WARMUP, seed=1, signal=0.0, edge="trend"),
-            SyntheticConfig(bars=TREND, seed=2, signal=0.4, edge="trend", half_life=48),
-            SyntheticConfig(bars=2_000, seed=3, signal=0.0, edge="trend"),
-        ]
-    )
-    settings = Settings.model_validate(
-        {
-            "home": home,
-            "models": {"enabled": ["logistic"]},
-            "learning": {
-                "enabled": True,
-                "auto_promote": True,
-                "retrain_every_bars": 1_500,
-                "max_train_bars": 1_500,
-                "min_track_bars": 300,
-                "max_track_bars": 1_200,
-                "monitor_block_bars": 24,
-                "monitor_burn_in_blocks": 10,
-                "experience_every_bars": 500,
-            },
-        }
-    )
-    feed = TapeFeed("synthetic-shift", {SYMBOL: tape}, "1h", warmup=WARMUP, speed=0.0)
-    options = ServeOptions(warmup=WARMUP, speed=0, state=str(home / "state.db"), symbols=(SYMBOL,))
-    return TradingService(options, settings, feed=feed)
-
-
-def _break(service: TradingService) -> int:
-    """Register production's bundle with its forecast turned upside down; return its version."""
-    loop = service.runner.learning
-    assert loop is not None
-    registry = loop.registry
-    production = registry.production()
-    bundle = registry.load(production.version)
-    model = bundle.models["logistic"]
-    model.coef_, model.intercept_ = -model.coef_, -model.intercept_  # up becomes down
-    folder = bundle.save(loop.home / "broken")
-    lineage = replace(production.lineage, source="deliberately broken: forecast inverted")
-    version = int(registry.register(folder, lineage, {}).version)
-    loop._pending_candidate = version  # shadowed from the next candle, like a retrained one
-    return version
+DRIVER = Path(__file__).with_name("learning_drive.py")
 
 
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """Serve the tape until the rollback; keep what the API showed after each step."""
+    """Serve the tape to a little past the rollback; keep what the API showed on the way."""
     home = tmp_path_factory.mktemp("learning")
-    service = _service(home)
-    runner = service.runner
+    service = make_service(home)
     client = TestClient(create_app(service, token=None, require_token=False))
     seen: dict[str, Any] = {"home": home, "service": service, "bars": {}}
-    runner.prepare()
-    seen["start"] = client.get("/api/ai/learning_status").json()
-    seen["start_versions"] = client.get("/models/versions").json()
-    loop = runner.learning
-    assert loop is not None
-    broken: int | None = None
-    for bar, candle in enumerate(runner.feed.resume(runner.after, threading.Event()), 1):
-        runner.step(candle)
-        if loop.worker.busy:
-            loop.worker.wait(120)  # deterministic: the retraining lands on the next candle
+
+    def observe(bar: int) -> None:
         status = client.get("/api/ai/learning_status").json()
+        if "start" not in seen:
+            seen["start"] = status
+            seen["start_versions"] = client.get("/models/versions").json()
         if "promoted" not in seen and status["production_version"] == 2:
-            seen["promoted"] = status
-            seen["bars"]["promoted"] = bar
-            broken = _break(service)
-            seen["broken"] = broken
-        if broken is not None and "refused" not in seen:
-            verdict = status.get("last_verdict") or {}
-            if verdict.get("version") == broken and verdict.get("decision") == "refuse":
-                seen["refused"] = status
-                seen["bars"]["refused"] = bar
-        if "refused" in seen and status["production_version"] == 1:
-            seen["rolled_back"] = status
-            seen["bars"]["rolled_back"] = bar
-            break
+            seen["promoted"], seen["bars"]["promoted"] = status, bar
+        verdict = status.get("last_verdict") or {}
+        if "refused" not in seen and verdict.get("decision") == "refuse" and "promoted" in seen:
+            seen["refused"], seen["bars"]["refused"] = status, bar
+        if "rolled_back" not in seen and "refused" in seen and status["production_version"] == 1:
+            seen["rolled_back"], seen["bars"]["rolled_back"] = status, bar
+
+    seen["stop_bar"] = drive(service, observe=observe)
     seen["versions"] = client.get("/models/versions").json()
-    seen["events"] = [e.message for e in service.store.events("paper", limit=None)[::-1]]
+    seen["events"] = [e.message for e in service.store.events(RUN, limit=None)[::-1]]
+    loop = service.runner.learning
+    assert loop is not None
     seen["audit"] = loop.registry.audit()
+    seen["broken"] = max(v.version for v in loop.registry.versions() if v.status == "refused"
+                         and v.lineage.source.startswith("deliberately broken"))  # fmt: skip
+    seen["outcome"] = outcome(service)
     loop.close()
     return seen
 
@@ -128,7 +72,7 @@ def test_the_first_production_is_the_model_trained_on_the_warm_up(
     start = scenario["start"]
     assert start["enabled"] is True and start["production_version"] == 1
     assert start["candidate_version"] is None
-    (first,) = scenario["start_versions"]
+    first = scenario["start_versions"][-1]
     assert first["version"] == 1 and first["status"] == "production"
     assert first["aliases"] == ["production"]
     assert first["lineage"]["rows"] == WARMUP and first["lineage"]["data_hash"]
@@ -190,3 +134,48 @@ def test_shadow_decisions_are_recorded_apart_and_never_trade(scenario: dict[str,
     shadowed = service.store.decisions("paper:shadow:v2", limit=None)
     assert shadowed and all(d["shadow"] is True and d["model_version"] == 2 for d in shadowed)
     assert service.store.counts("paper:shadow:v2")["orders"] == 0
+
+
+def test_kill_9_during_retraining_promotion_and_rollback_loses_and_duplicates_nothing(
+    scenario: dict[str, Any], tmp_path: Path
+) -> None:
+    """The same script, killed with SIGKILL three times and restarted each time, ends where
+    the uninterrupted run ended: the same trades, the same registry, the same production."""
+    home = tmp_path / "crashed"
+    stop = str(scenario["stop_bar"])
+    for crash_at in ("retraining", "promotion", "rollback"):
+        code, log = _child(home, stop, crash_at, tmp_path)
+        assert code == -signal.SIGKILL, f"{crash_at}: exit {code}\n{log[-3000:]}"
+        # after each kill the registry is whole: no half-made change is left pending
+        assert BundleRegistry(home).recover() is None
+    code, log = _child(home, stop, "", tmp_path)
+    assert code == 0, log[-3000:]
+    service = make_service(home)
+    service.runner.prepare()
+    try:
+        resumed = outcome(service)
+    finally:
+        assert service.runner.learning is not None
+        service.runner.learning.close()
+    expected = scenario["outcome"]
+    assert resumed["counts"] == expected["counts"]  # one row per candle: none lost, none twice
+    assert resumed["trades"] == expected["trades"]
+    assert resumed["versions"] == expected["versions"]
+    assert resumed["production"] == expected["production"] == 1
+    production = BundleRegistry(home).production()
+    assert production is not None and production.version == resumed["production"]
+
+
+def _child(home: Path, stop: str, crash_at: str, folder: Path) -> tuple[int, str]:
+    """Run the driver in a child process; return its exit code and its output.
+
+    The output goes to a file, not a pipe: waiting on a pipe would also wait for any process
+    the child left holding it."""
+    log = folder / f"child-{crash_at or 'finish'}.log"
+    environment = {**os.environ, "PYTHONPATH": str(DRIVER.parent)}
+    with log.open("w") as output:
+        child = subprocess.run(
+            [sys.executable, str(DRIVER), str(home), stop, *([crash_at] if crash_at else [])],
+            env=environment, stdout=output, stderr=subprocess.STDOUT, timeout=600, check=False,
+        )  # fmt: skip
+    return child.returncode, log.read_text()

@@ -277,7 +277,7 @@ def _add_learning_routes(router: APIRouter, service: ServiceView) -> None:
         """List every registered version: aliases, status, lineage and metrics, newest first."""
         return [ModelVersion.model_validate(v) for v in service.model_versions()]
 
-    @router.post("/models/promote", tags=["models"], responses=answers)
+    @router.post("/models/promote", tags=["models"], responses=answers | _errors.NOT_FOUND)
     def promote(request: PromoteRequest) -> LearningStatus:
         """Make a registered version production from the next candle (audited)."""
         status = service.learning_command("promote", request.version, request.reason)

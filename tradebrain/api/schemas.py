@@ -181,6 +181,12 @@ class ModelStatus(ModelInfo):
     record: dict[str, Any] | None = Field(
         default=None, description="what the model was trained on (rows, span, scores)"
     )
+    live: dict[str, Any] | None = Field(
+        default=None,
+        description="the supervisor's judgement on its resolved live votes (learning on): "
+        "skill, calibration, bias, status and weight",
+    )
+    muted: bool = Field(default=False, description="whether its vote is weighed to zero")
 
 
 class Position(_Response):

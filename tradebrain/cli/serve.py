@@ -90,6 +90,14 @@ def serve_command(
     api_url: Annotated[
         str | None, typer.Option("--api-url", help="Exchange API base URL (testnet, proxy).")
     ] = None,
+    learn: Annotated[
+        bool | None,
+        typer.Option(
+            "--learn/--no-learn",
+            help="Run the learning loop: retrain, shadow candidates, gated promotion, "
+            "rollback (learning.enabled).",
+        ),
+    ] = None,
 ) -> None:
     """Run the trading service: the engine fed live, the REST API and the dashboard."""
     import uvicorn
@@ -99,6 +107,10 @@ def serve_command(
     from tradebrain.service.service import TradingService
 
     settings = settings_of(ctx)
+    if learn is not None:
+        settings = settings.model_copy(
+            update={"learning": settings.learning.model_copy(update={"enabled": learn})}
+        )
     port = settings.api.port if port is None else port
     if not PORTS[0] <= port <= PORTS[1]:
         raise UserInputError(f"--port must be between {PORTS[0]} and {PORTS[1]}, got {port}")

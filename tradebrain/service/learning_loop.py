@@ -62,6 +62,14 @@ from tradebrain.state import StateStore
 
 log = logging.getLogger(__name__)
 
+SUPERVISE_BARS = 48
+"""Bars between the supervisor's looks at each production model's resolved votes."""
+REGISTRY_CHECK_BARS = 24
+"""Bars between looks at the registry's production alias (changed by `tradebrain models`)."""
+SUPERVISED_DECISIONS = 2_500
+"""The newest production decisions the supervisor reads (its window plus the unresolved)."""
+SUPERVISED_HORIZON_ROOM = 200
+"""Candles held beyond the decisions read, so the oldest decision's horizon is covered."""
 _CANDLE_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 
 
@@ -99,7 +107,7 @@ class LearningPolicy:
         """Build the policy of ``learning``; the significance is split over the looks."""
         min_track = learning.min_track_bars
         max_track = max(learning.max_track_bars, min_track)
-        looks = max(1, max_track // min_track)
+        looks = math.ceil(max_track / min_track)  # every min_track bars, and at max_track
         gates = GateSettings(
             min_track=min_track,
             max_track=max_track,
@@ -168,7 +176,7 @@ class ProductionWatch:
             self.burn_in.append(total)
             if len(self.burn_in) >= policy.burn_in_blocks:
                 burn_in = np.array(self.burn_in[-policy.burn_in_blocks :])
-                if np.count_nonzero(burn_in) >= len(burn_in) // 2:  # it trades: a profile
+                if 2 * np.count_nonzero(burn_in) >= len(burn_in):  # it trades: a profile
                     self.cusum = policy.monitor(*expected_profile(burn_in))
                 del self.burn_in[: -policy.burn_in_blocks]
             return False
@@ -200,6 +208,7 @@ class LoopStep:
     shadow_decisions: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
     swap: tuple[int, Any] | None = None  # (version, bundle) to trade from the next candle
+    mute: frozenset[str] | None = None  # models whose votes now weigh zero (None: no change)
 
 
 class LearningLoop:
@@ -250,6 +259,11 @@ class LearningLoop:
         self.awaiting_approval: int | None = None
         self.last_retrain: dict[str, Any] | None = None
         self._pending_candidate: int | None = None
+        self._interrupted_retraining: dict[str, Any] | None = None
+        self.pending: dict[str, Any] | None = None  # a registry change decided, not yet made
+        self.production_since: datetime | None = None  # first candle production traded
+        self.muted: frozenset[str] = frozenset()
+        self.health: dict[str, dict[str, Any]] = {}
         self._registry: Any = None
         self._experience: Any = None
 
@@ -306,6 +320,12 @@ class LearningLoop:
         self.retrain_wanted = str(saved.get("retrain_wanted", ""))
         self.last_verdict = saved.get("last_verdict")
         self.last_retrain = saved.get("last_retrain")
+        self.pending = saved.get("pending")
+        since = saved.get("production_since")
+        if since and saved.get("production") == self.production:
+            self.production_since = datetime.fromisoformat(since)
+            self.muted = frozenset(saved.get("muted") or [])
+        self._interrupted_retraining = saved.get("retraining")
         watch = saved.get("watch")
         if watch and int(watch["version"]) == self.production:
             self.watch = ProductionWatch.from_dict(watch)
@@ -314,6 +334,8 @@ class LearningLoop:
         candidate = self.registry.candidate()
         if candidate is None or candidate.status != "candidate":
             return
+        if self.pending is not None and self.pending.get("version") == candidate.version:
+            return  # judged on the last candle saved: :meth:`settle` finishes it
         shadow = saved.get("shadow") or {}
         if int(shadow.get("version", -1)) == candidate.version and shadow.get("since"):
             since = datetime.fromisoformat(shadow["since"])
@@ -357,9 +379,54 @@ class LearningLoop:
                 f"against production v{self.production} from {candle.close_time.isoformat()}"
             )
         self._judge(step)
+        if self.production_since is None:
+            self.production_since = candle.open_time
+        if self.bars % SUPERVISE_BARS == 0:
+            self._supervise(step)
+        if self.bars % REGISTRY_CHECK_BARS == 0 and self.pending is None:
+            self.sync_with_registry(step)
         if self.bars % self.policy.experience_every == 0:
-            self.export_experience()
+            try:
+                self.export_experience()
+            except Exception as error:  # a research copy: trading goes on, and says why
+                log.warning("the experience log export failed", exc_info=True)
+                step.events.append(f"experience export failed: {type(error).__name__}: {error}")
         return step
+
+    def _supervise(self, step: LoopStep) -> None:
+        """Judge each production model on its resolved votes; weigh failing ones to zero."""
+        from tradebrain.learning.supervisor import retrain_wanted, supervise
+
+        since = self.production_since
+        decisions = [
+            d for d in self.store.decisions(self.run, self.primary, limit=SUPERVISED_DECISIONS)
+            if since is None or datetime.fromisoformat(d["timestamp"]) >= since
+        ]  # fmt: skip
+        candles = self.windows[self.primary].frame(len(decisions) + SUPERVISED_HORIZON_ROOM)
+        if candles.height:
+            first = candles["timestamp"][0]
+            decisions = [d for d in decisions if datetime.fromisoformat(d["timestamp"]) >= first]
+        if not decisions:
+            return
+        try:
+            health = supervise(decisions, candles, timeframe=self.timeframe)
+        except UserInputError as error:
+            log.warning("the supervisor could not judge the models: %s", error)
+            return
+        self.health = {name: h.to_dict() for name, h in health.items()}
+        failing = frozenset(name for name, h in health.items() if h.failing)
+        if failing == self.muted:
+            return
+        for name in sorted(failing - self.muted):
+            reasons = "; ".join(health[name].reasons)
+            step.events.append(f"model {name} of v{self.production} weighed to zero: {reasons}")
+        for name in sorted(self.muted - failing):
+            step.events.append(f"model {name} of v{self.production} votes again")
+        self.muted = failing
+        step.mute = failing
+        wanted = retrain_wanted(health)
+        if wanted and not self.retrain_wanted:
+            self.retrain_wanted = wanted
 
     def _watch_production(self, equity: float, step: LoopStep) -> None:
         previous, self.last_equity = self.last_equity, equity
@@ -376,12 +443,8 @@ class LearningLoop:
         if not self.policy.auto_rollback:
             step.events.append(f"{reason}; auto-rollback is off: retraining")
             return
-        try:
-            self.registry.rollback(reason=reason, evidence=evidence)
-        except UserInputError as error:
-            step.events.append(f"{reason}; no rollback ({error}): retraining")
-            return
-        self._swap_to_production(step, f"rolled back: {reason}")
+        self.pending = {"action": "rollback", "from": self.production, "reason": reason,
+                        "evidence": evidence}  # fmt: skip
 
     def _schedule_retraining(self, candle: CandleClosed, step: LoopStep) -> None:
         if self.worker.busy or self.shadow.active or self._pending_candidate is not None:
@@ -394,8 +457,12 @@ class LearningLoop:
         step.events.append(f"retraining started ({reason})")
 
     def request_retrain_now(self, at: datetime, reason: str) -> None:
-        """Start a retraining on the newest candles held (the primary symbol's)."""
-        window = self.windows[self.primary].frame(self.policy.max_train)
+        """Start a retraining on the newest candles held before ``at`` (the primary symbol's;
+        a retraining started again after a restart learns from the very same candles)."""
+        from tradebrain.learning.dataset import retraining_window
+
+        held = self.windows[self.primary].frame()
+        window = retraining_window(held, max_rows=self.policy.max_train, end=at)
         stamp = at.strftime("%Y%m%dT%H%M%S")
         request = RetrainRequest(
             symbol=self.primary, timeframe=self.timeframe, source=self.source,
@@ -438,8 +505,11 @@ class LearningLoop:
             return
         gates = self.policy.gates
         n = len(candidate.returns)
-        if n == 0 or (n % gates.min_track and n < gates.max_track):
+        planned_look = n % gates.min_track == 0 or n == gates.max_track
+        if n == 0 or n > gates.max_track or not planned_look:
             return
+        if self.awaiting_approval == candidate.version:
+            return  # it passed: the operator decides; no more looks to spend
         verdict = self.verdict()
         self.last_verdict = {"version": candidate.version, "bars": n, **verdict.to_dict()}
         if verdict.decision == "wait":
@@ -453,8 +523,8 @@ class LearningLoop:
         )
         reason = "; ".join(verdict.reasons)
         if verdict.decision == "refuse":
-            self.registry.refuse(candidate.version, reason=reason, evidence=evidence)
-            step.events.append(f"candidate v{candidate.version} refused: {reason}")
+            self.pending = {"action": "refuse", "version": candidate.version, "reason": reason,
+                            "evidence": evidence}  # fmt: skip
             self.shadow.stop()
             return
         if not self.policy.auto_promote:
@@ -465,7 +535,9 @@ class LearningLoop:
                     f"(`tradebrain models promote {candidate.version}`): {reason}"
                 )
             return
-        self.promote(candidate.version, reason, evidence, step)
+        self.pending = {"action": "promote", "version": candidate.version, "reason": reason,
+                        "evidence": evidence,
+                        "profile": self._shadow_profile(candidate.version)}  # fmt: skip
 
     def verdict(self) -> GateVerdict:
         """Return the gates' verdict on the candidate's paired shadow record so far."""
@@ -480,14 +552,50 @@ class LearningLoop:
         )  # fmt: skip
 
     # --- promotion and rollback (also the operator's) -------------------------------------
+    def settle(self) -> LoopStep:
+        """Make the registry change decided on the candle just recorded, and trade by it.
+
+        The runner records each candle (with the decision, in :meth:`state`) BEFORE calling
+        this, so a crash in between is finished after the restart (:meth:`restore` keeps the
+        decision, the runner settles it again): each change is made only if the registry does
+        not show it done already.
+        """
+        step = LoopStep()
+        pending, self.pending = self.pending, None
+        if pending is None:
+            return step
+        action, reason = pending["action"], str(pending["reason"])
+        evidence = pending.get("evidence") or {}
+        registry = self.registry
+        try:
+            if action == "promote":
+                version = int(pending["version"])
+                current = registry.production()
+                if current is None or current.version != version:
+                    registry.promote(version, reason=reason, evidence=evidence)
+                self._swap_to_production(step, f"promoted: {reason}")
+                profile = pending.get("profile")
+                if profile is not None and self.watch is not None:
+                    self.watch.cusum = self.policy.monitor(*profile)
+            elif action == "refuse":
+                version = int(pending["version"])
+                found = registry.get(version)
+                if found is not None and found.status == "candidate":
+                    registry.refuse(version, reason=reason, evidence=evidence)
+                step.events.append(f"candidate v{version} refused: {reason}")
+            elif action == "rollback":
+                current = registry.production()
+                if current is not None and current.version == pending["from"]:
+                    registry.rollback(reason=reason, evidence=evidence)
+                self._swap_to_production(step, f"rolled back: {reason}")
+        except UserInputError as error:
+            step.events.append(f"{reason}; the registry refused to {action} ({error})")
+        return step
+
     def promote(self, version: int, reason: str, evidence: dict[str, Any], step: LoopStep) -> None:
-        """Make ``version`` production from the next candle; its shadow record sets what
-        production is expected to earn."""
+        """Make ``version`` production from the next candle (the operator's command)."""
         self.registry.promote(version, reason=reason, evidence=evidence)
-        profile = self._shadow_profile(version)
         self._swap_to_production(step, f"promoted: {reason}")
-        if profile is not None and self.watch is not None:
-            self.watch.cusum = self.policy.monitor(*profile)
 
     def _shadow_profile(self, version: int) -> tuple[float, float] | None:
         candidate = self.shadow.candidate
@@ -512,6 +620,7 @@ class LearningLoop:
         bundle = self.registry.load(production.version)
         self.production, self.production_bundle = int(production.version), bundle
         self.watch = ProductionWatch(self.production)
+        self.production_since, self.muted, self.health = None, frozenset(), {}
         if (
             self.shadow.candidate is not None
             and self.shadow.candidate.version == production.version
@@ -540,10 +649,33 @@ class LearningLoop:
         written: dict[str, int] = self._experience.export(self.store, self.run)
         return written
 
+    def resume_retraining(self) -> LoopStep:
+        """Start again a retraining that a crash or a stop interrupted (after :meth:`restore`)."""
+        step = LoopStep()
+        interrupted, self._interrupted_retraining = self._interrupted_retraining, None
+        if not interrupted or self.worker.busy or self.shadow.active:
+            return step
+        if self._pending_candidate is not None:
+            return step  # it registered its candidate before the interruption
+        reason = f"{interrupted['reason']} (started again after an interruption)"
+        self.request_retrain_now(datetime.fromisoformat(interrupted["since"]), reason)
+        step.events.append(f"retraining started ({reason})")
+        return step
+
     def state(self) -> dict[str, Any]:
         """Return what to save with every candle (the runner's state)."""
         candidate = self.shadow.candidate
+        started = self.worker.started_at
         return {
+            "production": self.production,
+            "production_since": None
+            if self.production_since is None
+            else self.production_since.isoformat(),
+            "muted": sorted(self.muted),
+            "pending": self.pending,
+            "retraining": None
+            if started is None
+            else {"since": started.isoformat(), "reason": self.worker.reason},
             "bars": self.bars,
             "bars_since_training": self.bars_since_training,
             "last_equity": self.last_equity,
@@ -594,6 +726,8 @@ class LearningLoop:
                 "cusum": cusum,
             },
             "trials": self.ledger.n_trials,
+            "muted": sorted(self.muted),
+            "supervisor": self.health,
         }
 
     def close(self) -> None:

@@ -13,9 +13,12 @@ for, and the training folder it leaves is a temporary one.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
 import os
+import signal
+import sys
 from concurrent.futures import Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +30,9 @@ import polars as pl
 from tradebrain.core.atomic_write import write_parquet_atomic
 
 log = logging.getLogger(__name__)
+
+PR_SET_PDEATHSIG = 1
+"""Linux prctl option: the signal a process gets when its parent dies."""
 
 
 @dataclass(frozen=True)
@@ -155,11 +161,26 @@ class RetrainWorker:
 
 
 def _quiet_worker() -> None:
-    """Keep the worker to one thread and its log to warnings (it shares two cores)."""
+    """Keep the worker to one thread and its log to warnings (it shares two cores), and make
+    it die with the service: a worker left behind by a ``kill -9`` would train on for nothing
+    and hold the service's output open."""
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[name] = "1"
     os.nice(5)
     logging.getLogger("mlflow").setLevel(logging.WARNING)
+    _die_with_parent()
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to send this process SIGKILL when its parent dies (elsewhere: nothing; the
+    parent-pid check in :func:`retrain_and_register` still keeps it from registering)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # no prctl: the parent-pid check remains
+        log.debug("prctl(PR_SET_PDEATHSIG) is not available", exc_info=True)
 
 
 __all__ = ["RetrainOutcome", "RetrainRequest", "RetrainWorker", "retrain_and_register"]

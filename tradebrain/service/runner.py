@@ -180,6 +180,11 @@ class Runner:
             self._restore_memory(self.state.extra["memory"])
         if self.learning is not None:
             self.learning.restore(self.state.extra.get("learning"), histories)
+            now = datetime.now(UTC)
+            for run in self.runs.values():
+                run.signals.mute(self.learning.muted)
+            self._after_learning(self.learning.settle(), now)
+            self._after_learning(self.learning.resume_retraining(), now)
         control = self.store.control(self.run)
         if control is not None:
             self.gate.state = control["state"]
@@ -288,6 +293,8 @@ class Runner:
             shadow_decisions=learned.shadow_decisions,
         )  # fmt: skip
         self._after_learning(learned, candle.close_time)
+        if self.learning is not None:  # what the loop decided, now that the candle is saved
+            self._after_learning(self.learning.settle(), candle.close_time)
         self.metrics.equity.set(account.equity)
         self.metrics.open_positions.set(len(account.positions))
         self._trim(run, ledger)
@@ -303,6 +310,9 @@ class Runner:
             self.store.record_event(self.run, "learning", message, at)
         if learned.swap is not None:
             self._trade_with(*learned.swap)
+        if learned.mute is not None:
+            for run in self.runs.values():
+                run.signals.mute(learned.mute)
 
     def _trade_with(self, version: int, bundle: Any) -> None:
         """Swap every symbol's signals to ``bundle`` (warmed up on the candles held)."""
@@ -331,7 +341,13 @@ class Runner:
                 "the learning loop is off; start the service with learning.enabled: true "
                 "(or `tradebrain serve --learn`)"
             )
-        now = datetime.now(UTC)
+        if not loop.windows or not self.runs:
+            raise UserInputError(
+                "the service is still warming up (no engine yet); send the command again "
+                "once /api/ai/status says it runs"
+            )
+        last = self.runs[self.options.symbols[0]].engine.last_candle
+        now = datetime.now(UTC) if last is None else last.close_time  # the market's clock
         step = LoopStep()
         reason = reason or f"operator: {command}"
         if command == "promote":

@@ -230,7 +230,7 @@ class TradingService:
             loop = self.runner.learning
             since = self.runner.state.candles_since_training
             status = loop.status() if loop is not None else None
-            experience = None if loop is None else self._experience_counts(loop)
+        experience = None if loop is None else self._experience_counts(loop)
         base = {
             "enabled": status is not None,
             "retrain_every_bars": learning.retrain_every_bars,
@@ -269,9 +269,8 @@ class TradingService:
     ) -> dict[str, Any]:
         """Promote a version, roll production back, or start a retraining (operator)."""
         with self._lock:
-            status = self.runner.learning_command(command, version=version, reason=reason)
-        found: dict[str, Any] = finite(plain(status))
-        return found
+            self.runner.learning_command(command, version=version, reason=reason)
+        return self.learning_status()
 
     def models(self) -> list[dict[str, Any]]:
         """Describe every model of the bundle."""
@@ -303,7 +302,14 @@ class TradingService:
         for entry in self.models():
             if entry["id"] == model_id:
                 record = getattr(self.runner.bundle.models[model_id], "record_", None)
-                return {**entry, "record": finite(plain(record)) if record else {}}
+                loop = self.runner.learning
+                live = None if loop is None else loop.health.get(model_id)
+                return {
+                    **entry,
+                    "record": finite(plain(record)) if record else {},
+                    "live": None if live is None else finite(plain(live)),
+                    "muted": loop is not None and model_id in loop.muted,
+                }
         return None
 
     def predict(

@@ -113,6 +113,7 @@ class LiveSignals:
         self._ring = np.zeros((2 * bundle.window, sequence.size), dtype=np.float32)
         self._window = self._ring[: bundle.window]
         self._voters = frozenset(bundle.voters())
+        self._muted: frozenset[str] = frozenset()
         calibration = bundle.calibration
         # Trained without skill: no model votes, but the brain still decides on every candle
         # (expected return 0: it stands aside and says so), as in a backtest.
@@ -250,14 +251,29 @@ class LiveSignals:
             return features, votes, self._forecast(row)
         return None
 
+    def mute(self, models: frozenset[str]) -> None:
+        """Weigh ``models``' votes to zero (the supervisor found them failing); an empty set
+        gives every voter of the bundle its vote back. With every voter muted the signals
+        stand aside, as a bundle trained without skill does."""
+        voters = frozenset(self.bundle.voters())
+        self._voters = voters - models
+        self._muted = voters & models
+        calibration = self.bundle.calibration
+        trained_flat = calibration is not None and stands_aside(calibration.beta)
+        self._stands_aside = trained_flat or (bool(voters) and not self._voters)
+
+    @property
+    def muted(self) -> frozenset[str]:
+        """Return the voters whose votes are weighed to zero."""
+        return self._muted
+
     def _forecast(self, row: np.ndarray) -> Forecast | None:
         calibration = self.bundle.calibration
         if calibration is None or self._volatility is None:
             return None
         volatility = float(row[self._volatility])
-        return Forecast(
-            calibration.beta, volatility * math.sqrt(calibration.horizon), calibration.horizon
-        )
+        beta = 0.0 if self._muted and not self._voters else calibration.beta
+        return Forecast(beta, volatility * math.sqrt(calibration.horizon), calibration.horizon)
 
     def _prepare_models(self) -> None:
         """Have every model build its single-row route now, not on the first live candle.

@@ -5,6 +5,7 @@
 "use strict";
 
 const POLL_MS = 2000;
+const VERSIONS_MS = 30000;
 const TOKEN_KEY = "tradebrain.token";
 const SVG = "http://www.w3.org/2000/svg";
 const $ = (id) => document.getElementById(id);
@@ -164,19 +165,160 @@ function renderStatus(s) {
   ]);
 }
 
+// The learning loop: which version trades, which one is judged in shadow, the gates' last
+// verdict, the degradation watch, and the experience log (the service says "enabled: false"
+// and a note when it is off).
 function renderLearning(l) {
+  const state = $("learning-state");
+  state.textContent = l.enabled ? "on" : "off";
+  state.className = "pill " + (l.enabled ? "learning-on" : "learning-off");
+  state.dataset.enabled = String(l.enabled);
+  const note = $("learning-note");
+  note.hidden = l.enabled || !l.note;
+  note.textContent = l.enabled ? "" : l.note || "";
+  const trained = [
+    ["since training", l.candles_since_training + " bars"],
+    ["trained on", l.trained_on == null ? "—" : l.trained_on + " rows"],
+    ["trained to", when(l.trained_at)],
+  ];
+  $("learning-checks").hidden = !l.enabled;
+  $("shadow-panel").hidden = !l.enabled;
+  if (!l.enabled) {
+    kv("learning", trained);
+    return;
+  }
   kv("learning", [
-    ["enabled", l.enabled ? "yes" : "no"],
+    ["production", version(l.production_version), "learning-production"],
+    ["candidate", candidateText(l), "learning-candidate"],
+    ["retraining", l.retraining ? "running since " + when(l.retraining_since) : "no", "learning-retraining"],
+    ["last retrain", retrainText(l.last_retrain), "learning-last-retrain"],
+    ["next retrain in", l.next_retrain_in == null ? "—" : l.next_retrain_in + " bars"],
     ["retrain every", l.retrain_every_bars + " bars"],
-    ["since training", l.candles_since_training + " candles"],
-    ["next retrain in", l.next_retrain_in == null ? "—" : l.next_retrain_in + " candles"],
-    ["trained on", l.trained_on == null ? "—" : l.trained_on + " candles"],
-    ["trained at", when(l.trained_at)],
+    ...trained,
+    ["promotion", l.auto_promote ? "automatic" : "by the operator"],
+    ["rollback", l.auto_rollback ? "automatic" : "by the operator"],
+    ["trials counted", l.trials ?? "—"],
   ]);
+  renderVerdict(l.last_verdict);
+  renderMonitor(l.monitor);
+  const experience = l.experience || {};
+  $("experience").replaceChildren(...(Object.keys(experience).length
+    ? Object.entries(experience).map(([k, v]) => el("span", { class: "chip", "data-testid": "experience-" + k, text: `${v} ${k}` }))
+    : [el("span", { class: "chip none", text: "not exported yet" })]));
+  renderShadow(l.shadow);
 }
 
-function kv(id, pairs) {
-  $(id).replaceChildren(...pairs.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: String(v) })]));
+const version = (v) => (v == null ? "—" : "v" + v);
+
+function candidateText(l) {
+  if (l.candidate_version != null) {
+    const bars = l.shadow ? ` · ${l.shadow.bars} bars` : "";
+    const waiting = l.awaiting_approval === l.candidate_version ? " · awaits approval" : "";
+    return `${version(l.candidate_version)} in shadow${bars}${waiting}`;
+  }
+  if (l.pending_candidate != null) return `${version(l.pending_candidate)} (shadow starts next bar)`;
+  return "none";
+}
+
+function retrainText(r) {
+  if (!r) return "—";
+  if (r.error) return `failed ${when(r.at)}: ${r.error}`;
+  const took = isNum(r.seconds) ? ` in ${r.seconds.toFixed(1)} s` : "";
+  return `${version(r.version)} · ${r.rows ?? "?"} rows${took} · ${when(r.at)}`;
+}
+
+const VERDICT_NUMBERS = [["p_value", "p"], ["dsr", "DSR"], ["t_stat", "t"], ["active", "active bars"]];
+
+function renderVerdict(v) {
+  const head = $("verdict");
+  if (!v) {
+    head.textContent = "no candidate judged yet";
+    head.className = "verdict meta";
+    $("verdict-reasons").replaceChildren();
+    $("verdict-numbers").replaceChildren();
+    return;
+  }
+  head.textContent = `${version(v.version)} after ${v.bars} bars: ${v.decision}`;
+  head.className = "verdict decision-" + v.decision;
+  head.dataset.decision = v.decision;
+  $("verdict-reasons").replaceChildren(...(v.reasons || []).map((r) => el("li", { "data-testid": "verdict-reason", text: r })));
+  const numbers = v.numbers || {};
+  $("verdict-numbers").replaceChildren(...VERDICT_NUMBERS.filter(([k]) => isNum(numbers[k]))
+    .map(([k, label]) => el("span", { class: "chip", text: `${label} ${Number.isInteger(numbers[k]) ? numbers[k] : numbers[k].toPrecision(3)}` })));
+}
+
+function renderMonitor(m) {
+  const text = $("cusum"), bar = $("cusum-bar");
+  const cusum = m && m.cusum;
+  if (!cusum || !isNum(cusum.statistic) || !isNum(cusum.h)) {
+    const held = m && isNum(m.burn_in_blocks) ? `: ${m.burn_in_blocks} blocks of burn-in so far` : "";
+    text.textContent = m && m.version != null
+      ? `${version(m.version)} has no expected profile yet${held}` : "nothing to watch yet";
+    bar.style.width = "0%";
+    bar.classList.remove("alarm");
+    return;
+  }
+  text.textContent = `${version(m.version)}: statistic ${cusum.statistic.toFixed(2)} of threshold ${cusum.h.toFixed(2)}`
+    + (cusum.alarmed ? " · ALARM" : "") + (isNum(cusum.n) ? ` · ${cusum.n} blocks` : "");
+  text.dataset.statistic = String(cusum.statistic);
+  bar.style.width = pct(Math.min(1, Math.max(0, cusum.statistic / cusum.h)), 2);
+  bar.classList.toggle("alarm", Boolean(cusum.alarmed));
+}
+
+function renderShadow(shadow) {
+  const chart = $("shadow-chart");
+  const width = Math.max(chart.clientWidth, 260), height = 170;
+  const pad = { left: 58, right: 10, top: 10, bottom: 22 };
+  chart.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  const production = shadow ? shadow.production_equity : [];
+  const candidate = shadow ? shadow.candidate_equity : [];
+  const values = [...production, ...candidate].filter(isNum);
+  if (Math.max(production.length, candidate.length) < 2 || !values.length) {
+    const text = shadow ? `shadow since ${when(shadow.since)}: ${shadow.bars} bars so far` : "no candidate in shadow";
+    chart.replaceChildren(svg("text", { x: width / 2, y: height / 2, "text-anchor": "middle" }, text));
+    setText("shadow-production-return", ""); setText("shadow-candidate-return", "");
+    return;
+  }
+  const scale = yScale([...values, 1], pad.top, height - pad.bottom);
+  const path = (series) => series.map((v, i) => (isNum(v)
+    ? `${(pad.left + (i / (series.length - 1)) * (width - pad.left - pad.right)).toFixed(1)},${scale.y(v).toFixed(1)}`
+    : null)).filter(Boolean).join(" ");
+  const nodes = gridLines(scale, pad.left, width - pad.right, (v) => (v >= 1 ? "+" : "") + pct(v - 1, 1));
+  nodes.push(svg("line", { class: "base", x1: pad.left, x2: width - pad.right, y1: scale.y(1), y2: scale.y(1) }));
+  nodes.push(svg("text", { x: pad.left, y: height - 6, "text-anchor": "start" }, when(shadow.since)));
+  nodes.push(svg("text", { x: width - pad.right, y: height - 6, "text-anchor": "end" }, `${shadow.bars} bars`));
+  nodes.push(svg("polyline", { class: "equity", points: path(production), "data-testid": "shadow-production-line" }));
+  nodes.push(svg("polyline", { class: "candidate", points: path(candidate), "data-testid": "shadow-candidate-line" }));
+  chart.replaceChildren(...nodes);
+  showLogReturn("shadow-production-return", shadow.production_log_return);
+  showLogReturn("shadow-candidate-return", shadow.candidate_log_return);
+}
+
+function showLogReturn(id, logReturn) {
+  const node = $(id);
+  if (!isNum(logReturn)) { node.textContent = ""; return; }
+  const change = Math.exp(logReturn) - 1;
+  node.textContent = (change >= 0 ? "+" : "") + pct(change, 2);
+  node.className = change >= 0 ? "pos" : "neg";
+}
+
+function renderVersions(versions) {
+  const body = $("versions");
+  if (!versions.length) return emptyRow(body, 8, "no version registered yet");
+  body.replaceChildren(...versions.map((v) => el("tr", { "data-testid": "version-" + v.version },
+    el("td", { text: version(v.version) }),
+    el("td", { class: "status-" + v.status, "data-testid": "version-status", text: v.status.replace("_", " ") }),
+    el("td", { text: v.aliases.length ? v.aliases.join(", ") : "—" }),
+    el("td", { text: when(v.created_at) }),
+    el("td", { text: when(v.lineage.data_end) }),
+    el("td", { class: "num", text: v.lineage.rows ?? "—" }),
+    el("td", { text: version(v.lineage.parent) }),
+    el("td", { text: v.lineage.source ?? "—" }))));
+}
+
+function kv(id, rows) {
+  $(id).replaceChildren(...rows.flatMap(([k, v, testid]) => [
+    el("dt", { text: k }), el("dd", testid ? { "data-testid": testid, text: String(v) } : { text: String(v) })]));
 }
 
 function renderModels(models) {
@@ -228,6 +370,25 @@ function svg(tag, attrs = {}, text) {
   return node;
 }
 
+// The vertical scale of a chart: the values' range with 8% to spare, drawn from top to bottom.
+function yScale(values, top, bottom) {
+  let lo = Math.min(...values), hi = Math.max(...values);
+  const margin = (hi - lo) * 0.08 || Math.abs(hi) * 0.01 || 1;
+  lo -= margin; hi += margin;
+  return { lo, hi, y: (v) => top + (1 - (v - lo) / (hi - lo)) * (bottom - top) };
+}
+
+// Five horizontal grid lines across [left, right], each labelled on the left with label(value).
+function gridLines(scale, left, right, label) {
+  const nodes = [];
+  for (let k = 0; k <= 4; k++) {
+    const v = scale.lo + (k / 4) * (scale.hi - scale.lo);
+    nodes.push(svg("line", { class: "grid", x1: left, x2: right, y1: scale.y(v), y2: scale.y(v) }));
+    nodes.push(svg("text", { x: left - 8, y: scale.y(v) + 4, "text-anchor": "end" }, label(v)));
+  }
+  return nodes;
+}
+
 function renderEquity(e) {
   const chart = $("equity-chart");
   const width = Math.max(chart.clientWidth, 300), height = 260;
@@ -239,12 +400,10 @@ function renderEquity(e) {
     setText("equity-return", ""); setText("hold-return", "");
     return;
   }
-  let lo = Math.min(...values), hi = Math.max(...values);
-  const margin = (hi - lo) * 0.08 || Math.abs(hi) * 0.01 || 1;
-  lo -= margin; hi += margin;
+  const scale = yScale(values, pad.top, height - pad.bottom);
+  const { lo, y } = scale;
   const n = e.timestamps.length;
   const x = (i) => pad.left + (i / (n - 1)) * (width - pad.left - pad.right);
-  const y = (v) => pad.top + (1 - (v - lo) / (hi - lo)) * (height - pad.top - pad.bottom);
   const path = (series) => series.map((v, i) => (isNum(v) ? `${x(i).toFixed(1)},${y(v).toFixed(1)}` : null))
     .filter(Boolean).join(" ");
   const nodes = [];
@@ -253,12 +412,7 @@ function renderEquity(e) {
   gradient.append(svg("stop", { offset: "0%", "stop-color": "#58a6ff", "stop-opacity": 0.28 }),
     svg("stop", { offset: "100%", "stop-color": "#58a6ff", "stop-opacity": 0 }));
   defs.append(gradient);
-  nodes.push(defs);
-  for (let k = 0; k <= 4; k++) {
-    const v = lo + (k / 4) * (hi - lo);
-    nodes.push(svg("line", { class: "grid", x1: pad.left, x2: width - pad.right, y1: y(v), y2: y(v) }));
-    nodes.push(svg("text", { x: pad.left - 8, y: y(v) + 4, "text-anchor": "end" }, num(v, 0)));
-  }
+  nodes.push(defs, ...gridLines(scale, pad.left, width - pad.right, (v) => num(v, 0)));
   const labels = [0, Math.floor((n - 1) / 2), n - 1];
   labels.forEach((i, k) => nodes.push(svg("text", {
     x: x(i), y: height - 8, "text-anchor": ["start", "middle", "end"][k],
@@ -284,11 +438,12 @@ function showReturn(id, series) {
 }
 
 // --- polling and control -----------------------------------------------------------------
+const LEARNING_STATUS = "/api/ai/learning_status";
 const SOURCES = [
   ["/api/ai/live", renderDecision],
   ["/api/ai/status", renderStatus],
   ["/predict/top?limit=20", renderTop],
-  ["/api/ai/learning_status", renderLearning],
+  [LEARNING_STATUS, renderLearning],
   ["/models/list", renderModels],
   ["/api/positions", renderPositions],
   ["/api/trades?limit=15", renderTrades],
@@ -310,11 +465,43 @@ async function refresh() {
         try { SOURCES[i][1](r.value); } catch (err) { problems.push(`${SOURCES[i][0]}: ${err.message}`); }
       } else problems.push(r.reason.message);
     });
+    const learning = results[SOURCES.findIndex(([path]) => path === LEARNING_STATUS)];
+    if (learning.status === "fulfilled") {
+      try {
+        await refreshVersions(learning.value);
+      } catch (err) {
+        if (err instanceof Unauthorized) {
+          askForToken("The token was refused (401). Paste the right one.");
+          return;
+        }
+        problems.push(err.message);
+      }
+    }
     showProblems(problems);
     setText("connection", "updated " + new Date().toLocaleTimeString());
   } finally {
     inFlight = false;
   }
+}
+
+// The registry changes seldom and reading it costs the server more than a status: the versions
+// are read again when the learning status shows a change, or every VERSIONS_MS (the operator may
+// change the registry from the command line), and not at all while the learning loop is off.
+let versionsRead = { key: null, at: 0 };
+
+async function refreshVersions(l) {
+  $("versions-panel").hidden = !l.enabled;
+  if (!l.enabled) {
+    versionsRead = { key: null, at: 0 };
+    return;
+  }
+  const retrained = l.last_retrain ? [l.last_retrain.at, l.last_retrain.version] : null;
+  const verdict = l.last_verdict ? [l.last_verdict.version, l.last_verdict.decision] : null;
+  const key = JSON.stringify([l.production_version, l.candidate_version, l.pending_candidate,
+    l.awaiting_approval, l.retraining, retrained, verdict]);
+  if (key === versionsRead.key && Date.now() - versionsRead.at < VERSIONS_MS) return;
+  renderVersions(await api("/models/versions"));
+  versionsRead = { key, at: Date.now() };
 }
 
 function showProblems(problems) {
