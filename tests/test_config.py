@@ -21,6 +21,7 @@ from tradebrain.brain.fusion import fuse
 from tradebrain.brain.positioning import Forecast
 from tradebrain.brain.regime import Regime
 from tradebrain.brain.tuning import BrainTuning, PositionContext
+from tradebrain.cli._shared import tracking_registry
 from tradebrain.config import (
     BrainSettings,
     ExecutionSettings,
@@ -283,6 +284,7 @@ CHANGES: dict[str, Change] = {
     "learning.monitor_false_alarm_blocks": Change(5000.0),
     "learning.experience_every_bars": Change(100),
     "learning.executor": Change("ray"),
+    "learning.track_runs": Change(True),
     "api.host": Change("0.0.0.0"),
     "api.port": Change(9090),
     "api.token": Change(SecretStr("a-configured-token-for-the-api")),
@@ -355,6 +357,7 @@ def _behaviour(settings: Settings, *, commands: bool) -> dict[str, Any]:
         "hybrid": HybridConfig.from_settings(settings),
         "learning loop": LearningPolicy.from_settings(settings.learning),
         "fan-out executor": executor_kind(settings.learning.executor, jobs=4),
+        "run tracking": repr(tracking_registry(settings)),
     }
     if commands:
         found.update(_command_behaviour(settings))

@@ -253,6 +253,11 @@ class LearningSettings(_Section):
     experience_every_bars: int = Field(
         24, ge=1, description="bars between exports of the experience log to Parquet"
     )
+    track_runs: bool = Field(
+        False,
+        description="log every evaluate, train and backtest run (settings, metrics) to the "
+        "MLflow tracking store beside the registry (costs ~3 s of MLflow start-up a command)",
+    )
     executor: Literal["local", "ray"] = Field(
         "local", description="where fan-out retraining and studies run"
     )

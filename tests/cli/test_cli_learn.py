@@ -253,5 +253,35 @@ def test_tune_with_two_trials_prints_the_best_settings_and_the_ledger_count(
     assert "brain.entry_cost_multiple =" in tuned.output
     assert "trials in the ledger (what the deflated Sharpe counts): 2" in tuned.output
     assert "TRADEBRAIN_BRAIN__ENTRY_COST_MULTIPLE=" in tuned.output
-    assert len((cli_home / "learning" / "trials.jsonl").read_text().splitlines()) == 2
+    assert len((cli_home / "trials.jsonl").read_text().splitlines()) == 2
     assert (cli_home / "optuna.db").is_file()
+
+
+def test_train_evaluate_and_backtest_log_their_runs_to_mlflow_when_tracking_is_on(
+    registered: Registered, cli_home: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from tradebrain.learning.registry import BundleRegistry
+
+    monkeypatch.setenv("TRADEBRAIN_LEARNING__TRACK_RUNS", "true")
+    data = str(registered.data)
+    trained = Outcome("train", "--data", data, "--out", str(tmp_path / "models"))
+    backtested = Outcome("backtest", "--data", data, "--json", str(tmp_path / "bt.json"))
+    assert trained.exit_code == 0 and backtested.exit_code == 0, trained.output
+    assert "tracked the train run in MLflow" in trained.output
+    assert "tracked the backtest run in MLflow" in backtested.output
+    import mlflow
+
+    client = mlflow.MlflowClient(BundleRegistry(cli_home).tracking_uri)
+    for kind, metric in (("train", "rows"), ("backtest", "total_return")):
+        experiment = client.get_experiment_by_name(f"tradebrain-{kind}")
+        assert experiment is not None
+        (run,) = client.search_runs([experiment.experiment_id])
+        assert metric in run.data.metrics and run.data.params
+
+
+def test_commands_log_nothing_to_mlflow_when_tracking_is_off(
+    registered: Registered, cli_home: Path, tmp_path: Path
+) -> None:
+    trained = Outcome("train", "--data", str(registered.data), "--out", str(tmp_path / "m"))
+    assert trained.exit_code == 0 and "tracked" not in trained.output
+    assert not (cli_home / "mlflow.db").exists()

@@ -224,7 +224,8 @@ def test_the_looks_share_exactly_the_configured_significance(
     policy = LearningPolicy.from_settings(learning)
     assert policy.looks >= 1
     assert policy.gates.alpha * policy.looks == pytest.approx(alpha)
-    assert policy.looks * policy.gates.min_track <= policy.gates.max_track
+    gates = policy.gates  # a look every min_track bars, and one at max_track
+    assert (policy.looks - 1) * gates.min_track < gates.max_track <= policy.looks * gates.min_track
 
 
 def test_a_production_showing_no_edge_gets_no_monitor() -> None:

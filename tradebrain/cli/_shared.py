@@ -141,3 +141,33 @@ def _what_to_do(error: TradebrainError) -> str:
 
 def _escape(text: str) -> str:
     return text.replace("[", r"\[")
+
+
+def tracking_registry(settings: Settings) -> Any:
+    """Return the registry a command logs its run to (``learning.track_runs``), or None."""
+    if not settings.learning.track_runs:
+        return None
+    from tradebrain.learning.registry import BundleRegistry
+
+    return BundleRegistry(settings.home, settings.learning.registry_uri)
+
+
+def track_run(
+    settings: Settings, kind: str, params: Mapping[str, Any], metrics: Mapping[str, Any]
+) -> None:
+    """Log a command's run (``kind``: evaluate, train, backtest) to MLflow when tracking is on.
+
+    Metrics that are not finite numbers (a Sharpe ratio of a run without trades) are left out.
+    """
+    registry = tracking_registry(settings)
+    if registry is None:
+        return
+    import math
+
+    numbers = {
+        name: float(value)
+        for name, value in metrics.items()
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    }
+    run_id = registry.log_run(kind, params=params, metrics=numbers)
+    console.print(f"[green]tracked[/] the {kind} run in MLflow ({registry.tracking_uri}, {run_id})")

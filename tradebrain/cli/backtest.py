@@ -16,6 +16,7 @@ from tradebrain.cli._shared import (
     report_json,
     settings_of,
     store_of,
+    track_run,
 )
 from tradebrain.exceptions import UserInputError
 
@@ -102,7 +103,7 @@ def backtest_command(
     from tradebrain.core.atomic_write import check_output_file, write_text_atomic
     from tradebrain.core.market import MarketType
     from tradebrain.data.loading import load_market_data
-    from tradebrain.evaluation.statistics import TrialLedger
+    from tradebrain.evaluation.statistics import home_ledger
     from tradebrain.execution.costs import FlatCosts, settings_costs
     from tradebrain.research.backtest_report import BacktestReport, backtest_report
     from tradebrain.research.hybrid_request import backtest_config
@@ -146,7 +147,7 @@ def backtest_command(
     timeframe = loaded.timeframe or "1h"
     run_settings = {"strategy": strategy, **params, "costs": repr(costs), "market": market,
                     "leverage": leverage, "cash": cash, "source": loaded.source}  # fmt: skip
-    ledger = TrialLedger(settings.home / "trials.jsonl")
+    ledger = home_ledger(settings.home)
     backtests = [e["metric"] for e in ledger.entries() if str(e["name"]).startswith("backtest:")]
     variance = float(_variance(backtests)) if len(backtests) >= 2 else None
     hybrid: HybridConfig | None = None
@@ -194,6 +195,13 @@ def backtest_command(
     write_text_atomic(report_json(outcome.report), json_out)
     _print_summary(outcome.report)
     console.print(f"[green]wrote[/] {json_out}")
+    oracle = outcome.report.get("oracle") or {}
+    track_run(
+        settings, "backtest", outcome.report["settings"],
+        {**outcome.report["metrics"],
+         **{f"benchmark.{k}": v for k, v in outcome.report["benchmark"].items()},
+         **{f"oracle.{k}": v for k, v in oracle.items() if not isinstance(v, dict)}},
+    )  # fmt: skip
     if html_out is not None:
         from tradebrain.evaluation.html_report import write_html_report
 

@@ -440,7 +440,7 @@ def tune_command(
     """Search the entry/exit bars and features kept (Optuna TPE), judged after costs.
 
     Each trial trades walk-forward, out of sample; every trial is recorded in
-    ``HOME/learning/trials.jsonl``, so the deflated Sharpe of what is chosen counts them all.
+    ``HOME/trials.jsonl``, so the deflated Sharpe of what is chosen counts them all.
     The study lives in ``HOME/optuna.db``.
     """
     import optuna
@@ -509,7 +509,9 @@ def _registry_place(settings: Settings) -> str:
 
 
 def _ledger_path(settings: Settings) -> Path:
-    return settings.home / "learning" / "trials.jsonl"
+    from tradebrain.evaluation.statistics import LEDGER_FILE
+
+    return settings.home / LEDGER_FILE
 
 
 def _work_folder(settings: Settings, what: str) -> Path:

@@ -21,6 +21,7 @@ from tradebrain.cli._shared import (
     settings_of,
     split_list,
     store_of,
+    track_run,
 )
 from tradebrain.exceptions import UserInputError
 
@@ -85,7 +86,7 @@ def evaluate_command(
     from tradebrain.core.atomic_write import write_parquet_atomic, write_text_atomic
     from tradebrain.data.loading import load_planted_edge
     from tradebrain.evaluation.evaluate import evaluate
-    from tradebrain.evaluation.statistics import TrialLedger
+    from tradebrain.evaluation.statistics import home_ledger
 
     app_settings = settings_of(ctx)
     cap = app_settings.models.max_features if max_features is None else max_features
@@ -105,7 +106,7 @@ def evaluate_command(
             progress=lambda text: status.update(f"evaluating: {text}"),
         )
     out.mkdir(parents=True, exist_ok=True)
-    ledger = TrialLedger(app_settings.home / "trials.jsonl")
+    ledger = home_ledger(app_settings.home)
     for name in settings.models:
         config = {"model": name, "source": source, **result.report["settings"]}
         ledger.record(config, result.report["models"][name]["log_loss"], name=name)
@@ -116,6 +117,11 @@ def evaluate_command(
     write_parquet_atomic(result.predictions, out / "predictions.parquet")
     _print_report(result.report)
     console.print(f"[green]wrote[/] {out / 'report.json'} and {out / 'predictions.parquet'}")
+    track_run(
+        app_settings, "evaluate", {"source": source, **result.report["settings"]},
+        {f"{name}.{metric}": value for name, scores in result.report["models"].items()
+         for metric, value in scores.items()},
+    )  # fmt: skip
     if explain:
         from tradebrain.evaluation.explain_html import write_explain_html
 
@@ -198,6 +204,14 @@ def train_command(
                 "[bold red]no model showed skill out of sample: with these models the brain "
                 "never opens a position (give more history, or other models or features)[/]"
             )
+    metrics: dict[str, Any] = {"rows": bundle.manifest["rows"]}
+    if calibration is not None:
+        metrics.update(horizon=calibration.horizon, beta=calibration.beta,
+                       t_stat=calibration.t_stat, voters=len(bundle.voters()))  # fmt: skip
+    params = {"source": source, "out": str(out), "models": list(bundle.models),
+              "feature_sets": feature_sets, "data_start": bundle.manifest["data_start"],
+              "data_end": bundle.manifest["data_end"]}  # fmt: skip
+    track_run(app_settings, "train", params, metrics)
 
 
 def _load(

@@ -263,6 +263,16 @@ def _sharpe_variance_factor(sharpe: float, skewness: float, kurtosis: float) -> 
     return spread
 
 
+LEDGER_FILE = "trials.jsonl"
+"""The trial ledger's file under ``TRADEBRAIN_HOME``: one ledger for every command and the
+service, so the deflated Sharpe of anything chosen counts every trial made to choose it."""
+
+
+def home_ledger(home: Path | str) -> TrialLedger:
+    """Return the installation's trial ledger (``HOME/trials.jsonl``)."""
+    return TrialLedger(Path(home) / LEDGER_FILE)
+
+
 class TrialLedger:
     """An append-only JSON-lines file of every configuration evaluated, for DSR's trial count.
 

@@ -53,7 +53,7 @@ from tradebrain.evaluation.promotion import (
     lost_edge_monitor,
     promotion_verdict,
 )
-from tradebrain.evaluation.statistics import TrialLedger
+from tradebrain.evaluation.statistics import home_ledger
 from tradebrain.exceptions import UserInputError
 from tradebrain.service.options import ServeOptions
 from tradebrain.service.retraining import RetrainOutcome, RetrainRequest, RetrainWorker
@@ -243,7 +243,7 @@ class LearningLoop:
         self.home = Path(settings.home)
         self.primary = options.symbols[0]
         self.worker = RetrainWorker()
-        self.ledger = TrialLedger(self.home / "learning" / "trials.jsonl")
+        self.ledger = home_ledger(self.home)
         self.shadow = ShadowBook(
             settings, timeframe, options.market, options.cash, options.leverage
         )
