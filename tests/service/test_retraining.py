@@ -157,10 +157,11 @@ def test_closing_the_worker_stops_its_process_and_abandons_the_retraining(
     home: Home, candles: pl.DataFrame
 ) -> None:
     before = versions(home.registry)
+    others = set(multiprocessing.active_children())  # processes other tests left running
     worker = RetrainWorker()
     asked = request(home.folder, "abandoned", parent_pid=os.getpid(), parent_version=1)
     worker.submit(asked, candles, AT)
-    children = set(multiprocessing.active_children())
+    children = set(multiprocessing.active_children()) - others
     assert children, "the retraining runs in a process of its own"
     worker.close()
     assert not worker.busy and worker.poll() is None

@@ -280,7 +280,7 @@ class RayExecutor(_Closing):
                 ray.get(ready[0])
             except Exception as error:
                 for ref in pending:
-                    ray.cancel(ref, force=True)
+                    ray.cancel(ref)  # queued jobs are dropped; a running one finishes
                 index = index_of[ready[0]]
                 cause = _ray_cause(error)
                 raise job_failed(index, len(jobs), jobs[index], cause) from cause

@@ -66,6 +66,8 @@ SUPERVISE_BARS = 48
 """Bars between the supervisor's looks at each production model's resolved votes."""
 REGISTRY_CHECK_BARS = 24
 """Bars between looks at the registry's production alias (changed by `tradebrain models`)."""
+SHADOW_WARM_UP = 300
+"""Candles a restarted shadow needs before its track began (the features' warm-up)."""
 SUPERVISED_DECISIONS = 2_500
 """The newest production decisions the supervisor reads (its window plus the unresolved)."""
 SUPERVISED_HORIZON_ROOM = 200
@@ -339,8 +341,10 @@ class LearningLoop:
         shadow = saved.get("shadow") or {}
         if int(shadow.get("version", -1)) == candidate.version and shadow.get("since"):
             since = datetime.fromisoformat(shadow["since"])
-            held = self.windows[self.primary].frame(1)
-            if held.height == 0 or since <= held["timestamp"][0]:
+            held = self.windows[self.primary].frame()["timestamp"]
+            # the candles held must cover a warm-up before the track and the track itself;
+            # otherwise the shadow starts over with the next candle
+            if held.len() > SHADOW_WARM_UP and held[SHADOW_WARM_UP] <= since <= held[-1]:
                 self._start_shadow(candidate.version, since)
                 return
         self._pending_candidate = int(candidate.version)
@@ -373,10 +377,11 @@ class LearningLoop:
         self._schedule_retraining(candle, step)
         self._collect_retraining(candle, step)
         if self._pending_candidate is not None and not self.shadow.active:
-            self._start_shadow(self._pending_candidate, candle.close_time)
+            version = self._pending_candidate
+            self._start_shadow(version, candle.close_time)
             step.events.append(
-                f"shadow started: candidate v{self.shadow.candidate.version if self.shadow.candidate else '?'} "  # noqa: E501
-                f"against production v{self.production} from {candle.close_time.isoformat()}"
+                f"shadow started: candidate v{version} against production v{self.production} "
+                f"from {candle.close_time.isoformat()}"
             )
         self._judge(step)
         if self.production_since is None:
