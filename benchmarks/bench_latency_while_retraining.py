@@ -68,7 +68,7 @@ def main() -> None:
         runner.prepare()
         loop = runner.learning
         assert loop is not None
-        candles = runner.feed.resume(runner.after, threading.Event())
+        candles = iter(runner.feed.resume(runner.after, threading.Event()))
         for _ in range(arguments.idle):
             runner.step(next(candles))
         idle = np.array(latencies)

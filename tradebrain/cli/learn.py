@@ -265,7 +265,7 @@ def reproduce_command(
     from tradebrain.learning.fan_out import (
         PREDICTION_ROWS,
         TrainJob,
-        _prediction_hash,  # how train_job hashes predictions: the same on both bundles
+        bundle_prediction_hash,
         read_candles,
         train_job,
         training_settings,
@@ -290,7 +290,7 @@ def reproduce_command(
             recorded = Settings.model_validate(lineage.settings)
             _, _, feature_sets = training_settings(recorded, seed=lineage.seed, threads=1)
             features = compute_features(read_candles(path), feature_sets, threads=1)
-            registered = _prediction_hash(
+            registered = bundle_prediction_hash(
                 registry.bundle_dir(number), features.tail(PREDICTION_ROWS)
             )
     finally:

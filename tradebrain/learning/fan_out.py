@@ -155,7 +155,7 @@ def train_job(job: TrainJob) -> TrainResult:
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         bundle.save(staging)
-        prediction_hash = _prediction_hash(staging, features.tail(PREDICTION_ROWS))
+        prediction_hash = bundle_prediction_hash(staging, features.tail(PREDICTION_ROWS))
         _move_into_place(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -302,7 +302,7 @@ def _model_params(
     return params
 
 
-def _prediction_hash(bundle_dir: Path, features: pl.DataFrame) -> str:
+def bundle_prediction_hash(bundle_dir: Path, features: pl.DataFrame) -> str:
     """Return the SHA-256 of the saved bundle's predictions on ``features`` (see TrainResult)."""
     from tradebrain.models.bundle import ModelBundle
 

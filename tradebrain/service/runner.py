@@ -12,6 +12,12 @@ caused — candle, decision, orders, fills, trades, equity, positions, broker st
 transaction. A crash before the commit loses the whole candle, and the restarted runner,
 restored to the state before it, handles it again with the same order ids: nothing is lost or
 duplicated.
+
+With ``learning.enabled`` the runner also drives the
+:class:`~tradebrain.service.learning_loop.LearningLoop` on every candle (shadow decisions are
+written in the candle's transaction), makes the registry change it decided once the candle is
+saved (:meth:`~tradebrain.service.learning_loop.LearningLoop.settle`), and trades a new
+production from the next candle.
 """
 
 from __future__ import annotations
