@@ -13,6 +13,10 @@ run), then on the candles stepped while a retraining of ``--models`` on the newe
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # what `tradebrain serve` runs with
+
 import argparse
 import tempfile
 import threading
@@ -73,7 +77,8 @@ def main() -> None:
             runner.step(next(candles))
         idle = np.array(latencies)
         latencies.clear()
-        loop.request_retrain_now(datetime.now(UTC), "benchmark")
+        if not loop.worker.busy:  # the loop may have started one itself (degradation)
+            loop.request_retrain_now(datetime.now(UTC), "benchmark")
         started = time.perf_counter()
         stepped = 0
         while loop.worker.busy:

@@ -23,6 +23,7 @@ production from the next candle.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -149,6 +150,7 @@ class Runner:
                     "the features need at least 300"
                 )
         self.bundle = self.models.provide(histories[options.symbols[0]])
+        _one_torch_thread()
         if self.learning is not None and self.models.bundle_dir is not None:
             self.bundle, version = self.learning.adopt(
                 self.bundle, self.models.bundle_dir, histories[options.symbols[0]]
@@ -454,3 +456,15 @@ class Runner:
             run = self.runs.get(intent.symbol)
             if run is not None:
                 venue.submit(intent)
+
+
+def _one_torch_thread() -> None:
+    """Run the nets' live votes on one torch thread.
+
+    A live vote is one window: a second intra-op thread only waits for the other core, which
+    the retraining worker and the API use, and those waits cost up to ~100 ms a decision
+    (benchmarks/bench_latency_while_retraining.py). Training sets its own count and restores it.
+    """
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
