@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import sys
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
 from types import TracebackType
@@ -163,11 +164,12 @@ def make_executor(kind: str = "local", *, workers: int | None = None) -> Executo
     raise UserInputError(f"unknown executor {kind!r}; choose one of: {', '.join(EXECUTOR_KINDS)}")
 
 
-class _Closing:
+class _Closing(ABC):
     """Context-manager support: ``with make_executor(...) as executor:`` closes it."""
 
+    @abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Release the workers."""
 
     def __enter__(self) -> Self:
         return self

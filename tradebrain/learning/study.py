@@ -10,8 +10,8 @@ sample:
 2. each block is predicted by a forecast bundle trained (exactly as the service trains:
    :func:`~tradebrain.learning.fan_out.training_settings`) on the candles before it only;
 3. the forecasts ``E[r_h] = beta * z * sigma_h`` of all blocks are traded, in order, with the
-   trial's entry and exit bars after fees and slippage (:func:`policy_returns`, the per-candle
-   form of :func:`~tradebrain.models.forecast.policy_value`);
+   trial's entry and exit bars after fees and slippage
+   (:func:`~tradebrain.models.forecast.policy_returns`, per candle);
 4. the trial's value is the per-candle Sharpe ratio of those after-cost log returns (0 when the
    forecast never trades).
 
@@ -34,6 +34,7 @@ import polars as pl
 
 from tradebrain.config import Settings
 from tradebrain.exceptions import UserInputError
+from tradebrain.models.forecast import policy_returns
 
 if TYPE_CHECKING:
     from tradebrain.learning.executor import Executor
@@ -283,50 +284,6 @@ def walk_forward_returns(
         forecast.entry_cost_multiple,
         forecast.exit_cost_multiple,
     )
-
-
-def policy_returns(
-    expected: np.ndarray,
-    next_return: np.ndarray,
-    cost_per_side: float,
-    entry_cost_multiple: float,
-    exit_cost_multiple: float,
-    long_short: bool = True,
-) -> np.ndarray:
-    """Return the (n,) after-cost log return of each candle of trading ``expected``.
-
-    The per-candle form of :func:`~tradebrain.models.forecast.policy_value` (whose value is
-    the mean of these): enter all of the equity when the expected return over the horizon
-    beats ``entry_cost_multiple`` round trips of costs, hold while it stays above
-    ``exit_cost_multiple`` round trips on the position's side. ``next_return[t]`` is the
-    (n,) log return earned by a position decided at ``t``; a candle's return includes the
-    cost of the trade decided on it. NaN forecasts count as 0.
-    """
-    expected = np.asarray(expected, dtype=np.float64)
-    next_return = np.asarray(next_return, dtype=np.float64)
-    round_trip = 2.0 * cost_per_side
-    enter, leave = entry_cost_multiple * round_trip, exit_cost_multiple * round_trip
-    out = np.zeros(expected.size)
-    position = 0
-    for t in range(expected.size):
-        m = 0.0 if math.isnan(expected[t]) else float(expected[t])
-        new = position
-        if position == 0:
-            if m >= enter:
-                new = 1
-            elif long_short and m <= -enter:
-                new = -1
-        elif position * m < leave:
-            new = 0
-            if long_short and -position * m >= enter:
-                new = -position
-        if new != position:
-            out[t] += math.log(1.0 - abs(new - position) * cost_per_side)
-            position = new
-        r = float(next_return[t])
-        if position != 0 and not math.isnan(r):
-            out[t] += math.log(1.0 + position * (math.exp(r) - 1.0))
-    return out
 
 
 def apply_params(settings_dump: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:

@@ -314,20 +314,58 @@ def policy_value(
     round trips on the position's side. ``next_return[t]`` is the log return earned by a
     position decided at ``t``; rows must be consecutive candles.
     """
+    growth, _ = _run_policy(
+        expected, next_return, cost_per_side, entry_cost_multiple, exit_cost_multiple, long_short
+    )
+    return growth / max(len(expected), 1)
+
+
+def policy_returns(
+    expected: np.ndarray,
+    next_return: np.ndarray,
+    cost_per_side: float,
+    entry_cost_multiple: float,
+    exit_cost_multiple: float,
+    long_short: bool = True,
+) -> np.ndarray:
+    """Return the (n,) after-cost log return of each candle of trading ``expected``.
+
+    The per-candle form of :func:`policy_value` (whose value is the mean of these); a
+    candle's return includes the cost of the trade decided on it. NaN forecasts count as 0.
+    """
+    _, returns = _run_policy(
+        expected, next_return, cost_per_side, entry_cost_multiple, exit_cost_multiple, long_short
+    )
+    return returns
+
+
+def _run_policy(
+    expected: np.ndarray,
+    next_return: np.ndarray,
+    cost_per_side: float,
+    entry_cost_multiple: float,
+    exit_cost_multiple: float,
+    long_short: bool,
+) -> tuple[float, np.ndarray]:
+    values = np.asarray(expected, dtype=np.float64)
+    returns = np.empty(values.size)
     round_trip = 2.0 * cost_per_side
     growth = _policy(
-        np.asarray(expected, dtype=np.float64),
+        values,
         np.asarray(next_return, dtype=np.float64),
         cost_per_side,
         entry_cost_multiple * round_trip,
         exit_cost_multiple * round_trip,
         long_short,
+        returns,
     )
-    return float(growth) / max(len(expected), 1)
+    return float(growth), returns
 
 
 @numba.njit(cache=True)
-def _policy(expected, next_return, cost, enter, leave, long_short):  # type: ignore[no-untyped-def]  # pragma: no cover - jitted
+def _policy(expected, next_return, cost, enter, leave, long_short, out):  # type: ignore[no-untyped-def]  # pragma: no cover - jitted
+    """Trade ``expected`` with the bars; write each candle's log return into ``out`` and
+    return their sum (accumulated candle by candle, trade cost first)."""
     position = 0
     total = 0.0
     for t in range(expected.shape[0]):
@@ -345,9 +383,14 @@ def _policy(expected, next_return, cost, enter, leave, long_short):  # type: ign
             new = 0
             if long_short and -position * m >= enter:
                 new = -position
+        out[t] = 0.0
         if new != position:
-            total += math.log(1.0 - abs(new - position) * cost)
+            paid = math.log(1.0 - abs(new - position) * cost)
+            total += paid
+            out[t] += paid
             position = new
         if position != 0 and r == r:
-            total += math.log(1.0 + position * (math.exp(r) - 1.0))
+            earned = math.log(1.0 + position * (math.exp(r) - 1.0))
+            total += earned
+            out[t] += earned
     return total

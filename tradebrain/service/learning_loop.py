@@ -268,6 +268,7 @@ class LearningLoop:
         self.health: dict[str, dict[str, Any]] = {}
         self._registry: Any = None
         self._experience: Any = None
+        self._experience_counts: dict[str, int] | None = None
 
     # --- the registry -----------------------------------------------------------------------
     @property
@@ -647,12 +648,25 @@ class LearningLoop:
     # --- experience, state, status ----------------------------------------------------------
     def export_experience(self) -> dict[str, int]:
         """Export the state store's new rows to the Parquet experience log."""
+        written: dict[str, int] = self._experience_log().export(self.store, self.run)
+        self._experience_counts = None  # counted again when next asked
+        return written
+
+    def experience_counts(self) -> dict[str, int] | None:
+        """Return the rows of each kind in the experience log (counted once per export)."""
+        if self._experience_counts is None:
+            try:
+                self._experience_counts = self._experience_log().counts(self.run)
+            except Exception:  # the log is a research copy: its absence is not an error
+                log.debug("could not count the experience log", exc_info=True)
+        return self._experience_counts
+
+    def _experience_log(self) -> Any:
         if self._experience is None:
             from tradebrain.learning.experience import ExperienceLog
 
             self._experience = ExperienceLog(self.home / "experience")
-        written: dict[str, int] = self._experience.export(self.store, self.run)
-        return written
+        return self._experience
 
     def resume_retraining(self) -> LoopStep:
         """Start again a retraining that a crash or a stop interrupted (after :meth:`restore`)."""

@@ -230,7 +230,7 @@ class TradingService:
             loop = self.runner.learning
             since = self.runner.state.candles_since_training
             status = loop.status() if loop is not None else None
-        experience = None if loop is None else self._experience_counts(loop)
+            experience = None if loop is None else loop.experience_counts()
         base = {
             "enabled": status is not None,
             "retrain_every_bars": learning.retrain_every_bars,
@@ -244,16 +244,6 @@ class TradingService:
             return {**base, "note": note}
         base["candles_since_training"] = status["bars_since_training"]
         return finite(plain({**base, **status, "experience": experience}))
-
-    @staticmethod
-    def _experience_counts(loop: Any) -> dict[str, int] | None:
-        try:
-            from tradebrain.learning.experience import ExperienceLog
-
-            return ExperienceLog(loop.home / "experience").counts(loop.run)
-        except Exception:  # the log is a research copy: its absence is not an error
-            log.debug("could not count the experience log", exc_info=True)
-            return None
 
     def model_versions(self) -> list[dict[str, Any]]:
         """List every registered model version with its aliases, status, lineage, metrics."""
