@@ -19,7 +19,15 @@ from typing import Any, Literal
 
 import yaml
 from annotated_types import Ge, Gt, Le, Lt
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from tradebrain.core.atomic_write import write_text_atomic
 from tradebrain.exceptions import ConfigError
@@ -42,8 +50,11 @@ _NOT_SETTINGS = {
     "TRADEBRAIN_REAL_DATA_REQUIRED",
 }
 # Settings whose values are never shown, not even in an error about them; their variables are
-# read as plain text (a token may start with "[" or "{").
-_SECRETS = {("api", "token")}
+# read as plain text (a token may start with "[" or "{"), except a list of secrets, read as a
+# JSON list when it starts with "[" (an apprise URL never does) and as one item otherwise.
+_SECRET_LISTS = {("notify", "urls")}
+_SECRETS = {("api", "token"), *_SECRET_LISTS}
+_MASK = "**********"
 
 
 class _Section(BaseModel):
@@ -277,6 +288,69 @@ class ApiSettings(_Section):
     )
 
 
+NotifyEvent = Literal["fill", "policy", "control", "error", "registry", "daily_summary"]
+NOTIFY_EVENTS: tuple[NotifyEvent, ...] = (
+    "fill", "policy", "control", "error", "registry", "daily_summary",
+)  # fmt: skip
+"""Every kind of notification, in the order ``notify.events`` lists them by default."""
+
+
+class NotifySettings(_Section):
+    """Notifications of the trading service (``tradebrain serve``), sent through apprise.
+
+    Each URL is an apprise URL: ``tgram://BOT_TOKEN/CHAT_ID``, ``discord://WEBHOOK_ID/TOKEN``,
+    ``slack://TOKEN_A/TOKEN_B/TOKEN_C``, ``mailtos://USER:PASSWORD@HOST?to=ADDRESS``,
+    ``json://HOST/PATH`` (any webhook), ... URLs hold tokens: give them in the environment,
+    ``TRADEBRAIN_NOTIFY__URLS='["tgram://...", "discord://..."]'`` (one URL may be given as
+    plain text), not in a shared file; they are masked wherever settings are shown. Sending
+    never holds up trading: messages wait in a bounded queue and one thread delivers them.
+    """
+
+    urls: list[SecretStr] = Field(
+        default_factory=list,
+        description="apprise URLs to notify (hold tokens: set TRADEBRAIN_NOTIFY__URLS); "
+        "none: nothing is sent",
+    )
+    events: list[NotifyEvent] = Field(
+        default_factory=lambda: list(NOTIFY_EVENTS),
+        description="what is sent: fill, policy (risk mode NORMAL/DEFENSIVE/CRITICAL, a "
+        "symbol paused), control (pause, resume, emergency stop), error (errors the service "
+        "logs), registry (model promoted, rolled back, refused), daily_summary (equity, the "
+        "day's P&L, fills and trades, at the first candle after UTC midnight)",
+    )
+    max_per_minute: int = Field(
+        10,
+        ge=1,
+        le=600,
+        description="messages of one kind sent per minute; the rest are counted and the "
+        "count is said in the next message sent",
+    )
+    queue_size: int = Field(
+        100,
+        ge=1,
+        le=10_000,
+        description="messages waiting for delivery; one more is dropped (and counted), so "
+        "trading never waits for a slow service",
+    )
+
+    @field_validator("urls", mode="before")
+    @classmethod
+    def _one_url_as_text(cls, value: Any) -> Any:
+        """Read one URL given as text (a variable, or ``urls: tgram://...`` in YAML) as a list."""
+        if isinstance(value, str | SecretStr):
+            text = value.get_secret_value() if isinstance(value, SecretStr) else value
+            return [text] if text.strip() else []
+        return value
+
+    @field_validator("urls")
+    @classmethod
+    def _no_empty_url(cls, urls: list[SecretStr]) -> list[SecretStr]:
+        empty = [i for i, url in enumerate(urls) if not url.get_secret_value().strip()]
+        if empty:
+            raise ValueError(f"urls {empty} are empty; remove them")
+        return urls
+
+
 class Settings(_Section):
     """Every setting of tradebrain, one section per layer."""
 
@@ -289,14 +363,18 @@ class Settings(_Section):
     execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
     learning: LearningSettings = Field(default_factory=LearningSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
 
     def to_yaml(self, *, reveal_secrets: bool = False) -> str:
         """Return the settings as YAML; secrets are masked unless ``reveal_secrets``."""
         data = self.model_dump(mode="json")
+
+        def shown(secret: SecretStr) -> str:
+            return secret.get_secret_value() if reveal_secrets else _MASK
+
         if self.api.token is not None:
-            data["api"]["token"] = (
-                self.api.token.get_secret_value() if reveal_secrets else "**********"
-            )
+            data["api"]["token"] = shown(self.api.token)
+        data["notify"]["urls"] = [shown(url) for url in self.notify.urls]
         return yaml.safe_dump(data, sort_keys=False)
 
 
@@ -397,7 +475,9 @@ def _env_overrides(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[s
             continue
         keys = tuple(part.lower() for part in name[len(ENV_PREFIX) :].split("__"))
         value: Any = raw
-        if keys not in _SECRETS and raw.strip().startswith(("[", "{")):
+        if keys in _SECRET_LISTS:
+            value = _secret_list(name, raw)
+        elif keys not in _SECRETS and raw.strip().startswith(("[", "{")):
             try:
                 value = json.loads(raw)
             except json.JSONDecodeError:
@@ -410,6 +490,23 @@ def _env_overrides(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[s
         node[keys[-1]] = value
         names[keys] = name
     return overrides, names
+
+
+def _secret_list(name: str, raw: str) -> Any:
+    """Read a variable holding a list of secrets: a JSON list, or one item as plain text.
+
+    A list that does not parse is refused without showing it (it holds secrets).
+    """
+    if not raw.strip().startswith("["):
+        return raw
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise ConfigError(
+            f"{name} starts with '[' but is not a JSON list ({error.msg} at character "
+            f"{error.pos}; the value is not shown: it holds secrets); give "
+            '\'["scheme://...", "scheme://..."]\' or one URL as plain text'
+        ) from None
 
 
 def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -429,7 +526,11 @@ def _explain(
     for item in error.errors():
         loc = tuple(str(part) for part in item["loc"])
         key = ".".join(loc) if loc else "(top level)"
-        source = env_names.get(loc) or (f"file {file}" if file else "defaults")
+        # a list item's error (notify.urls.0) comes from the variable that set the list
+        variable = next(
+            (env_names[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in env_names), None
+        )
+        source = variable or (f"file {file}" if file else "defaults")
         if item["type"] == "extra_forbidden":
             lines.append(f"  {key}: unknown setting (from {source}); see `tradebrain config show`")
             continue

@@ -90,6 +90,26 @@ def serve_command(
     api_url: Annotated[
         str | None, typer.Option("--api-url", help="Exchange API base URL (testnet, proxy).")
     ] = None,
+    stream: Annotated[
+        str,
+        typer.Option(
+            "--stream",
+            help="How an exchange feed listens: websocket (ccxt.pro; REST backfills gaps and "
+            "takes over while the websocket is down) or rest (polling only).",
+        ),
+    ] = "websocket",
+    order_flow: Annotated[
+        bool,
+        typer.Option(
+            "--order-flow/--no-order-flow",
+            help="With --stream websocket: also stream trades, the order book and funding, "
+            "give the models each candle's order-flow inputs and record them in the store.",
+        ),
+    ] = False,
+    ws_url: Annotated[
+        str | None,
+        typer.Option("--ws-url", help="Websocket base URL instead of the venue's (proxy)."),
+    ] = None,
     learn: Annotated[
         bool | None,
         typer.Option(
@@ -120,7 +140,8 @@ def serve_command(
     options = ServeOptions(
         mode=mode, feed=feed, symbols=tuple(s.strip() for s in symbols.split(",") if s.strip()),
         timeframe=timeframe, models=models, state=state, speed=speed, warmup=warmup, seed=seed,
-        cash=cash, leverage=leverage, api_url=api_url,
+        cash=cash, leverage=leverage, api_url=api_url, stream=stream, order_flow=order_flow,
+        ws_url=ws_url,
     )  # fmt: skip
     from tradebrain.api._auth import token_weakness
 

@@ -26,6 +26,9 @@ class CandleClosed:
     low: float
     close: float
     volume: float
+    flow: tuple[float, ...] | None = None
+    """The candle's order-flow inputs, where the feed streamed them: the values of
+    ``tradebrain.features.orderflow_inputs.ORDERFLOW_COLUMNS``, in that order."""
 
     @property
     def event_time(self) -> datetime:
@@ -157,13 +160,15 @@ def _slot_constructor() -> Callable[
 
     A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``; writing
     the slots through their member descriptors builds the same (equal, still frozen) event
-    about twice as fast. CandleClosed has no defaults and no ``__post_init__`` to skip.
+    about twice as fast (``flow`` is None: replays carry no streamed order flow).
+    CandleClosed has no ``__post_init__`` to skip.
     """
     names = [f.name for f in fields(CandleClosed)]
-    if names != ["symbol", "open_time", "close_time", "open", "high", "low", "close", "volume"]:
+    expected = ["symbol", "open_time", "close_time", "open", "high", "low", "close", "volume"]
+    if names != [*expected, "flow"]:
         raise RuntimeError(f"CandleClosed fields changed to {names}; update the feed")
     new = object.__new__
-    s0, s1, s2, s3, s4, s5, s6, s7 = (getattr(CandleClosed, name).__set__ for name in names)
+    s0, s1, s2, s3, s4, s5, s6, s7, s8 = (getattr(CandleClosed, name).__set__ for name in names)
 
     def candle(
         symbol: str,
@@ -184,6 +189,7 @@ def _slot_constructor() -> Callable[
         s5(event, low)
         s6(event, close)
         s7(event, volume)
+        s8(event, None)
         return event
 
     return candle

@@ -213,3 +213,74 @@ def check_listing(
             raise UserInputError(
                 f"{exchange.id} offers no {timeframe} candles; pick one of {', '.join(offered)}"
             )
+
+
+def make_pro_exchange(
+    name: str,
+    *,
+    markets: Iterable[str] = ("spot",),
+    api_urls: dict[str, Any] | str | None = None,
+    ws_urls: dict[str, Any] | str | None = None,
+    timeout_s: float = 10.0,
+    client_class: type | None = None,
+) -> Any:
+    """Create a ccxt.pro client (websocket streams) set up as :func:`make_exchange` sets up REST.
+
+    Build it inside the asyncio loop that will use it: its HTTP and websocket sessions belong
+    to that loop.
+
+    Parameters
+    ----------
+    name, markets, api_urls, timeout_s
+        As for :func:`make_exchange` (the client loads its markets over REST).
+    ws_urls
+        Where to open the websockets instead of the venue's own hosts: a dict replaces single
+        entries of ``exchange.urls['api']['ws']``; a base URL such as ``"ws://127.0.0.1:9000"``
+        keeps each venue URL's host as the first path segment
+        (``wss://stream.binance.com:9443/ws`` -> ``ws://127.0.0.1:9000/stream.binance.com:9443/ws``),
+        so one proxy or loopback server can tell the venue's hosts apart.
+    client_class
+        A subclass of the venue's ccxt.pro class to build instead (one that reads the venue's
+        "candle closed" flag, :func:`~tradebrain.data.ws_stream.confirming_client_class`).
+    """
+    import ccxt.pro
+
+    exchange_class = getattr(ccxt.pro, name.lower(), None)
+    if exchange_class is None or name.lower() not in ccxt.pro.exchanges:
+        raise UserInputError(
+            f"ccxt.pro has no websocket client for {name!r}; stream it with --stream rest "
+            f"(REST polling) or pick one of: {', '.join(sorted(ccxt.pro.exchanges)[:12])}, ..."
+        )
+    config: dict[str, Any] = {"enableRateLimit": True, "timeout": int(timeout_s * 1000)}
+    exchange = (client_class or exchange_class)(config)
+    wanted = set(markets)
+    if "perp" in wanted and "spot" not in wanted:
+        exchange.options["defaultType"] = "swap"
+    _load_only(exchange, wanted)
+    if api_urls is not None:
+        ws = exchange.urls["api"].get("ws")
+        _point_at(exchange, api_urls)
+        if ws is not None:  # a REST base URL must not rebase the websockets as well
+            exchange.urls["api"]["ws"] = ws
+    if ws_urls is not None:
+        _point_ws_at(exchange, ws_urls)
+    return exchange
+
+
+def _point_ws_at(exchange: Any, ws_urls: dict[str, Any] | str) -> None:
+    """Open every websocket of ``exchange`` at ``ws_urls`` (see :func:`make_pro_exchange`)."""
+    current = exchange.urls["api"]["ws"]
+    if isinstance(ws_urls, dict):
+        merged = {**current, **ws_urls} if isinstance(current, dict) else ws_urls
+        exchange.urls["api"]["ws"] = merged
+        return
+    base = ws_urls.rstrip("/")
+
+    def rebase(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {name: rebase(inner) for name, inner in value.items()}
+        if isinstance(value, str):
+            return re.sub(r"^wss?://", base + "/", value)
+        return value
+
+    exchange.urls["api"]["ws"] = rebase(current)

@@ -12,9 +12,8 @@ in the meantime, so an outage delays candles but never drops or repeats one. Sta
 ``since`` (the open time of the last candle a runner processed) backfills the candles missed
 while it was down.
 
-Only REST polling is implemented. Websocket streaming (ccxt.pro ``watch_ohlcv``) is not: it
-could not be tested honestly here without a loopback websocket server that speaks a venue's
-protocol, and a live feed that has never run against a server is not shipped.
+This is the REST path; :mod:`tradebrain.data.ws_stream` streams through the venue's websockets
+and falls back on this class (backfills, and polling while the websockets are down).
 
 The paging through the venue's OHLCV endpoint and the checks of what it sends are in
 :mod:`tradebrain.data._rest_candles`; this module keeps the schedule, the retries and the order
@@ -381,6 +380,25 @@ class ExchangeCandleStream:
         self._next_open_ms[event.symbol] = open_ms + self._step_ms
         with self._lock:
             self._last_open_ms[event.symbol] = open_ms
+
+    def closed_rows(self, symbol: str, start_ms: int, now_ms: int) -> tuple[list[Row], int]:
+        """One attempt to fetch the closed candles of ``symbol`` from ``start_ms`` on.
+
+        Returns the rows and the open time through which they are final (see
+        :func:`~tradebrain.data._rest_candles.closed_span`); raises ccxt's errors as they come,
+        for a caller that keeps its own schedule of retries (the websocket stream's backfill).
+        """
+        self.connect()
+        return self._span(symbol, start_ms, self._last_closed_open_ms(now_ms), now_ms)
+
+    @property
+    def venue(self) -> str:
+        """The ccxt id of the venue (``"binance"``)."""
+        return str(self._client().id)
+
+    def checked(self, symbol: str, rows: list[Row]) -> pl.DataFrame:
+        """Return ``rows`` as a candle frame, or raise if they break a data rule."""
+        return self._checked(symbol, rows)
 
     def _span(
         self, symbol: str, start_ms: int, last_open_ms: int, now_ms: int

@@ -288,4 +288,4 @@ def make_feed(options: ServeOptions, settings: Settings) -> LiveFeed:
         return feed
     from tradebrain.service.exchange_feed import exchange_feed
 
-    return exchange_feed(options)
+    return exchange_feed(options, settings.home)

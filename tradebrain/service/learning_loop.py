@@ -211,6 +211,9 @@ class LoopStep:
     events: list[str] = field(default_factory=list)
     swap: tuple[int, Any] | None = None  # (version, bundle) to trade from the next candle
     mute: frozenset[str] | None = None  # models whose votes now weigh zero (None: no change)
+    # registry changes made: action (promoted, rolled_back, refused, changed), version,
+    # previous production, reason, evidence (for the runner to announce)
+    registry: list[dict[str, Any]] = field(default_factory=list)
 
 
 class LearningLoop:
@@ -579,7 +582,7 @@ class LearningLoop:
                 current = registry.production()
                 if current is None or current.version != version:
                     registry.promote(version, reason=reason, evidence=evidence)
-                self._swap_to_production(step, f"promoted: {reason}")
+                self._swap_to_production(step, f"promoted: {reason}", "promoted", reason, evidence)
                 profile = pending.get("profile")
                 if profile is not None and self.watch is not None:
                     self.watch.cusum = self.policy.monitor(*profile)
@@ -588,12 +591,17 @@ class LearningLoop:
                 found = registry.get(version)
                 if found is not None and found.status == "candidate":
                     registry.refuse(version, reason=reason, evidence=evidence)
+                    step.registry.append({"action": "refused", "version": version,
+                                          "previous": self.production, "reason": reason,
+                                          "evidence": evidence})  # fmt: skip
                 step.events.append(f"candidate v{version} refused: {reason}")
             elif action == "rollback":
                 current = registry.production()
                 if current is not None and current.version == pending["from"]:
                     registry.rollback(reason=reason, evidence=evidence)
-                self._swap_to_production(step, f"rolled back: {reason}")
+                self._swap_to_production(
+                    step, f"rolled back: {reason}", "rolled_back", reason, evidence
+                )
         except UserInputError as error:
             step.events.append(f"{reason}; the registry refused to {action} ({error})")
         return step
@@ -601,7 +609,7 @@ class LearningLoop:
     def promote(self, version: int, reason: str, evidence: dict[str, Any], step: LoopStep) -> None:
         """Make ``version`` production from the next candle (the operator's command)."""
         self.registry.promote(version, reason=reason, evidence=evidence)
-        self._swap_to_production(step, f"promoted: {reason}")
+        self._swap_to_production(step, f"promoted: {reason}", "promoted", reason, evidence)
 
     def _shadow_profile(self, version: int) -> tuple[float, float] | None:
         candidate = self.shadow.candidate
@@ -617,12 +625,20 @@ class LearningLoop:
     def rollback(self, reason: str, step: LoopStep) -> None:
         """Roll production back to the previous production (the operator's command)."""
         self.registry.rollback(reason=reason, evidence={})
-        self._swap_to_production(step, f"rolled back: {reason}")
+        self._swap_to_production(step, f"rolled back: {reason}", "rolled_back", reason)
 
-    def _swap_to_production(self, step: LoopStep, why: str) -> None:
+    def _swap_to_production(
+        self,
+        step: LoopStep,
+        why: str,
+        action: str = "changed",
+        reason: str = "changed in the registry",
+        evidence: dict[str, Any] | None = None,
+    ) -> None:
         production = self.registry.production()
         if production is None or production.version == self.production:
             return
+        previous = self.production
         bundle = self.registry.load(production.version)
         self.production, self.production_bundle = int(production.version), bundle
         self.watch = ProductionWatch(self.production)
@@ -640,6 +656,9 @@ class LearningLoop:
         self.awaiting_approval = None
         step.swap = (self.production, bundle)
         step.events.append(f"production is now v{self.production} ({why})")
+        step.registry.append({"action": action, "version": self.production,
+                              "previous": previous, "reason": reason,
+                              "evidence": evidence or {}})  # fmt: skip
 
     def sync_with_registry(self, step: LoopStep) -> None:
         """Follow a production alias changed outside the service (``tradebrain models``)."""

@@ -10,6 +10,7 @@ from tradebrain.core.market import MarketType, check_account
 from tradebrain.exceptions import UserInputError
 
 MODES = ("paper", "live")
+STREAMS = ("websocket", "rest")
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,14 @@ class ServeOptions:
     max_candle_age
         Live mode: no new position opens on a candle that closed longer ago than this many
         seconds (a backfill after an outage); None: two candles.
+    stream
+        How an exchange feed listens: ``"websocket"`` (ccxt.pro, REST to backfill and while
+        the websocket is down) or ``"rest"`` (polling only).
+    order_flow
+        With the websocket: stream trades, book and funding too, feed each candle's order-flow
+        inputs to the models and record the tape in the Parquet store.
+    ws_url
+        Where the websockets go instead of the venue's hosts (a proxy, a loopback server).
     """
 
     mode: str = "paper"
@@ -48,6 +57,9 @@ class ServeOptions:
     leverage: float = 1.0
     api_url: str | None = None
     max_candle_age: float | None = None
+    stream: str = "websocket"
+    order_flow: bool = False
+    ws_url: str | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -74,6 +86,13 @@ class ServeOptions:
             raise UserInputError(
                 f"--speed must be a finite number of candles per second, 0 or more "
                 f"(0 = as fast as possible), got {self.speed}"
+            )
+        if self.stream not in STREAMS:
+            raise UserInputError(f"--stream must be websocket or rest, not {self.stream!r}")
+        if self.order_flow and (kind != "exchange" or self.stream != "websocket"):
+            raise UserInputError(
+                "--order-flow streams trades and books from a venue's websockets, so it needs "
+                "--feed exchange:NAME with --stream websocket"
             )
         if self.warmup < 300:
             raise UserInputError(f"--warmup must be at least 300 candles, got {self.warmup}")

@@ -13,8 +13,8 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 
 
 class ServiceMetrics:
-    """Decisions, decision latency, feed lag, equity, open positions, errors by kind, and
-    refused API tokens."""
+    """Decisions, decision latency, feed lag, equity, open positions, errors by kind, refused
+    API tokens, and notifications by kind and outcome."""
 
     content_type = CONTENT_TYPE_LATEST
 
@@ -58,6 +58,15 @@ class ServiceMetrics:
             registry=self.registry,
         )
 
+        self.notifications = Counter(
+            "tradebrain_notifications",
+            "Notifications by kind (fill, policy, control, error, registry, daily_summary) and "
+            "outcome: sent, failed (a service refused it or was unreachable), dropped (the "
+            "queue was full), suppressed (the kind's rate limit).",
+            ["kind", "outcome"],
+            registry=self.registry,
+        )
+
     def observe_decision(self, symbol: str, action: str, seconds: float) -> None:
         """Count one decision and record how long it took."""
         self.decisions.labels(symbol=symbol, action=action).inc()
@@ -66,6 +75,11 @@ class ServiceMetrics:
     def count_error(self, kind: str) -> None:
         """Count one error of ``kind`` (``"feed"``, ``"broker"``, ``"model"``, ``"state"``, ...)."""
         self.errors.labels(kind=kind).inc()
+
+    def count_notification(self, kind: str, outcome: str) -> None:
+        """Count one notification of ``kind`` that was ``outcome`` (``"sent"``, ``"failed"``,
+        ``"dropped"`` or ``"suppressed"``)."""
+        self.notifications.labels(kind=kind, outcome=outcome).inc()
 
     def render(self) -> bytes:
         """Return the metrics in the Prometheus text format."""

@@ -18,6 +18,10 @@ With ``learning.enabled`` the runner also drives the
 written in the candle's transaction), makes the registry change it decided once the candle is
 saved (:meth:`~tradebrain.service.learning_loop.LearningLoop.settle`), and trades a new
 production from the next candle.
+
+What a trader is told (:mod:`~tradebrain.service.notify`: fills, risk-mode changes, the daily
+summary, registry changes, the operator's switch) is announced only once it is saved: a
+candle's after its step is committed, the switch after the store holds it.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ from tradebrain.service.feeds import LiveFeed
 from tradebrain.service.learning_loop import LearningLoop, LoopStep
 from tradebrain.service.memory import SignedMemory
 from tradebrain.service.models_provider import ModelProvider
+from tradebrain.service.notify import Announcer, Notifier
 from tradebrain.service.options import ServeOptions
 from tradebrain.service.prometheus import ServiceMetrics
 from tradebrain.service.recorder import RunnerState, StepRecorder
@@ -86,6 +91,7 @@ class Runner:
         model_dir: Path,
         progress: Callable[[str], None] = lambda _: None,
         exchange_broker: Any = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.options = options
         self.settings = settings
@@ -109,6 +115,7 @@ class Runner:
         self.gate = ControlGate(self.risk)
         self.state = RunnerState()
         self.recorder = StepRecorder(store, self.run, feed.timeframe, options.cash, self.state)
+        self.announce = Announcer(notifier or Notifier(), store, self.run)
         self.after: dict[str, datetime | None] = {}
         self.latest: dict[str, dict[str, Any]] = {}
         self.restored = False
@@ -149,6 +156,7 @@ class Runner:
                     f"the feed gave only {histories[symbol].height} candles of {symbol} history; "
                     "the features need at least 300"
                 )
+        self.announce.resume(max((t for t in self.after.values() if t), default=None))
         self.bundle = self.models.provide(histories[options.symbols[0]])
         _one_torch_thread()
         if self.learning is not None and self.models.bundle_dir is not None:
@@ -287,7 +295,8 @@ class Runner:
         working = {order_id for order_id, _ in broker.open_orders()}
         fills = self.recorder.book(candle, venue.drain(), working)
         trades = ledger.new_trades(fills, self.last_price)
-        for risk_event in self.risk.drain_events():
+        risk_events = self.risk.drain_events()
+        for risk_event in risk_events:
             self.store.record_event(self.run, "risk", str(risk_event), candle.close_time)
         shown = None if decision is None else self.latest_shape(decision, candle)
         account = broker.account(candle.close_time)
@@ -300,6 +309,7 @@ class Runner:
             broker_state=broker.snapshot(), memory=self._memory(), ledger_state=ledger.state(),
             shadow_decisions=learned.shadow_decisions,
         )  # fmt: skip
+        self.announce.step_saved(candle, fills, risk_events)  # committed: now it may be told
         self._after_learning(learned, candle.close_time)
         if self.learning is not None:  # what the loop decided, now that the candle is saved
             self._after_learning(self.learning.settle(), candle.close_time)
@@ -321,6 +331,7 @@ class Runner:
         if learned.mute is not None:
             for run in self.runs.values():
                 run.signals.mute(learned.mute)
+        self.announce.registry(learned.registry)
 
     def _trade_with(self, version: int, bundle: Any) -> None:
         """Swap every symbol's signals to ``bundle`` (warmed up on the candles held)."""
@@ -432,6 +443,7 @@ class Runner:
             self.risk.release_emergency_stop(reason, now)
         self.store.set_control(self.run, state, reason, now)
         self.store.record_event(self.run, "control", f"{state}: {reason}", now)
+        self.announce.control(state, reason, now)
         return {"state": state, "since": now.isoformat(), "reason": reason}
 
     def _cancel_entries(self, now: datetime) -> None:

@@ -22,6 +22,7 @@ from tradebrain.exceptions import NotFoundError, TemporaryError, UserInputError
 from tradebrain.service.control import EMERGENCY, PAUSED, RUNNING
 from tradebrain.service.feeds import LiveFeed, make_feed
 from tradebrain.service.json_ready import finite, plain
+from tradebrain.service.notify import ErrorForwarder, Notifier
 from tradebrain.service.options import ServeOptions, state_location
 from tradebrain.service.prediction_pool import PredictionPool
 from tradebrain.service.prometheus import ServiceMetrics
@@ -61,6 +62,11 @@ class TradingService:
         self.options = options
         self.settings = settings
         self.metrics = ServiceMetrics()
+        # built first: a URL apprise cannot use stops the service before anything starts
+        self.notifier = Notifier.from_settings(
+            settings.notify, on_count=self.metrics.count_notification, label=f"[{options.mode}]"
+        )
+        self._errors = ErrorForwarder(self.notifier)
         self.predictions = PredictionPool(settings.api.predict_workers, settings.api.predict_queue)
         url, model_dir = state_location(options, settings.home)
         self.store = store or StateStore(url)
@@ -81,11 +87,14 @@ class TradingService:
         return Runner(
             self.options, self.settings, self.feed, self.store, self.metrics,
             model_dir=self._model_dir, progress=self._progress, exchange_broker=self._broker,
+            notifier=self.notifier,
         )  # fmt: skip
 
     # --- life cycle -----------------------------------------------------------------------
     def start(self) -> None:
         """Start the runner thread (returns at once; the phase says how far it got)."""
+        if self.notifier.wants("error"):  # the errors every tradebrain logger logs
+            logging.getLogger("tradebrain").addHandler(self._errors)
         self._thread = threading.Thread(target=self._main, name="tradebrain-runner", daemon=True)
         self._thread.start()
 
@@ -100,6 +109,8 @@ class TradingService:
         with self._lock:
             if self.phase in ("running", "warming_up", "starting"):
                 self.phase = "stopped"
+        logging.getLogger("tradebrain").removeHandler(self._errors)
+        self.notifier.close(timeout=min(timeout, 5.0))  # what is queued goes out first
 
     def wait_ready(self, timeout: float) -> bool:
         """Wait until the runner trades (or failed); return whether it is running."""
@@ -220,6 +231,7 @@ class TradingService:
             "feed_status": self.feed.status(),
             "control": self.control(),
             "error": self.error,
+            "notifications": self.notifier.status(),
         }
 
     def learning_status(self) -> dict[str, Any]:

@@ -13,6 +13,11 @@ the newest row (a test proves it); only the route is shorter. The single-row spe
 model's own business (``Model.predict_proba_one``): this module never looks at a model's type.
 A model that raises gives no vote on that candle and logs the error; the live loop goes on.
 
+A bundle trained on order-flow or sentiment features reads each candle's order-flow inputs
+from ``CandleClosed.flow`` (a websocket feed with ``--order-flow`` attaches them); a candle
+without them (REST history, a backfill) has them missing, and missing features take the
+bundle's training medians as always.
+
 One instance serves one symbol from one thread.
 """
 
@@ -33,6 +38,8 @@ from tradebrain.core.events import CandleClosed
 from tradebrain.data.timeframes import timeframe_seconds
 from tradebrain.exceptions import DataFormatError, UserInputError
 from tradebrain.features.live import LiveFeatureEngine
+from tradebrain.features.orderflow_inputs import ORDERFLOW_COLUMNS
+from tradebrain.features.registry import CANDLE_INPUTS, select_groups
 from tradebrain.models.calibration import temper_row
 from tradebrain.strategies.hybrid import stands_aside
 
@@ -43,6 +50,15 @@ log = logging.getLogger(__name__)
 
 Vote = tuple[float, float, float]
 _INPUTS = ("open", "high", "low", "close", "volume")
+_NO_FLOW = (math.nan,) * len(ORDERFLOW_COLUMNS)
+
+
+def _reads_order_flow(sets: list[str] | None) -> bool:
+    """Whether the feature ``sets`` read order-flow inputs (None: the candle-only default)."""
+    if sets is None:
+        return False
+    groups = select_groups(sets, ["timestamp", *CANDLE_INPUTS, *ORDERFLOW_COLUMNS])
+    return any(set(group.inputs) & set(ORDERFLOW_COLUMNS) for group in groups)
 
 
 class LiveSignals:
@@ -74,7 +90,9 @@ class LiveSignals:
         self.feature_sets: list[str] | None = (
             None if sets is None else list(dict.fromkeys([*sets, *BRAIN_FEATURE_SETS]))
         )
-        engine = LiveFeatureEngine(self.feature_sets)
+        self.reads_flow = _reads_order_flow(self.feature_sets)
+        self._inputs = (*_INPUTS, *ORDERFLOW_COLUMNS) if self.reads_flow else _INPUTS
+        engine = LiveFeatureEngine(self.feature_sets, inputs=self._inputs)
         self.feature_names: tuple[str, ...] = tuple(engine.feature_names)
         column = {name: index for index, name in enumerate(self.feature_names)}
         wanted = dict.fromkeys((*bundle.feature_names, *bundle.sequence_names))
@@ -169,13 +187,20 @@ class LiveSignals:
             raise DataFormatError(
                 f"warm-up history lacks the candle column(s) {absent}; found {history.columns}"
             )
-        self._engine = LiveFeatureEngine(self.feature_sets)
+        self._engine = LiveFeatureEngine(self.feature_sets, inputs=self._inputs)
         self._rows = 0
         self._ring[:] = 0.0
         self._window = self._ring[: self.bundle.window]
+        if self.reads_flow:
+            history = history.with_columns(
+                pl.lit(math.nan, dtype=pl.Float64).alias(name)
+                for name in ORDERFLOW_COLUMNS
+                if name not in history.columns
+            )
         folded = min(history.height, self.bundle.window)
         self._engine.warm_up(history.head(history.height - folded))
-        for candle in history.tail(folded).select("timestamp", *_INPUTS).iter_rows(named=True):
+        tail = history.tail(folded).select("timestamp", *self._inputs)
+        for candle in tail.iter_rows(named=True):
             self._fold(candle)
         self._prepare_models()
 
@@ -212,16 +237,17 @@ class LiveSignals:
         clock = time.perf_counter
         timings = self._timings
         started = clock()
-        row = self._fold(
-            {
-                "timestamp": candle.open_time,
-                "open": candle.open,
-                "high": candle.high,
-                "low": candle.low,
-                "close": candle.close,
-                "volume": candle.volume,
-            }
-        )
+        inputs = {
+            "timestamp": candle.open_time,
+            "open": candle.open,
+            "high": candle.high,
+            "low": candle.low,
+            "close": candle.close,
+            "volume": candle.volume,
+        }
+        if self.reads_flow:
+            inputs.update(zip(ORDERFLOW_COLUMNS, candle.flow or _NO_FLOW, strict=True))
+        row = self._fold(inputs)
         features = dict(zip(self.feature_names, row.tolist(), strict=True))
         columns = self._tabular_columns
         tabular = self._filled
