@@ -129,6 +129,7 @@ class WebsocketCandleStream:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
         self._ws_up = False
+        self._connecting = True  # no message and no failure yet
         self._counts = {
             "reconnects": 0,
             "fallbacks": 0,
@@ -179,8 +180,8 @@ class WebsocketCandleStream:
         """Return the stream's health for an operator (see :meth:`ExchangeCandleStream.status`).
 
         Besides ``connected``, ``reconnects``, ``last_error``, ``last_candle`` and ``lag_s``:
-        ``mode`` (``"websocket"`` while the websocket delivers, ``"rest"`` while it is down and
-        REST polls), ``fallbacks`` (times it fell back to REST), ``duplicates`` (candles
+        ``mode`` (``"connecting"`` until the first message, ``"websocket"`` while the websocket
+        delivers, ``"rest"`` while it is down and REST polls), ``fallbacks`` (times it fell back to REST), ``duplicates`` (candles
         received again and dropped), ``backfilled`` (candles fetched over REST after a gap or a
         missing confirmation), ``websocket_candles`` and ``rest_candles`` (yielded, by path),
         ``rejected`` (websocket candles that broke a data rule and were fetched again over
@@ -192,7 +193,11 @@ class WebsocketCandleStream:
             newest_close_ms = max(last.values()) + self._step_ms if last else None
             found: dict[str, Any] = {
                 "connected": self._ws_up,
-                "mode": "websocket" if self._ws_up else "rest",
+                "mode": "connecting"
+                if self._connecting
+                else "websocket"
+                if self._ws_up
+                else "rest",
                 **self._counts,
                 "last_error": self._last_error,
                 "last_candle": {s: iso_of_ms(last[s]) if s in last else None for s in self.symbols},
@@ -234,7 +239,7 @@ class WebsocketCandleStream:
                 if not self._ws_up and self._down_since is not None:
                     self._counts["reconnects"] += 1
                     log.info("websocket back after %.1f s", self._clock() - self._down_since)
-                self._ws_up, self._down_since = True, None
+                self._ws_up, self._down_since, self._connecting = True, None, False
         elif kind == "down":
             with self._lock:
                 self._last_error = item[1]
@@ -242,7 +247,7 @@ class WebsocketCandleStream:
                     self._counts["fallbacks"] += 1
                     log.warning("websocket down (%s); polling REST until it is back", item[1])
                     self._down_since = self._clock()
-                self._ws_up = False
+                self._ws_up = self._connecting = False
 
     def _wait_s(self) -> float:
         """Seconds until the next candle's REST deadline, at most :data:`_WAKE_S`."""
@@ -258,7 +263,7 @@ class WebsocketCandleStream:
     def _deadline_ms(self, symbol: str) -> int:
         """When the symbol's next candle is fetched over REST if the websocket has not sent it."""
         close_ms = self._next_open_ms[symbol] + self._step_ms
-        patience = self._grace_ms if self._ws_up else self._poll_ms
+        patience = self._grace_ms if self._ws_up or self._connecting else self._poll_ms
         return max(close_ms + patience, self._rest_retry_ms.get(symbol, 0))
 
     def _ready(self) -> list[CandleClosed]:
