@@ -65,6 +65,11 @@ def closed_span(
     while cursor_ms <= last_open_ms:
         page = exchange.fetch_ohlcv(symbol, timeframe, since=cursor_ms, limit=limit)
         fresh = sorted((row for row in page if row[0] >= cursor_ms), key=lambda row: row[0])
+        if fresh and fresh[0][0] > cursor_ms and limit is not None and 0 < len(page) < limit:
+            # A venue that serves fewer rows than asked and answers the newest ones (OKX's
+            # history endpoint) left a hole at the page's start: ask again for what it serves.
+            limit = len(page)
+            continue
         closed = [row for row in fresh if row[0] <= last_open_ms]
         newer = len(closed) < len(fresh)
         rows.extend(closed)

@@ -557,11 +557,13 @@ def _okx_klines(client: Any, connection: Any, message: Any) -> Iterable[Kline]:
     channel = arg.get("channel") or ""
     if not channel.startswith("candle"):
         return ()
-    symbol = client.safe_market(arg.get("instId"))["symbol"]
+    market = client.safe_market(arg.get("instId"))
+    symbol = market["symbol"]
     timeframe = client.find_timeframe(channel.removeprefix("candle"))
     found = []
     for raw in message.get("data") or []:
-        row: Row = [int(raw[0]), *(float(value) for value in raw[1:6])]
+        parsed = client.parse_ohlcv(raw, market)  # ccxt's volume: base units, spot and swap
+        row: Row = [int(parsed[0]), *(float(value) for value in parsed[1:6])]
         found.append((symbol, timeframe, row, len(raw) > 8 and str(raw[8]) == "1"))
     return found
 
