@@ -5,6 +5,11 @@ perpetual markets and to fetch candles, aggregate trades and funding rates, from
 series that tests can recompute (:meth:`FakeBinance.candles`, ...). It can answer chosen
 requests with an HTTP error, and it records every request it got.
 
+It also holds an order book per market (:meth:`FakeBinance.book`, a :class:`FakeBook`) and serves
+it as the depth snapshot (``/api/v3/depth`` for spot, ``/fapi/v1/depth`` for USD-M perpetuals)
+with its ``lastUpdateId``: the websocket fake (``tests/fake_ws_binance.py``) changes the same
+books and streams the diffs, so ccxt.pro's order-book sync finds the two consistent.
+
 Point ccxt at it with ``make_exchange("binance", api_urls=fake.url)``.
 """
 
@@ -13,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +33,8 @@ NOW = datetime(2024, 1, 1, 5, 30, 20, tzinfo=UTC)
 MAX_CANDLES_PER_PAGE = 100  # real Binance allows 1000; fewer pages keep tests small
 TRADE_EVERY_MS = 45_000
 FUNDING_EVERY_MS = 8 * 3_600_000
+FIRST_BOOK_UPDATE_ID = 1_000  # the lastUpdateId of a book nothing has changed yet
+MARKETS = ("spot", "perp")  # the books' markets: spot and the USD-M perpetual of each symbol
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,96 @@ class Request:
 
     path: str
     params: dict[str, str]
+
+
+@dataclass(frozen=True)
+class BookChange:
+    """One change of a :class:`FakeBook`, numbered as Binance numbers its depth updates.
+
+    ``first_id`` and ``last_id`` are a depth event's ``U`` and ``u``; ``previous_id`` is the
+    ``u`` of the change before (the ``pu`` of USD-M futures). ``bids`` and ``asks`` hold the
+    levels that changed, ``(price, amount)``, sorted by price; amount 0 removes a level.
+    """
+
+    first_id: int
+    last_id: int
+    previous_id: int
+    bids: list[tuple[float, float]]
+    asks: list[tuple[float, float]]
+
+
+@dataclass
+class FakeBook:
+    """The true order book of one market: price -> amount per side, and its last update id.
+
+    Thread-safe: the REST fake reads it from its request threads while a test changes it.
+    """
+
+    bids: dict[float, float] = field(default_factory=dict)
+    asks: dict[float, float] = field(default_factory=dict)
+    last_update_id: int = FIRST_BOOK_UPDATE_ID
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
+
+    def change(
+        self,
+        bids: Iterable[Sequence[float]] = (),
+        asks: Iterable[Sequence[float]] = (),
+        *,
+        replace: bool = False,
+    ) -> BookChange | None:
+        """Apply levels ``(price, amount)`` and return the change, or None if nothing changed.
+
+        With ``replace`` the levels are the whole new book (levels not named are removed);
+        otherwise they change single levels and amount 0 removes one. Each changed level
+        takes one update id, as on Binance.
+        """
+        with self.lock:
+            bid_changes = _apply_levels(self.bids, bids, replace)
+            ask_changes = _apply_levels(self.asks, asks, replace)
+            count = len(bid_changes) + len(ask_changes)
+            if count == 0:
+                return None
+            previous = self.last_update_id
+            self.last_update_id = previous + count
+            return BookChange(previous + 1, self.last_update_id, previous, bid_changes, ask_changes)
+
+    def levels(self, limit: int | None = None) -> tuple[list[list[float]], list[list[float]]]:
+        """Return ``(bids, asks)`` as ``[price, amount]`` rows, best first, as ccxt holds them."""
+        with self.lock:
+            bids = sorted(([p, q] for p, q in self.bids.items()), reverse=True)[:limit]
+            asks = sorted([p, q] for p, q in self.asks.items())[:limit]
+        return bids, asks
+
+    def snapshot(self, limit: int | None = None) -> dict[str, Any]:
+        """Return the book as Binance's REST depth answers it, with its ``lastUpdateId``."""
+        with self.lock:
+            bids, asks = self.levels(limit)
+            return {
+                "lastUpdateId": self.last_update_id,
+                "bids": [[_decimal(p), _decimal(q)] for p, q in bids],
+                "asks": [[_decimal(p), _decimal(q)] for p, q in asks],
+            }
+
+
+def _apply_levels(
+    side: dict[float, float], levels: Iterable[Sequence[float]], replace: bool
+) -> list[tuple[float, float]]:
+    """Change ``side`` to ``levels`` and return the levels that changed, 0 for removed ones."""
+    wanted = {float(price): float(amount) for price, amount in levels}
+    changes = {price: amount for price, amount in wanted.items() if side.get(price, 0.0) != amount}
+    if replace:
+        changes |= {price: 0.0 for price in side if wanted.get(price, 0.0) == 0.0}
+    for price, amount in changes.items():
+        if amount == 0.0:
+            side.pop(price, None)
+        else:
+            side[price] = amount
+    return sorted(changes.items())
+
+
+def _decimal(value: float) -> str:
+    """Return ``value`` as Binance writes numbers: a decimal string with 8 places."""
+    return f"{value:.8f}"
 
 
 @dataclass
@@ -62,6 +159,7 @@ class FakeBinance:
     requests: list[Request] = field(default_factory=list)
     _planned: dict[tuple[str, int], int] = field(default_factory=dict)
     _broken: dict[str, int] = field(default_factory=dict)
+    _books: dict[tuple[str, str], FakeBook] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -75,6 +173,16 @@ class FakeBinance:
     def break_down(self, path: str, status: int = 503) -> None:
         """Answer every further request to ``path`` with HTTP ``status``."""
         self._broken[path] = status
+
+    def book(self, symbol: str, market: str = "spot") -> FakeBook:
+        """Return the order book of ``symbol`` (a Binance id, ``BTCUSDT``) in ``market``.
+
+        ``market`` is ``"spot"`` or ``"perp"``; a book nobody changed yet is empty.
+        """
+        if market not in MARKETS:
+            raise ValueError(f"market must be one of {MARKETS}, not {market!r}")
+        with self._lock:
+            return self._books.setdefault((market, symbol), FakeBook())
 
     def requests_to(self, path: str) -> list[dict[str, str]]:
         """Return the query parameters of every request to ``path``, in order."""
@@ -241,12 +349,23 @@ def _server_time(fake: FakeBinance, path: str, params: dict[str, str]) -> dict[s
     return {"serverTime": fake.now_ms}
 
 
+def _depth(fake: FakeBinance, path: str, params: dict[str, str]) -> dict[str, Any]:
+    perpetual = path.startswith("/fapi/")
+    limit = min(int(params.get("limit", 100)), 5000)
+    snapshot = fake.book(params["symbol"], "perp" if perpetual else "spot").snapshot(limit)
+    if perpetual:  # USD-M answers with its message and transaction times; spot does not
+        times = {"E": fake.now_ms, "T": fake.now_ms}
+        return {"lastUpdateId": snapshot.pop("lastUpdateId"), **times, **snapshot}
+    return snapshot
+
+
 _ROUTES = {
     "/api/v3/exchangeInfo": _exchange_info,
     "/api/v3/klines": _klines,
     "/api/v3/aggTrades": _agg_trades,
     "/api/v3/fundingRate": _funding_rate,
     "/api/v3/time": _server_time,
+    "/api/v3/depth": _depth,
 }
 
 

@@ -23,9 +23,11 @@ from tradebrain.brain.regime import Regime
 from tradebrain.brain.tuning import BrainTuning, PositionContext
 from tradebrain.cli._shared import tracking_registry
 from tradebrain.config import (
+    NOTIFY_EVENTS,
     BrainSettings,
     ExecutionSettings,
     FusionWeights,
+    NotifySettings,
     RiskSettings,
     Settings,
     load_settings,
@@ -41,6 +43,7 @@ from tradebrain.risk import Denial, MarketState, MarketType, RiskManager
 from tradebrain.risk.policy import PolicyRules
 from tradebrain.risk.sizing import SizingRules
 from tradebrain.service.learning_loop import LearningPolicy
+from tradebrain.service.notify import Notifier
 from tradebrain.strategies.hybrid_config import HybridConfig
 
 
@@ -167,6 +170,53 @@ def test_a_token_variable_is_read_as_text_even_when_it_looks_like_json() -> None
         assert settings.api.token.get_secret_value() == token
 
 
+def test_notify_urls_come_from_a_json_list_variable_and_are_masked_when_shown() -> None:
+    urls = '["tgram://123456:bot-secret/42", "json://hook.example/secret-path"]'
+    settings = load_settings(env={"TRADEBRAIN_NOTIFY__URLS": urls})
+    assert [u.get_secret_value() for u in settings.notify.urls] == [
+        "tgram://123456:bot-secret/42",
+        "json://hook.example/secret-path",
+    ]
+    for shown in (settings.to_yaml(), repr(settings), str(settings.model_dump(mode="json"))):
+        assert "bot-secret" not in shown and "secret-path" not in shown
+    assert "bot-secret" in settings.to_yaml(reveal_secrets=True)
+    assert yaml.safe_load(settings.to_yaml())["notify"]["urls"] == ["**********"] * 2
+
+
+def test_one_notify_url_may_be_given_as_plain_text_and_an_empty_one_means_none() -> None:
+    settings = load_settings(env={"TRADEBRAIN_NOTIFY__URLS": "tgram://123456:bot-secret/42"})
+    assert [u.get_secret_value() for u in settings.notify.urls] == ["tgram://123456:bot-secret/42"]
+    assert load_settings(env={"TRADEBRAIN_NOTIFY__URLS": " "}).notify.urls == []
+    assert load_settings(env={}).notify.events == list(NOTIFY_EVENTS)
+
+
+def test_a_notify_url_list_that_does_not_parse_is_refused_without_echoing_it() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env={"TRADEBRAIN_NOTIFY__URLS": '["tgram://123456:bot-secret/42"'})
+    message = str(caught.value)
+    assert "TRADEBRAIN_NOTIFY__URLS" in message and "not a JSON list" in message
+    assert "bot-secret" not in message
+
+
+def test_notify_urls_of_the_wrong_shape_are_refused_without_echoing_them(tmp_path: Path) -> None:
+    path = tmp_path / "tradebrain.yaml"
+    path.write_text("notify:\n  urls: {telegram: tgram://123456:bot-secret/42}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, env={})
+    assert f"notify.urls = <hidden dict> (from file {path})" in str(caught.value)
+    assert "bot-secret" not in str(caught.value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env={"TRADEBRAIN_NOTIFY__URLS": '["tgram://a:bot-secret/1", 7, ""]'})
+    message = str(caught.value)
+    assert "notify.urls.1 = <hidden int> (from TRADEBRAIN_NOTIFY__URLS)" in message
+    assert "bot-secret" not in message
+
+
+def test_an_unknown_notification_kind_is_refused_by_name() -> None:
+    with pytest.raises(ConfigError, match=r"notify\.events\.0 = 'fils'"):
+        load_settings(env={"TRADEBRAIN_NOTIFY__EVENTS": '["fils"]'})
+
+
 def test_the_test_suites_own_variables_are_not_settings() -> None:
     env = {"TRADEBRAIN_REAL_DATA_REQUIRED": "1", "TRADEBRAIN_BROWSER_REQUIRED": "1"}
     assert load_settings(env=env) == Settings()
@@ -223,6 +273,8 @@ def _weight(name: str) -> Change:
 
 
 KELLY_ON = {"risk.kelly_from_trades": True}
+NOTIFY_URL = SecretStr("json://127.0.0.1:9/notify")
+NOTIFY_ON = {"notify.urls": [NOTIFY_URL]}
 CHANGES: dict[str, Change] = {
     "home": Change(Path("./another_home")),
     "data.default_exchange": Change("okx"),
@@ -290,6 +342,10 @@ CHANGES: dict[str, Change] = {
     "api.token": Change(SecretStr("a-configured-token-for-the-api")),
     "api.predict_workers": Change(3),
     "api.predict_queue": Change(5),
+    "notify.urls": Change([NOTIFY_URL]),
+    "notify.events": Change(["fill", "error"], context=NOTIFY_ON),
+    "notify.max_per_minute": Change(5, context=NOTIFY_ON),
+    "notify.queue_size": Change(20, context=NOTIFY_ON),
 }
 LEAVES = _leaves(Settings)
 COMMAND_SECTIONS = ("home", "data", "api")
@@ -358,6 +414,7 @@ def _behaviour(settings: Settings, *, commands: bool) -> dict[str, Any]:
         "learning loop": LearningPolicy.from_settings(settings.learning),
         "fan-out executor": executor_kind(settings.learning.executor, jobs=4),
         "run tracking": repr(tracking_registry(settings)),
+        "notifications": _notifications(settings.notify),
     }
     if commands:
         found.update(_command_behaviour(settings))
@@ -490,6 +547,21 @@ def _fused_votes(brain: BrainSettings) -> tuple[float, ...]:
     }
     weights = Brain(brain).settings.fusion_weights
     return fuse(votes, Regime.RANGING, weights, danger=0.5).proba
+
+
+# --- notifications: what a notifier does with a burst of messages ------------------------------
+
+
+def _notifications(notify: NotifySettings) -> dict[str, Any]:
+    """What the notifier built from ``notify`` does with 30 messages of every kind at once: the
+    services it sends to, what it queues, drops (queue full) and holds back (rate limit). Its
+    delivery thread is not started, so nothing leaves the machine."""
+    notifier = Notifier.from_settings(notify, start=False, clock=lambda: 0.0)
+    for kind in NOTIFY_EVENTS:
+        for number in range(30):
+            notifier.send(kind, f"{kind} {number}", "a message")
+    status = notifier.status()
+    return {key: status[key] for key in ("services", "events", "queued", "dropped", "suppressed")}
 
 
 # --- sections read by commands: what each command builds from them -----------------------------

@@ -65,3 +65,8 @@ class OperationalError(TradebrainError):
 
 class StoreError(OperationalError):
     """The data store cannot be read or written safely."""
+
+
+class StoreFullError(StoreError):
+    """The disk (or the database's size limit) is full: nothing of the write was kept, and the
+    same write succeeds once space is freed."""

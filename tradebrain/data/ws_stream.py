@@ -138,6 +138,7 @@ class WebsocketCandleStream:
             "websocket_candles": 0,
             "rest_candles": 0,
             "rejected": 0,
+            "rest_failures": 0,
         }
         self._last_error: str | None = None
         self._last_open_ms: dict[str, int] = {}
@@ -180,12 +181,14 @@ class WebsocketCandleStream:
         """Return the stream's health for an operator (see :meth:`ExchangeCandleStream.status`).
 
         Besides ``connected``, ``reconnects``, ``last_error``, ``last_candle`` and ``lag_s``:
-        ``mode`` (``"connecting"`` until the first message, ``"websocket"`` while the websocket
-        delivers, ``"rest"`` while it is down and REST polls), ``fallbacks`` (times it fell back to REST), ``duplicates`` (candles
-        received again and dropped), ``backfilled`` (candles fetched over REST after a gap or a
-        missing confirmation), ``websocket_candles`` and ``rest_candles`` (yielded, by path),
-        ``rejected`` (websocket candles that broke a data rule and were fetched again over
-        REST) and, with a tape, its counts.
+        ``mode`` (``"connecting"`` until the first message, ``"websocket"`` while the
+        websocket delivers, ``"rest"`` while it is down and REST polls), ``fallbacks`` (times
+        it fell back to REST), ``duplicates`` (candles received again and dropped),
+        ``backfilled`` (candles fetched over REST after a gap or a missing confirmation),
+        ``websocket_candles`` and ``rest_candles`` (yielded, by path), ``rejected``
+        (websocket candles that broke a data rule and were fetched again over REST),
+        ``rest_failures`` (REST requests that failed and are retried) and, with a tape, its
+        counts.
         """
         now_s = self._clock()
         with self._lock:
@@ -329,6 +332,8 @@ class WebsocketCandleStream:
             rows, final_ms = self.rest.closed_rows(symbol, start_ms, now_ms)
         except ccxt.OperationFailed as error:
             self._rest_failures += 1
+            with self._lock:
+                self._counts["rest_failures"] += 1
             exponent = min(self._rest_failures - 1, _MAX_BACKOFF_EXPONENT)
             delay_ms = round(self.rest.retry.delay_s(exponent) * 1000)
             self._rest_retry_ms[symbol] = now_ms + delay_ms

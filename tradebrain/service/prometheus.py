@@ -6,6 +6,8 @@ never share counters); the runner updates it, and ``GET /metrics`` returns :meth
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -66,6 +68,53 @@ class ServiceMetrics:
             ["kind", "outcome"],
             registry=self.registry,
         )
+
+        self.feed_events = Counter(
+            "tradebrain_feed_events",
+            "What the exchange feed went through, by event: reconnect (the websocket came "
+            "back), fallback (it went down; REST polls), duplicate (a candle received again "
+            "and dropped), backfilled (candles fetched over REST after a gap or a missing "
+            "confirmation), rejected (websocket candles that broke a data rule), rest_failure "
+            "(a REST request that failed and is retried), late_trade and late_book (stream "
+            "rows stamped before a candle already decided on, dropped).",
+            ["event"],
+            registry=self.registry,
+        )
+        self.feed_websocket_up = Gauge(
+            "tradebrain_feed_websocket_up",
+            "1 while the exchange feed's websocket delivers, 0 while REST polls instead.",
+            registry=self.registry,
+        )
+        self.state_write_failures = Counter(
+            "tradebrain_state_write_failures",
+            "State store writes that failed because the disk was full (each is retried).",
+            registry=self.registry,
+        )
+        self._feed_seen: dict[str, float] = {}
+
+    def observe_feed(self, status: dict[str, Any]) -> None:
+        """Bring the feed counters up to a feed's ``status()`` (they count since its start)."""
+        counts = {
+            "reconnect": status.get("reconnects"),
+            "fallback": status.get("fallbacks"),
+            "duplicate": status.get("duplicates"),
+            "backfilled": status.get("backfilled"),
+            "rejected": status.get("rejected"),
+            "rest_failure": status.get("rest_failures"),
+            **{
+                f"late_{kind}": (status.get("flow") or {}).get(f"late_{kind}s")
+                for kind in ("trade", "book")
+            },
+        }
+        for event, value in counts.items():
+            if value is None:
+                continue
+            seen = self._feed_seen.get(event, 0.0)
+            if value > seen:
+                self.feed_events.labels(event=event).inc(value - seen)
+            self._feed_seen[event] = max(seen, float(value))
+        if "mode" in status:
+            self.feed_websocket_up.set(1.0 if status["mode"] == "websocket" else 0.0)
 
     def observe_decision(self, symbol: str, action: str, seconds: float) -> None:
         """Count one decision and record how long it took."""

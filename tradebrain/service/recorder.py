@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any, cast
 
 from tradebrain.brain.decision import Decision
@@ -148,12 +149,23 @@ class StepRecorder:
         The starting cash, for the buy-and-hold benchmark.
     state
         The runner's state (trade numbering and benchmark live in it).
+    persist
+        Runs the step's write: by default at once; the runner's holds it while the disk is
+        full (:meth:`~tradebrain.service.runner.Runner.until_written`).
     """
 
     def __init__(
-        self, store: StateStore, run: str, timeframe: str, cash: float, state: RunnerState
+        self,
+        store: StateStore,
+        run: str,
+        timeframe: str,
+        cash: float,
+        state: RunnerState,
+        *,
+        persist: Callable[[Callable[[], None]], None] = lambda write: write(),
     ) -> None:
         self.store = store
+        self.persist = persist
         self.run = run
         self.timeframe = timeframe
         self.cash = cash
@@ -248,4 +260,4 @@ class StepRecorder:
             runner_state={**state.to_dict(), "memory": memory, "shadow": ledger_state},
             shadow_decisions=shadow_decisions or [],
         )
-        self.store.record_step(step)
+        self.persist(partial(self.store.record_step, step))

@@ -28,10 +28,12 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +45,7 @@ from tradebrain.config import Settings
 from tradebrain.core.events import CandleClosed, Event, OrderFilled
 from tradebrain.data.timeframes import timeframe_seconds
 from tradebrain.engine.engine import Engine
-from tradebrain.exceptions import UserInputError
+from tradebrain.exceptions import StoreFullError, UserInputError
 from tradebrain.risk.manager import RiskManager
 from tradebrain.service.brokers import (
     KEEP_IN_MEMORY,
@@ -65,6 +67,8 @@ from tradebrain.state import StateStore
 from tradebrain.strategies.hybrid import HybridStrategy
 
 log = logging.getLogger(__name__)
+_FULL_DISK_FIRST_WAIT_S = 0.2
+_FULL_DISK_MAX_WAIT_S = 30.0
 
 
 @dataclass
@@ -114,7 +118,10 @@ class Runner:
         self.risk = RiskManager(settings.risk)
         self.gate = ControlGate(self.risk)
         self.state = RunnerState()
-        self.recorder = StepRecorder(store, self.run, feed.timeframe, options.cash, self.state)
+        self.halt = threading.Event()  # set when the service stops: a held write gives up
+        self.recorder = StepRecorder(
+            store, self.run, feed.timeframe, options.cash, self.state, persist=self.until_written
+        )
         self.announce = Announcer(notifier or Notifier(), store, self.run)
         self.after: dict[str, datetime | None] = {}
         self.latest: dict[str, dict[str, Any]] = {}
@@ -297,7 +304,10 @@ class Runner:
         trades = ledger.new_trades(fills, self.last_price)
         risk_events = self.risk.drain_events()
         for risk_event in risk_events:
-            self.store.record_event(self.run, "risk", str(risk_event), candle.close_time)
+            text = str(risk_event)
+            self.until_written(
+                partial(self.store.record_event, self.run, "risk", text, candle.close_time)
+            )
         shown = None if decision is None else self.latest_shape(decision, candle)
         account = broker.account(candle.close_time)
         learned = LoopStep()
@@ -320,6 +330,35 @@ class Runner:
             self.metrics.observe_decision(candle.symbol, decision.action.value, latency)
             self.latest[candle.symbol] = shown
         return decision
+
+    def until_written(self, write: Callable[[], None]) -> None:
+        """Run the state store ``write``; while the disk is full, hold it and try again.
+
+        The candle in hand waits (nothing after it is decided before it is saved), the
+        failures are logged and counted (``tradebrain_state_write_failures_total``), and the
+        write goes through as soon as space is back: no restart, nothing lost or doubled.
+        Gives up (raises) only when the service stops; a restart then redoes the candle.
+        """
+        failures = 0
+        while True:
+            try:
+                write()
+            except StoreFullError as error:
+                failures += 1
+                self.metrics.state_write_failures.inc()
+                wait = min(_FULL_DISK_MAX_WAIT_S, _FULL_DISK_FIRST_WAIT_S * 2 ** (failures - 1))
+                report = log.error if failures == 1 else log.warning
+                report(
+                    "the disk is full: the state store could not save the step (try %d); "
+                    "holding the candle and trying again in %.1f s (%s)",
+                    failures, wait, error,
+                )  # fmt: skip
+                if self.halt.wait(wait):
+                    raise
+                continue
+            if failures:
+                log.warning("the state store saved the held step after %d tries", failures)
+            return
 
     def _after_learning(self, learned: LoopStep, at: datetime) -> None:
         """Record what the learning loop did; trade a new production from the next candle."""

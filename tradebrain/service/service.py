@@ -101,6 +101,7 @@ class TradingService:
     def stop(self, timeout: float = 10.0) -> None:
         """Ask the runner to stop after the candle in hand, and wait for it."""
         self._stop.set()
+        self.runner.halt.set()  # a step held by a full disk gives up; a restart redoes it
         self.predictions.close()
         if self._thread is not None:
             self._thread.join(timeout)
@@ -169,6 +170,7 @@ class TradingService:
                 lag = (datetime.now(UTC) - candle.close_time).total_seconds()
                 self._feed_lag = lag
                 self.metrics.feed_lag.set(lag)
+                self.metrics.observe_feed(self.feed.status())
         with self._lock:
             if self.phase == "running":
                 self.phase = "stopped" if self._stop.is_set() else "finished"

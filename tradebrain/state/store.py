@@ -36,7 +36,7 @@ from sqlalchemy import exc
 from sqlalchemy.engine import Connection
 
 from tradebrain.data.schemas import SCHEMAS, Kind
-from tradebrain.exceptions import StoreError
+from tradebrain.exceptions import StoreError, StoreFullError
 from tradebrain.state import _rows as rows
 from tradebrain.state import _tables as t
 from tradebrain.state._opening import first_line, mask, open_engine, scrub
@@ -123,6 +123,12 @@ class StateStore:
             with self._engine.begin() if write else self._engine.connect() as connection:
                 yield connection
         except exc.SQLAlchemyError as error:
+            if _is_full(error):
+                raise StoreFullError(
+                    f"the state store {self.url} could not {action}: the disk is full "
+                    f"({scrub(first_line(error), self._engine.url)}); nothing of the write "
+                    "was kept; free space on the disk of the state database"
+                ) from error
             raise StoreError(
                 f"the state store {self.url} could not {action}: "
                 f"{scrub(first_line(error), self._engine.url)} (a write "
@@ -486,3 +492,14 @@ class StateStore:
 
 
 __all__ = ["StateStore"]
+
+
+def _is_full(error: BaseException) -> bool:
+    """Whether ``error`` says the disk or the database's size limit is full."""
+    text = str(getattr(error, "orig", None) or error).lower()
+    return (
+        "database or disk is full" in text  # SQLite's SQLITE_FULL
+        or "no space left on device" in text  # ENOSPC, any backend
+        or "could not extend file" in text  # PostgreSQL's disk full
+        or "disk full" in text
+    )
