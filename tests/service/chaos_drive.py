@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from fake_exchange import FakeBinance, serve
 from fake_ws_binance import FakeBinanceWs, serve_ws
 
@@ -33,6 +34,7 @@ from tradebrain.data.exchanges import RetryPolicy
 from tradebrain.service.exchange_feed import ExchangeFeed
 from tradebrain.service.options import ServeOptions
 from tradebrain.service.service import TradingService
+from tradebrain.state import StateStore
 
 SYMBOL = "BTC/USDT"
 TIMEFRAME = "1m"
@@ -183,3 +185,134 @@ def outcome(run: ChaosRun) -> Outcome:
         ),
         order_ids=tuple(o.client_id for o in orders),
     )
+
+
+# --- the faults: each drives ``candles`` candles through the service with one kind of fault ---
+
+
+def drops(run: ChaosRun, candles: int) -> None:
+    """The stream drops every 0.3 s (every socket aborted, no close frame)."""
+    run.ws.drop_every(0.3)
+    for k in range(candles):
+        run.close_candle(k)
+    run.ws.drop_every(None)
+
+
+def rest_errors(run: ChaosRun, candles: int) -> None:
+    """The websocket is down for a third of the candles; REST answers bursts of 503, then 429."""
+    for k in range(candles // 3):
+        run.close_candle(k)
+    run.ws.go_down()  # REST must carry every candle now
+    klines = len(run.rest.requests_to("/api/v3/klines"))
+    for n in range(klines + 1, klines + 200, 3):  # a burst of failures, then 429s
+        run.rest.fail("/api/v3/klines", 503 if n < klines + 100 else 429, on_request=n)
+    for k in range(candles // 3, 2 * candles // 3):
+        run.close_candle(k)
+    run.ws.come_up()
+    for k in range(2 * candles // 3, candles):
+        run.close_candle(k)
+
+
+def duplicates(run: ChaosRun, candles: int) -> None:
+    """Every message is sent twice."""
+    run.ws.chaos.duplicate = True
+    for k in range(candles):
+        run.close_candle(k)
+    run.ws.chaos.duplicate = False
+
+
+def disorder(run: ChaosRun, candles: int) -> None:
+    """Half the candles: the next candle's first update comes before this one's close; the other
+    half: every message 1.5 s late, beyond the grace (REST fetches, the late copy follows)."""
+    run.ws.chaos.swap_adjacent = True
+    for k in range(candles // 2):
+        run.close_candle(k)
+        run.ws.push_kline(SYMBOL, run.row(START_MS + (k + 1) * STEP_MS), closed=False)
+    run.ws.chaos.swap_adjacent = False
+    run.ws.chaos.delay_s = 1.5
+    for k in range(candles // 2, candles):
+        run.close_candle(k)
+    run.ws.chaos.delay_s = 0.0
+
+
+def clock_ahead(run: ChaosRun, candles: int) -> None:
+    """The venue's clock (event times, its REST) runs 25 s ahead: it closes candles early."""
+    run.run_ahead(25_000)
+    for k in range(candles):
+        run.close_candle(k)
+
+
+FAILURES = "tradebrain_state_write_failures_total"
+
+
+def full_disk(run: ChaosRun, candles: int) -> int:
+    """The state database's disk fills a third of the way in: SQLite answers SQLITE_FULL
+    (its own ``max_page_count`` capped at the pages it has). Candles go on until a step needs
+    a page; that step is held while it is tried again and again; then space comes back.
+    Returns the candle that was held."""
+    for k in range(candles // 3):
+        run.close_candle(k)
+    store = run.service.store
+    cap = _fill_the_disk(store)
+    held = candles // 3
+    while True:
+        open_ms = START_MS + held * STEP_MS
+        run.clock.set(open_ms + STEP_MS + 50)
+        run.ws.push_kline(SYMBOL, run.row(open_ms), closed=True, interval=TIMEFRAME)
+        _wait_for(lambda o=open_ms: (run.saved_through() or 0) >= o or run.metric(FAILURES) > 0)
+        if run.metric(FAILURES) > 0:
+            break
+        held += 1
+        if held >= candles:
+            raise AssertionError("the disk never filled")
+    _wait_for(lambda: run.metric(FAILURES) >= 3)  # tried again and again, still held
+    if (run.saved_through() or 0) >= START_MS + held * STEP_MS:
+        raise AssertionError("a step was saved while the disk was full")
+    if run.service.phase != "running":
+        raise AssertionError(f"the service is {run.service.phase} while the disk is full")
+    _free_the_disk(store, cap)
+    _wait_for(lambda: (run.saved_through() or 0) >= START_MS + held * STEP_MS)
+    for k in range(held + 1, candles):
+        run.close_candle(k)
+    return held
+
+
+SCENARIOS = {
+    "stream drops": (drops, "every websocket aborted every 0.3 s"),
+    "REST 5xx and 429": (rest_errors, "websocket down for 20 candles; REST: 503 bursts, 429s"),
+    "duplicates": (duplicates, "every message sent twice"),
+    "out of order, late": (disorder, "next candle's update first; then 1.5 s late (> grace)"),
+    "venue clock ahead": (clock_ahead, "venue closes candles 25 s before our clock"),
+    "disk full": (full_disk, "SQLITE_FULL on the state database until space is back"),
+}
+"""Name -> (driver, what it injects), for the tests and the chaos table."""
+
+
+def _fill_the_disk(store: StateStore) -> Callable[..., None]:
+    """Make SQLite itself answer SQLITE_FULL: cap the database at the pages it has now.
+
+    SQLite's ``max_page_count`` is per connection: every new connection gets the cap and the
+    pooled ones are closed, so the next write that needs a new page fails as on a full disk.
+    """
+    engine = store._engine
+
+    def cap(connection: Any, _: Any) -> None:
+        pages = connection.execute("PRAGMA page_count").fetchone()[0]
+        connection.execute(f"PRAGMA max_page_count = {pages}")
+
+    sa.event.listen(engine, "connect", cap)
+    engine.dispose()
+    return cap
+
+
+def _free_the_disk(store: StateStore, cap: Callable[..., None]) -> None:
+    sa.event.remove(store._engine, "connect", cap)
+    store._engine.dispose()
+
+
+def _wait_for(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.02)
