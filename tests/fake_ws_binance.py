@@ -114,9 +114,11 @@ _T = TypeVar("_T")
 
 # The paths served: spot /stream/ws[/<n>], USD-M /fstream[/public|/market]/ws[/<n>].
 _PATHS = {
-    "spot": re.compile(r"^/stream/ws(/\w+)?$"),
-    "perp": re.compile(r"^/fstream(/public|/market)?/ws(/\w+)?$"),
+    "spot": re.compile(r"^(/stream|/stream\.binance\.com(:\d+)?)/ws(/\w+)?$"),
+    "perp": re.compile(r"^(/fstream|/fstream\.binance\.com(:\d+)?)(/public|/market)?/ws(/\w+)?$"),
 }
+"""Also the paths of ``tradebrain serve --ws-url BASE``, which keeps Binance's host as the first
+segment (``/stream.binance.com:9443/ws``, ``/fstream.binance.com/market/ws``)."""
 _DEPTH_RATES = ("", "@0ms", "@100ms", "@250ms", "@500ms", "@1000ms")
 
 

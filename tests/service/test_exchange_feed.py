@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from fake_exchange import FakeBinance
@@ -96,3 +97,44 @@ def test_the_fake_venue_refuses_a_request_signed_with_another_secret(
         )
         with pytest.raises(ccxt.AuthenticationError):
             exchange.fetch_balance()
+
+
+def test_serve_options_build_a_websocket_feed_that_subscribes_through_one_base_url(
+    fake_binance: FakeBinance, tmp_path: Path
+) -> None:
+    from fake_ws_binance import serve_ws
+
+    from tradebrain.service.exchange_feed import exchange_feed
+    from tradebrain.service.options import ServeOptions
+
+    with serve_ws(fake_binance) as ws:
+        options = ServeOptions(
+            feed="exchange:binance", symbols=("BTC/USDT",), timeframe="1m",
+            api_url=fake_binance.url, ws_url=ws.url, order_flow=True,
+        )  # fmt: skip
+        feed = exchange_feed(options, tmp_path)
+        feed.history("BTC/USDT", 20, None)
+        stop = threading.Event()
+        feed.resume({}, stop)
+        thread = threading.Thread(target=lambda: list(feed), daemon=True)
+        thread.start()
+        try:
+            for stream in ("btcusdt@kline_1m", "btcusdt@trade"):
+                ws.wait_subscribed(stream, market="spot")
+            paths = ws.connection_paths("spot")
+        finally:
+            stop.set()
+            thread.join(timeout=10)
+    assert paths and all(p.startswith("/stream.binance.com:9443/ws") for p in paths)
+    assert feed.status()["stream"] == "websocket" and feed.tape is not None
+
+
+def test_order_flow_needs_the_websocket_of_an_exchange_feed() -> None:
+    from tradebrain.service.options import ServeOptions
+
+    with pytest.raises(UserInputError, match="--order-flow"):
+        ServeOptions(feed="exchange:binance", stream="rest", order_flow=True)
+    with pytest.raises(UserInputError, match="--order-flow"):
+        ServeOptions(feed="synthetic", order_flow=True)
+    with pytest.raises(UserInputError, match="--stream must be websocket or rest"):
+        ServeOptions(feed="exchange:binance", stream="fix")
