@@ -28,20 +28,23 @@ from chaos_drive import FAILURES, SCENARIOS, chaos_run, outcome
 
 
 class _Tally(logging.Handler):
-    """Counts the warnings and errors the service logs (instead of printing them)."""
+    """Counts what the service says of the faults (instead of printing it): the feed's lines
+    from INFO up, everything else's warnings and errors."""
 
     def __init__(self) -> None:
-        super().__init__(logging.WARNING)
+        super().__init__(logging.INFO)
         self.count = 0
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.count += 1
+        if record.levelno >= logging.WARNING or record.name == "tradebrain.data.ws_stream":
+            self.count += 1
 
 
 def main() -> None:
     tally = _Tally()
     logger = logging.getLogger("tradebrain")
     logger.addHandler(tally)
+    logger.setLevel(logging.INFO)
     logger.propagate = False
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candles", type=int, default=60)
@@ -92,12 +95,19 @@ def main() -> None:
             twice = len(found.order_ids) - len(set(found.order_ids))
             counted = ", ".join(
                 f"{key} {status[key]}"
-                for key in ("fallbacks", "reconnects", "duplicates", "backfilled", "rest_failures")
+                for key in (
+                    "fallbacks",
+                    "reconnects",
+                    "duplicates",
+                    "backfilled",
+                    "rest_failures",
+                    "early_closes",
+                )
                 if status.get(key)
             )
             if writes:
                 counted += f"{', ' if counted else ''}state write failures {writes:.0f}"
-            counted += f"{', ' if counted else ''}log warnings {tally.count}"
+            counted += f"{', ' if counted else ''}log lines {tally.count}"
             print(
                 f"{name:<20} {injected:<56} {len(opens):>5} {missed:>6} {doubled:>7} "
                 f"{'yes' if same else 'NO':>5} {twice:>6} {'yes' if up else 'NO':>3} "

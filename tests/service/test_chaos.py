@@ -91,14 +91,16 @@ def test_rest_answering_5xx_bursts_and_429s_while_the_websocket_is_down_loses_no
 
 
 def test_messages_sent_twice_are_dropped_as_duplicates(
-    reference: tuple[Outcome, Path], tmp_path: Path
+    reference: tuple[Outcome, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     expected, models = reference
+    caplog.set_level(logging.INFO, logger="tradebrain")
     with chaos_run(tmp_path, models=models) as run:
         duplicates(run, CANDLES)
         _same_as_reference(run, expected)
         assert run.feed.status()["duplicates"] >= CANDLES - 1
         assert run.metric("tradebrain_feed_events_total", event="duplicate") >= CANDLES - 1
+    assert "dropped a copy of the 1m candle" in caplog.text
 
 
 def test_messages_out_of_order_and_late_beyond_the_grace_lose_and_double_nothing(
@@ -115,13 +117,16 @@ def test_messages_out_of_order_and_late_beyond_the_grace_lose_and_double_nothing
 
 
 def test_a_venue_clock_running_ahead_makes_no_candle_early_late_or_twice(
-    reference: tuple[Outcome, Path], tmp_path: Path
+    reference: tuple[Outcome, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     expected, models = reference
+    caplog.set_level(logging.WARNING, logger="tradebrain")
     with chaos_run(tmp_path, models=models) as run:
         clock_ahead(run, CANDLES)
         _same_as_reference(run, expected)
         assert run.feed.status()["websocket_candles"] == CANDLES
+        assert run.metric("tradebrain_feed_events_total", event="venue_clock_ahead") >= 1
+    assert "its clock runs ahead of ours" in caplog.text
 
 
 def test_a_full_disk_while_writing_state_holds_the_candle_until_space_is_back(

@@ -54,6 +54,7 @@ ProFactory = Callable[[], Any]
 KlineListener = Callable[[str, str, Row, bool], None]
 
 _WAKE_S = 0.5  # the longest wait for a message, so `stop` is seen soon
+_SKEW_NOTICE_MS = 1_000  # a confirmation this long before our clock's close: the venue runs ahead
 _MAX_BACKOFF_EXPONENT = 16
 
 
@@ -139,6 +140,7 @@ class WebsocketCandleStream:
             "rest_candles": 0,
             "rejected": 0,
             "rest_failures": 0,
+            "early_closes": 0,
         }
         self._last_error: str | None = None
         self._last_open_ms: dict[str, int] = {}
@@ -187,8 +189,9 @@ class WebsocketCandleStream:
         ``backfilled`` (candles fetched over REST after a gap or a missing confirmation),
         ``websocket_candles`` and ``rest_candles`` (yielded, by path), ``rejected``
         (websocket candles that broke a data rule and were fetched again over REST),
-        ``rest_failures`` (REST requests that failed and are retried) and, with a tape, its
-        counts.
+        ``rest_failures`` (REST requests that failed and are retried), ``early_closes``
+        (candles the venue confirmed over a second before our clock closed them: its clock runs
+        ahead) and, with a tape, its counts.
         """
         now_s = self._clock()
         with self._lock:
@@ -235,7 +238,14 @@ class WebsocketCandleStream:
             if open_ms < self._next_open_ms[symbol] or open_ms in self._pending[symbol]:
                 with self._lock:
                     self._counts["duplicates"] += 1
+                    copies = self._counts["duplicates"]
+                if copies == 1 or copies % 100 == 0:
+                    log.info(
+                        "dropped a copy of the %s candle of %s at %s (%d copies so far)",
+                        self.timeframe, symbol, iso_of_ms(open_ms), copies,
+                    )  # fmt: skip
                 return
+            self._note_skew(open_ms + self._step_ms)
             self._pending[symbol][open_ms] = row
         elif kind == "up":
             with self._lock:
@@ -251,6 +261,22 @@ class WebsocketCandleStream:
                     log.warning("websocket down (%s); polling REST until it is back", item[1])
                     self._down_since = self._clock()
                 self._ws_up = self._connecting = False
+
+    def _note_skew(self, close_ms: int) -> None:
+        """Count (and say, now and then) a venue that confirms candles before our clock closes
+        them: its clock runs ahead. Nothing changes for the candles: the venue's word counts."""
+        ahead_ms = close_ms - self._now_ms()
+        if ahead_ms < _SKEW_NOTICE_MS:
+            return
+        with self._lock:
+            self._counts["early_closes"] += 1
+            early = self._counts["early_closes"]
+        if early == 1 or early % 100 == 0:
+            log.warning(
+                "the venue closed a %s candle %.1f s before our clock did (%d times so far): "
+                "its clock runs ahead of ours; candles follow the venue's word, check NTP here",
+                self.timeframe, ahead_ms / 1000, early,
+            )  # fmt: skip
 
     def _wait_s(self) -> float:
         """Seconds until the next candle's REST deadline, at most :data:`_WAKE_S`."""

@@ -75,7 +75,8 @@ class ServiceMetrics:
             "back), fallback (it went down; REST polls), duplicate (a candle received again "
             "and dropped), backfilled (candles fetched over REST after a gap or a missing "
             "confirmation), rejected (websocket candles that broke a data rule), rest_failure "
-            "(a REST request that failed and is retried), late_trade and late_book (stream "
+            "(a REST request that failed and is retried), venue_clock_ahead (a candle the venue "
+            "confirmed over a second before our clock closed it), late_trade and late_book (stream "
             "rows stamped before a candle already decided on, dropped).",
             ["event"],
             registry=self.registry,
@@ -101,6 +102,7 @@ class ServiceMetrics:
             "backfilled": status.get("backfilled"),
             "rejected": status.get("rejected"),
             "rest_failure": status.get("rest_failures"),
+            "venue_clock_ahead": status.get("early_closes"),
             **{
                 f"late_{kind}": (status.get("flow") or {}).get(f"late_{kind}s")
                 for kind in ("trade", "book")
