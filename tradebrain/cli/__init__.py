@@ -23,6 +23,7 @@ from tradebrain.cli.experiments import ablation_command, stress_command
 from tradebrain.cli.features import features_app
 from tradebrain.cli.learn import learn_app, models_app
 from tradebrain.cli.models import evaluate_command, train_command
+from tradebrain.cli.rl import rl_app
 from tradebrain.cli.serve import serve_command
 
 app = typer.Typer(
@@ -37,6 +38,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(features_app, name="features")
 app.add_typer(learn_app, name="learn")
 app.add_typer(models_app, name="models")
+app.add_typer(rl_app, name="rl")
 app.command("evaluate", help="Walk-forward, out-of-sample evaluation of models.")(evaluate_command)
 app.command("train", help="Fit the final models on all the data.")(train_command)
 app.command(help="Run the whole pipeline on the embedded synthetic market and summarise it.")(demo)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -43,6 +43,7 @@ from tradebrain.core.market import MarketType
 from tradebrain.core.orders import OrderIntent, OrderType, Side
 from tradebrain.engine.strategy import StrategyContext
 from tradebrain.exceptions import UserInputError
+from tradebrain.strategies.agent_port import AgentView, PositionAgent, adjusted_target
 
 
 class LiveInputs(Protocol):
@@ -133,6 +134,9 @@ class HybridStrategy:
         Passed to the :class:`~tradebrain.brain.brain.Brain` (``disabled`` for ablations).
     market
         Spot never shorts: the target position is never below 0.
+    agent
+        An RL agent (:mod:`tradebrain.strategies.agent_port`) asked on every decision to scale
+        or veto the new exposure the brain wants; None trades the brain's target as it is.
     """
 
     name = "hybrid"
@@ -148,6 +152,7 @@ class HybridStrategy:
         market: MarketType = MarketType.SPOT,
         live: LiveInputs | None = None,
         tuning: BrainTuning | None = None,
+        agent: PositionAgent | None = None,
     ) -> None:
         if signals is None and bundle is None and live is None:
             raise UserInputError(
@@ -162,11 +167,17 @@ class HybridStrategy:
         self.market = market
         self.signals: HybridSignals | None = signals
         self.decisions: list[Decision] = []
+        self.agent = agent
+        positions = self.brain.tuning.positions
+        self._round_trip = 2.0 * positions.cost_per_side
+        self._max_position = positions.max_position
+        self._peak = math.nan
 
     def init(self, context: StrategyContext) -> None:
         """Reset the brain; compute features and votes from a bundle when one was given."""
         self.brain.reset()
         self.decisions = []
+        self._peak = math.nan
         if self._given is None and self._bundle is not None:
             self.signals = self._signals_from_bundle(context)
         signals = self.signals
@@ -178,8 +189,21 @@ class HybridStrategy:
 
     def on_candle(self, context: StrategyContext, candle: CandleClosed) -> list[OrderIntent]:
         """Decide on the closed candle and return the intents that carry the decision out."""
+        decision = self.decide(context, candle)
+        if decision is None:
+            return []
+        if self.agent is not None:
+            view = self.view(decision, context, candle)
+            decision = self.with_agent(decision, view, self.agent.adjust(view), self.agent.name)
+        return self.carry(decision, context, candle)
+
+    def decide(self, context: StrategyContext, candle: CandleClosed) -> Decision | None:
+        """The brain's decision on the candle (None where no model covers it), no agent yet."""
         signals = self.signals
         bar = context.bar
+        equity = context.equity
+        if equity == equity:
+            self._peak = equity if not (self._peak >= equity) else self._peak
         forecast: Forecast | None = None
         if signals is not None and bar < len(signals):
             votes = {
@@ -188,16 +212,16 @@ class HybridStrategy:
                 if not np.isnan((row := proba[bar])[0])
             }
             if not votes and not signals.stands_aside(bar):
-                return []
+                return None
             features = dict(zip(signals.feature_names, signals.features[bar].tolist(), strict=True))
             forecast = signals.forecast_at(bar)
         elif self.live is not None:
             inputs = self.live.update(candle)
             if inputs is None:
-                return []
+                return None
             features, votes, forecast = inputs
         else:
-            return []
+            return None
         liquidation = context.liquidation_price
         distance = abs(candle.close - liquidation) / candle.close if liquidation else None
         market = PositionContext(
@@ -207,9 +231,34 @@ class HybridStrategy:
             exposure=exposure_of(context.position, candle.close, context.equity),
             shorts=self.market is not MarketType.SPOT,
         )
-        decision = self.brain.decide(
-            candle.open_time, candle.symbol, features, votes, market, forecast
-        )
+        return self.brain.decide(candle.open_time, candle.symbol, features, votes, market, forecast)
+
+    def view(self, decision: Decision, context: StrategyContext, candle: CandleClosed) -> AgentView:
+        """What an agent sees of ``decision`` (see :class:`AgentView`)."""
+        equity = context.equity
+        drawdown = 1.0 - equity / self._peak if self._peak > 0 and equity == equity else 0.0
+        exposure = exposure_of(context.position, candle.close, equity)
+        return AgentView.of(decision, exposure, drawdown, self._round_trip)
+
+    def with_agent(
+        self, decision: Decision, view: AgentView, multiplier: float, name: str
+    ) -> Decision:
+        """``decision`` with its target scaled by an agent's ``multiplier`` (and said why)."""
+        target = adjusted_target(view, multiplier, self._max_position)
+        if target == decision.target_position or decision.action is Action.EXIT:
+            return decision
+        before = decision.target_position
+        reason = f"rl {name}: new exposure x{multiplier:.2f} ({before:+.3f} -> {target:+.3f})"
+        action = decision.action if target != view.exposure else Action.HOLD
+        return replace(
+            decision, target_position=target, action=action,
+            reasons=(*decision.reasons, reason), filters=(*decision.filters, "rl_agent"),
+        )  # fmt: skip
+
+    def carry(
+        self, decision: Decision, context: StrategyContext, candle: CandleClosed
+    ) -> list[OrderIntent]:
+        """Keep ``decision``, announce it, and return the intents that carry it out."""
         self.decisions.append(decision)
         if context.publish is not None:
             context.publish(DecisionMade(candle.symbol, candle.close_time, decision))
