@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -94,6 +95,14 @@ def backtest_command(
     book: Annotated[
         str | None, typer.Option("--book", help="hybrid: book file (order-flow features).")
     ] = None,
+    agent: Annotated[
+        Path | None,
+        typer.Option(
+            "--agent",
+            help="hybrid: an RL agent folder (`tradebrain rl train`) that scales or vetoes the "
+            "brain's entries; decides with the Python brain.",
+        ),
+    ] = None,
     html_out: Annotated[
         Path | None, typer.Option("--html", help="Also write an offline HTML report with charts.")
     ] = None,
@@ -169,6 +178,11 @@ def backtest_command(
                 orderflow=_orderflow(loaded, store, trades, book, funding_frame), hybrid=hybrid,
                 backtest=config,
             )  # fmt: skip
+            if agent is not None:
+                from tradebrain.rl.saved import load_agent
+
+                request = replace(request, agent=load_agent(agent))
+                run_settings["rl_agent"] = f"{request.agent.name} from {agent}"  # type: ignore[union-attr]
             outcome = hybrid_backtest_report(
                 request,
                 n_trials=max(ledger.n_trials, 1),

@@ -110,6 +110,14 @@ def serve_command(
         str | None,
         typer.Option("--ws-url", help="Websocket base URL instead of the venue's (proxy)."),
     ] = None,
+    agent: Annotated[
+        Path | None,
+        typer.Option(
+            "--agent",
+            help="An RL agent folder (`tradebrain rl train`) that scales or vetoes the brain's "
+            "entries.",
+        ),
+    ] = None,
     learn: Annotated[
         bool | None,
         typer.Option(
@@ -141,7 +149,7 @@ def serve_command(
         mode=mode, feed=feed, symbols=tuple(s.strip() for s in symbols.split(",") if s.strip()),
         timeframe=timeframe, models=models, state=state, speed=speed, warmup=warmup, seed=seed,
         cash=cash, leverage=leverage, api_url=api_url, stream=stream, order_flow=order_flow,
-        ws_url=ws_url,
+        ws_url=ws_url, agent=agent,
     )  # fmt: skip
     from tradebrain.api._auth import token_weakness
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from tradebrain.config import BrainSettings, RiskSettings, Settings
 from tradebrain.engine.backtest import BacktestConfig, run_backtest
+from tradebrain.exceptions import UserInputError
 
 if TYPE_CHECKING:
     import polars as pl
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from tradebrain.engine.engine import EngineResult
     from tradebrain.engine.strategy import Strategy
     from tradebrain.risk.manager import RiskManager
+    from tradebrain.strategies.agent_port import PositionAgent
     from tradebrain.strategies.hybrid import HybridSignals, HybridStrategy
     from tradebrain.strategies.hybrid_config import HybridConfig
     from tradebrain.strategies.hybrid_fast import FastHybridStrategy
@@ -86,6 +88,10 @@ class HybridRequest:
     tuning
         The brain's thresholds; None: those of ``brain`` with the default costs and risk
         (:meth:`BrainTuning.from_settings`).
+    agent
+        An RL agent that scales or vetoes the brain's entries
+        (:mod:`tradebrain.strategies.agent_port`); the run then decides with the Python brain
+        (the compiled one has no agent port). None: the brain's targets as they are.
     """
 
     candles: pl.DataFrame
@@ -98,6 +104,7 @@ class HybridRequest:
     risk: RiskSettings = field(default_factory=RiskSettings)
     brain: BrainSettings = field(default_factory=BrainSettings)
     tuning: BrainTuning | None = None
+    agent: PositionAgent | None = None
 
     @classmethod
     def from_settings(
@@ -177,8 +184,17 @@ class HybridRequest:
         from tradebrain.strategies.hybrid import HybridStrategy
         from tradebrain.strategies.hybrid_fast import FastHybridStrategy
 
-        kind = FastHybridStrategy if compiled else HybridStrategy
-        return kind(
+        if not compiled:
+            return HybridStrategy(
+                signals, brain_settings=self.brain, disabled=disabled,
+                market=self.backtest.market, tuning=self.tuning, agent=self.agent,
+            )  # fmt: skip
+        if self.agent is not None:
+            raise UserInputError(
+                "the compiled brain has no agent port: run a request with an RL agent with "
+                "compiled=False (the Python brain)"
+            )
+        return FastHybridStrategy(
             signals, brain_settings=self.brain, disabled=disabled, market=self.backtest.market,
             tuning=self.tuning,
         )  # fmt: skip

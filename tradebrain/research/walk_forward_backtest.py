@@ -37,7 +37,7 @@ from tradebrain.engine.engine import EngineResult
 from tradebrain.exceptions import UserInputError
 from tradebrain.research.backtest_report import BacktestReport, backtest_report, finite
 from tradebrain.research.hybrid_request import HybridRequest
-from tradebrain.strategies.hybrid import HybridSignals
+from tradebrain.strategies.hybrid import HybridSignals, HybridStrategy
 from tradebrain.strategies.hybrid_config import HybridConfig
 from tradebrain.strategies.hybrid_fast import FastHybridStrategy
 
@@ -167,7 +167,7 @@ class HybridResult(EngineResult):
 class HybridRun(BacktestReport):
     """A hybrid backtest: the engine result, the report, the strategy (decisions) and votes."""
 
-    strategy: FastHybridStrategy
+    strategy: FastHybridStrategy | HybridStrategy
     plan: WalkForwardVotes
 
 
@@ -230,10 +230,11 @@ def hybrid_backtest_report(
         traded, at the same costs, and the capture ratio (see :func:`oracle_section`).
     """
     signals, plan = hybrid_signals(request, progress=progress)
-    made: list[FastHybridStrategy] = []
+    made: list[FastHybridStrategy | HybridStrategy] = []
 
-    def make() -> FastHybridStrategy:
-        strategy = request.strategy(signals)
+    def make() -> FastHybridStrategy | HybridStrategy:
+        # An RL agent decides through the Python brain (the compiled one has no agent port).
+        strategy = request.strategy(signals, compiled=request.agent is None)
         made.append(strategy)
         return strategy
 

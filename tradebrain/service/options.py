@@ -42,6 +42,9 @@ class ServeOptions:
         inputs to the models and record the tape in the Parquet store.
     ws_url
         Where the websockets go instead of the venue's hosts (a proxy, a loopback server).
+    agent
+        An RL agent folder (``tradebrain rl train``) asked to scale or veto every entry the
+        brain proposes; None trades the brain's targets.
     """
 
     mode: str = "paper"
@@ -60,6 +63,7 @@ class ServeOptions:
     stream: str = "websocket"
     order_flow: bool = False
     ws_url: str | None = None
+    agent: Path | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

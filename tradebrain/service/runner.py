@@ -181,12 +181,17 @@ class Runner:
         self._pending_events, self.restored = setup.pending_events, setup.restored
         from tradebrain.strategies.live_signals import LiveSignals
 
+        agent = None
+        if options.agent is not None:
+            from tradebrain.rl.saved import load_agent
+
+            agent = load_agent(options.agent)
         for symbol in options.symbols:
             signals = LiveSignals(self.bundle, self.feed.timeframe)
             signals.warm_up(histories[symbol])
             strategy = HybridStrategy(
                 live=signals, brain_settings=self.settings.brain, market=options.market,
-                tuning=BrainTuning.from_settings(self.settings),
+                tuning=BrainTuning.from_settings(self.settings), agent=agent,
             )  # fmt: skip
             engine = Engine(
                 strategy, setup.venue, self.gate, symbol=symbol, timeframe=self.feed.timeframe,

@@ -282,6 +282,10 @@ class HybridStrategy:
             maker=decision.maker,
         )
 
+    def decisions_summary(self) -> dict[str, Any]:
+        """Counts of the decisions made so far (see :func:`decisions_summary`)."""
+        return decisions_summary(self.decisions)
+
     def decisions_frame(self) -> pl.DataFrame:
         """Return one row per decision (see :func:`decisions_frame`)."""
         return decisions_frame(self.decisions)
