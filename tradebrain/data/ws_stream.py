@@ -376,10 +376,8 @@ class WebsocketCandleStream:
                 f"{symbol}: {describe_error(error)}; check the symbols and timeframe"
             ) from error
         self._rest_failures = 0
-        self._rest_retry_ms.pop(symbol, None)
-        if not self._ws_up:
-            # Polling: ask again a poll interval later if this candle was not final yet.
-            self._rest_retry_ms[symbol] = now_ms + self._poll_ms
+        # Asked: not again before a poll interval has passed (the candle may not be final yet).
+        self._rest_retry_ms[symbol] = now_ms + self._poll_ms
         fetched = 0
         for row in rows:
             open_ms = int(row[0])
