@@ -27,6 +27,7 @@ candle's after its step is committed, the switch after the store holds it.
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import threading
 import time
@@ -254,7 +255,11 @@ class Runner:
         key (:class:`~tradebrain.service.memory.SignedMemory`).
         """
         engines = {
-            symbol: {**run.engine.memory(), "brain": run.strategy.brain._memory}
+            symbol: {
+                **run.engine.memory(),
+                "brain": run.strategy.brain._memory,
+                "equity_peak": run.strategy.equity_peak,  # an RL agent's drawdown
+            }
             for symbol, run in self.runs.items()
         }
         return self.signed.pack({"engines": engines, "policy": self.risk.policy})
@@ -277,6 +282,7 @@ class Runner:
                 continue
             run.engine.restore_memory(memory)
             run.strategy.brain._memory = memory["brain"]
+            run.strategy.equity_peak = memory.get("equity_peak", math.nan)
         self.risk.policy = saved["policy"]
 
     # --- one candle -----------------------------------------------------------------------

@@ -171,13 +171,13 @@ class HybridStrategy:
         positions = self.brain.tuning.positions
         self._round_trip = 2.0 * positions.cost_per_side
         self._max_position = positions.max_position
-        self._peak = math.nan
+        self.equity_peak = math.nan  # the agent's drawdown is measured from it
 
     def init(self, context: StrategyContext) -> None:
         """Reset the brain; compute features and votes from a bundle when one was given."""
         self.brain.reset()
         self.decisions = []
-        self._peak = math.nan
+        self.equity_peak = math.nan
         if self._given is None and self._bundle is not None:
             self.signals = self._signals_from_bundle(context)
         signals = self.signals
@@ -203,7 +203,7 @@ class HybridStrategy:
         bar = context.bar
         equity = context.equity
         if equity == equity:
-            self._peak = equity if not (self._peak >= equity) else self._peak
+            self.equity_peak = equity if not (self.equity_peak >= equity) else self.equity_peak
         forecast: Forecast | None = None
         if signals is not None and bar < len(signals):
             votes = {
@@ -236,7 +236,9 @@ class HybridStrategy:
     def view(self, decision: Decision, context: StrategyContext, candle: CandleClosed) -> AgentView:
         """What an agent sees of ``decision`` (see :class:`AgentView`)."""
         equity = context.equity
-        drawdown = 1.0 - equity / self._peak if self._peak > 0 and equity == equity else 0.0
+        drawdown = (
+            1.0 - equity / self.equity_peak if self.equity_peak > 0 and equity == equity else 0.0
+        )
         exposure = exposure_of(context.position, candle.close, equity)
         return AgentView.of(decision, exposure, drawdown, self._round_trip)
 
