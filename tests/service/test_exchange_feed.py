@@ -138,3 +138,34 @@ def test_order_flow_needs_the_websocket_of_an_exchange_feed() -> None:
         ServeOptions(feed="synthetic", order_flow=True)
     with pytest.raises(UserInputError, match="--stream must be websocket or rest"):
         ServeOptions(feed="exchange:binance", stream="fix")
+
+
+def test_a_failed_write_of_the_streamed_order_flow_keeps_every_row_for_the_next_flush(
+    tmp_path: Path,
+) -> None:
+    from tradebrain.data.flow_tape import FlowTape
+    from tradebrain.data.schemas import Kind
+    from tradebrain.data.store import DatasetKey, ParquetStore
+
+    blocked = tmp_path / "store"
+    blocked.write_text("a file where the store's folder should be")  # every write fails
+    feed = ExchangeFeed(
+        "binance", ("BTC/USDT", "ETH/USDT"), "1m", stream="websocket", order_flow=True,
+        store=ParquetStore(blocked),
+    )  # fmt: skip
+    feed.tape = FlowTape(["BTC/USDT", "ETH/USDT"], keep_ms=3_600_000)
+    t0 = 1_704_067_200_000
+    for number, symbol in enumerate(("BTC/USDT", "ETH/USDT")):
+        trades = [{"id": f"{number}-{i}", "timestamp": t0 + i, "price": 100.0, "amount": 1.0,
+                   "side": "buy"} for i in range(3)]  # fmt: skip
+        feed.tape.add_trades(symbol, trades)
+        feed.tape.add_book(symbol, t0 + 10, [[99.0, 1.0]], [[101.0, 1.0]])
+        feed.tape.seal(symbol, t0 + 60_000)
+    assert feed.flush() == 0
+    assert feed.status()["flow_flush_errors"] == 1
+    blocked.unlink()  # space is back
+    assert feed.flush() == 2 * 3 + 2 * 2
+    store = ParquetStore(blocked)
+    for symbol in ("BTC/USDT", "ETH/USDT"):
+        trades = store.read(DatasetKey.of(symbol, None, Kind.TRADES, exchange="binance"))
+        assert trades.height == 3

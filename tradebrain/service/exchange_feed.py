@@ -175,22 +175,21 @@ class ExchangeFeed:
             return 0
         taken = self.tape.flush()
         written = 0
-        for symbol, kinds in taken.items():
-            for kind, frame in list(kinds.items()):
-                timeframe = FUNDING_TIMEFRAME if kind is Kind.FUNDING else None
-                key = DatasetKey.of(symbol, timeframe, kind, exchange=self.exchange)
-                try:
+        try:
+            for symbol, kinds in taken.items():
+                for kind, frame in list(kinds.items()):
+                    timeframe = FUNDING_TIMEFRAME if kind is Kind.FUNDING else None
+                    key = DatasetKey.of(symbol, timeframe, kind, exchange=self.exchange)
                     self._store.write(key, frame)
-                except OSError as error:
-                    self._flush_errors += 1
-                    log.warning(
-                        "could not write the streamed %s of %s (%s); kept for the next try",
-                        kind.value, symbol, error,
-                    )  # fmt: skip
-                    self.tape.give_back({symbol: {k: kinds[k] for k in kinds}})
-                    return written
-                written += frame.height
-                del kinds[kind]
+                    written += frame.height
+                    del kinds[kind]  # written: not given back
+        except OSError as error:
+            self._flush_errors += 1
+            log.warning(
+                "could not write the streamed order flow (%s); %d row(s) kept for the next try",
+                error, sum(f.height for kinds in taken.values() for f in kinds.values()),
+            )  # fmt: skip
+            self.tape.give_back({s: k for s, k in taken.items() if k})
         self._flushed_rows += written
         return written
 
