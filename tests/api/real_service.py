@@ -103,7 +103,7 @@ def wait_for(condition: Callable[[], _T], what: str, timeout: float = 20.0) -> _
     return value
 
 
-def run_to_end(service: TradingService, timeout: float = 60.0) -> TradingService:
+def run_to_end(service: TradingService, timeout: float = 180.0) -> TradingService:
     """Start ``service``, wait until it has traded its whole tape, and return it."""
     service.start()
     wait_for(lambda: service.phase not in ("starting", "warming_up", "running"), "the tape's end",
@@ -112,7 +112,7 @@ def run_to_end(service: TradingService, timeout: float = 60.0) -> TradingService
     return service
 
 
-def start_trading(service: TradingService, timeout: float = 30.0) -> TradingService:
+def start_trading(service: TradingService, timeout: float = 120.0) -> TradingService:
     """Start ``service`` and wait until it has decided on a candle of every symbol."""
     service.start()
     wait_for(

@@ -167,6 +167,7 @@ def test_each_kind_of_message_arrives_through_apprise_with_what_a_trader_needs(
         )
     )
     fill, mode, control, registry, summary = inbox.wait_for(5)
+    assert notifier.flush(5)  # the webhook saw the last one; now its count is kept too
 
     assert fill["title"] == "[paper] BTC/USDT BUY 0.125 @ 43,210.5"
     for part in ("buy 0.125 BTC/USDT at 43,210.5", "fee: 5.4 (maker)", "order: tb-order-7"):
@@ -290,7 +291,7 @@ def test_sending_returns_at_once_while_the_service_hangs(
         started = time.perf_counter()
         notifier.post(fill_message(_fill(n)))
         took.append(time.perf_counter() - started)
-    assert max(took) < 0.05, took  # delivery holds each message for up to a second
+    assert max(took) < 0.25, took  # delivery holds each message for up to a second
     assert notifier.status()["queued"] >= 18
     inbox.release()
     assert notifier.flush(10)
