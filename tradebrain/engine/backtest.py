@@ -89,6 +89,22 @@ def run_backtest(
             "the fast path needs a signal strategy, flat costs, no risk gate and long-only "
             "targets on spot; use path='events'"
         )
+    return event_engine(strategy, config, risk, feed=feed, symbol=symbol, timeframe=timeframe).run(
+        feed
+    )
+
+
+def event_engine(
+    strategy: Strategy,
+    config: BacktestConfig,
+    risk: RiskGate | None,
+    *,
+    feed: ReplayFeed,
+    symbol: str,
+    timeframe: str,
+) -> Engine:
+    """Return the event-loop engine a backtest runs: ``strategy`` around a fresh simulated
+    broker with ``config``'s cash, costs, market, leverage and exit management."""
     broker = SimulatedBroker(
         cash=config.cash,
         costs=config.costs,
@@ -97,7 +113,7 @@ def run_backtest(
         maintenance_margin=config.maintenance_margin,
         monitor=PositionMonitor(config.monitor),
     )
-    engine = Engine(
+    return Engine(
         strategy,
         broker,
         risk,
@@ -107,7 +123,6 @@ def run_backtest(
         market_type=config.market,
         leverage=broker.leverage,
     )
-    return engine.run(feed)
 
 
 def _fast_path_fits(strategy: Strategy, config: BacktestConfig, risk: RiskGate | None) -> bool:

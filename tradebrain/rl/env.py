@@ -53,13 +53,11 @@ from tradebrain.brain.tuning import BrainTuning
 from tradebrain.config import Settings
 from tradebrain.core.events import CandleClosed, Event
 from tradebrain.core.orders import OrderIntent
-from tradebrain.engine.backtest import BacktestConfig
+from tradebrain.engine.backtest import BacktestConfig, event_engine
 from tradebrain.engine.engine import Engine
 from tradebrain.engine.feed import ReplayFeed
 from tradebrain.engine.strategy import StrategyContext
 from tradebrain.exceptions import UserInputError
-from tradebrain.execution.broker import SimulatedBroker
-from tradebrain.execution.monitor import PositionMonitor
 from tradebrain.risk.manager import RiskManager
 from tradebrain.strategies.agent_port import REGIMES, VIEW_SIZE, AgentView
 from tradebrain.strategies.hybrid import HybridSignals, HybridStrategy
@@ -333,24 +331,10 @@ class TradingEnv(gym.Env[np.ndarray, Any]):
             tuning=self._tuning,
         )  # fmt: skip
         gate = _EntryGate(hybrid)
-        broker = SimulatedBroker(
-            cash=config.cash,
-            costs=config.costs,
-            market=config.market,
-            leverage=config.leverage,
-            maintenance_margin=config.maintenance_margin,
-            monitor=PositionMonitor(config.monitor),
-        )
-        engine = Engine(
-            gate,
-            broker,
-            RiskManager(settings.risk),
-            symbol=self.symbol,
+        engine = event_engine(
+            gate, config, RiskManager(settings.risk), feed=self._feed, symbol=self.symbol,
             timeframe=self.timeframe,
-            history=self._feed.arrays(),
-            market_type=config.market,
-            leverage=broker.leverage,
-        )
+        )  # fmt: skip
         gate.init(engine.context)  # what Engine.run does before the first event
         return engine, gate
 
