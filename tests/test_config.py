@@ -10,6 +10,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pytest
 import yaml
@@ -42,8 +43,12 @@ from tradebrain.learning.executor import executor_kind
 from tradebrain.risk import Denial, MarketState, MarketType, RiskManager
 from tradebrain.risk.policy import PolicyRules
 from tradebrain.risk.sizing import SizingRules
+from tradebrain.rl.agents import N_STATES, QTableSizer, state_index
+from tradebrain.rl.env import MULTIPLIERS
+from tradebrain.rl.saved import AGENT_FOLDER, serving_agent
 from tradebrain.service.learning_loop import LearningPolicy
 from tradebrain.service.notify import Notifier
+from tradebrain.strategies.agent_port import AgentView
 from tradebrain.strategies.hybrid_config import HybridConfig
 
 
@@ -303,6 +308,7 @@ CHANGES: dict[str, Change] = {
     "brain.exit_cost_multiple": Change(-0.3),
     "brain.rebalance_band": Change(0.8),
     "brain.trade_rate": Change(0.5),
+    "brain.rl_agent": Change("bundle"),
     "risk.risk_per_trade": Change(0.02),
     "risk.stop_atr_multiple": Change(1.5),
     "risk.take_profit": Change(True),
@@ -415,6 +421,7 @@ def _behaviour(settings: Settings, *, commands: bool) -> dict[str, Any]:
         "fan-out executor": executor_kind(settings.learning.executor, jobs=4),
         "run tracking": repr(tracking_registry(settings)),
         "notifications": _notifications(settings.notify),
+        "service's RL agent": _serving_agent(settings.brain),
     }
     if commands:
         found.update(_command_behaviour(settings))
@@ -547,6 +554,24 @@ def _fused_votes(brain: BrainSettings) -> tuple[float, ...]:
     }
     weights = Brain(brain).settings.fusion_weights
     return fuse(votes, Regime.RANGING, weights, danger=0.5).proba
+
+
+def _serving_agent(brain: BrainSettings) -> tuple[str, str | None, float | None]:
+    """The agent a service trading a bundle that holds one chooses (no ``--agent``): where it
+    came from, its name and its multiplier of a strong entry."""
+    with tempfile.TemporaryDirectory() as folder:
+        bundle = Path(folder)
+        sizer = QTableSizer()
+        sizer.q_ = np.zeros((N_STATES, len(MULTIPLIERS)))
+        sizer.tries_ = np.zeros((N_STATES, len(MULTIPLIERS)), dtype=np.int64)
+        view = AgentView(0.8, 0.0, 5.0, 0.9, 0.0, 0, True)
+        state = state_index(view.regime_index, view.edge, view.drawdown)
+        sizer.q_[state, MULTIPLIERS.index(0.5)], sizer.tries_[state] = 1.0, 1  # halves it
+        sizer.save(bundle / AGENT_FOLDER)
+        chosen = serving_agent(brain.rl_agent, None, bundle)
+        if chosen.agent is None:
+            return chosen.source, None, None
+        return chosen.source, chosen.agent.name, chosen.agent.adjust(view)
 
 
 # --- notifications: what a notifier does with a burst of messages ------------------------------

@@ -157,6 +157,13 @@ class BrainSettings(_Section):
     trade_rate: float = Field(
         1.0, gt=0, le=1.0, description="share of the way to the target moved on a resize"
     )
+    rl_agent: Literal["off", "bundle"] = Field(
+        "off",
+        description="bundle: trade with the RL agent saved in the model bundle's agent/ "
+        "folder (tradebrain rl train --bundle); off by default because no agent has yet "
+        "beaten the plain rule out of sample on planted and null worlds "
+        "(benchmarks/bench_rl.py)",
+    )
 
     @model_validator(mode="after")
     def _exit_below_entry(self) -> BrainSettings:

@@ -260,3 +260,30 @@ def test_loading_refuses_a_folder_of_another_agent_or_none(
         DQNVeto.load(tmp_path / "q")
     with pytest.raises(UserInputError, match="no saved agent"):
         PPOSizer.load(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("name", ["q_table", "dqn", "ppo"])
+def test_an_agent_records_the_times_of_the_first_and_last_candle_it_trained_on(
+    name: str, world: World, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    agent: QTableSizer | DQNVeto | PPOSizer = request.getfixturevalue(name)
+    times = world.candles["timestamp"]
+    assert agent.training_["segment"] == [START, SEGMENT_END]
+    assert agent.training_["trained_from"] == times[START].isoformat()
+    assert agent.training_["trained_until"] == times[SEGMENT_END - 1].isoformat()
+    loaded = type(agent).load(agent.save(tmp_path / name))
+    assert loaded.training_ == agent.training_
+
+
+def test_an_agent_saved_before_training_times_were_recorded_still_loads(
+    q_table: QTableSizer, tmp_path: Path
+) -> None:
+    folder = q_table.save(tmp_path / "old")
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    for key in ("trained_from", "trained_until"):
+        del manifest["training"][key]
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
+    loaded = QTableSizer.load(folder)
+    assert "trained_until" not in loaded.training_
+    views = random_views()
+    assert [loaded.adjust(v) for v in views] == [q_table.adjust(v) for v in views]

@@ -50,6 +50,14 @@ def ablation_command(
         typer.Option("--sets", help="Feature sets offered to the models (features.sets)."),
     ] = None,
     market: Annotated[str, typer.Option("--market", help="spot or perp.")] = "spot",
+    agent_folders: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--agent",
+            help="An RL agent folder (`tradebrain rl train`) to judge as a part, on the "
+            "candles after the last it trained on (repeatable).",
+        ),
+    ] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write JSON here.")] = None,
 ) -> None:
     """Toggle each part in turn; print what it is worth in money after costs, out of sample."""
@@ -72,8 +80,11 @@ def ablation_command(
         ),
         backtest=backtest_config(settings, market=MarketType(market)),
     )  # fmt: skip
+    agents = _load_agents(agent_folders or [])
     with console.status("ablation...") as status:
-        result = run_ablation(request, progress=lambda text: status.update(f"ablation: {text}"))
+        result = run_ablation(
+            request, agents=agents, progress=lambda text: status.update(f"ablation: {text}")
+        )
     report = result.to_dict()
     table = Table(
         title="ablation: each part toggled, change vs the configured system (out of sample, "
@@ -93,11 +104,33 @@ def ablation_command(
             *(format_metric(row.deltas[key], p) for _, key, p in _METRICS),
         )  # fmt: skip
     console.print(table)
+    for row in result.rows:
+        if row.layer.startswith("rl:"):
+            judged = (
+                f"judged on {row.judged_candles:,} candles from {row.judged_from[:16]}"
+                if row.judged_from is not None
+                else "not judged"
+            )
+            note = f" [yellow]({row.note})[/]" if row.note else ""
+            console.print(f"{row.layer}: {judged}{note}")
     console.print(
         "[dim]worth = what the part adds to the after-cost log return (negative: it costs "
-        "money); a part that is off by default shows what switching it on would do.[/]"
+        "money); a part that is off by default shows what switching it on would do; an RL "
+        "agent is judged only on candles after the last it trained on.[/]"
     )
     _write(report, json_out)
+
+
+def _load_agents(folders: list[Path]) -> dict[str, Any]:
+    """Load the agents saved in ``folders``, labelled by name (and folder, where names repeat)."""
+    from tradebrain.rl.saved import load_agent
+
+    loaded = [(folder, load_agent(folder)) for folder in folders]
+    names = [agent.name for _, agent in loaded]
+    return {
+        agent.name if names.count(agent.name) == 1 else f"{agent.name}@{folder}": agent
+        for folder, agent in loaded
+    }
 
 
 @friendly_errors

@@ -3,8 +3,10 @@
 ``rl evaluate`` answers whether an agent earns its place on a market: walk-forward, after
 costs, every seed reported (median and spread, never the best one), beside the plain rule and a
 fixed-fraction rule, with the deflated Sharpe counting every configuration. ``rl train``
-trains one agent on a market's out-of-sample signals and saves it (``rl show`` prints it; the
-Q-learning sizer's table is readable). Stable-baselines3 and torch load only inside the
+trains one agent on a market's out-of-sample signals and saves it in a folder of its own
+(``--out``) or in a model bundle's ``agent/`` folder (``--bundle``), which ``serve`` trades with
+when ``brain.rl_agent`` is ``bundle`` (``rl show`` prints it; the Q-learning sizer's table is
+readable). Stable-baselines3 and torch load only inside the
 commands.
 """
 
@@ -108,26 +110,57 @@ def evaluate_command(
 def train_command(
     ctx: typer.Context,
     data: Data,
-    out: Annotated[Path, typer.Option("--out", help="Folder to save the agent in.")],
+    out: Annotated[Path | None, typer.Option("--out", help="Folder to save the agent in.")] = None,
+    bundle: Annotated[
+        Path | None,
+        typer.Option(
+            "--bundle",
+            help="A saved model bundle (MODEL_DIR): save the agent in its agent/ folder, "
+            "replacing the one there at once; serve trades with it when brain.rl_agent is "
+            "'bundle'.",
+        ),
+    ] = None,
     agent: Annotated[str, typer.Option("--agent", help="q_sizing, dqn_veto or ppo_sizing.")] = (
         "q_sizing"
     ),
     symbol: Symbol = "BTC/USDT",
     seed: Annotated[int, typer.Option("--seed")] = 0,
     steps: Annotated[int, typer.Option("--steps", min=10)] = 1_000,
+    share: Annotated[
+        float,
+        typer.Option(
+            "--share",
+            help="Train on the first part of the out-of-sample candles only (0.5: the first "
+            "half), keeping the rest unseen to judge the agent on (`tradebrain ablation "
+            "--agent`).",
+        ),
+    ] = 1.0,
 ) -> None:
-    """Train one agent on every out-of-sample bar of the market and save it to ``--out``."""
-    from tradebrain.research.rl_comparison import AGENTS, train_on_signals
+    """Train one agent on the market's out-of-sample bars (the first ``--share`` of them);
+    save it to ``--out`` or into the model bundle ``--bundle``."""
+    from tradebrain.research.rl_comparison import AGENTS, check_share, train_on_signals
     from tradebrain.research.walk_forward_backtest import hybrid_signals
+    from tradebrain.rl.saved import require_bundle, save_in_bundle
 
+    if (out is None) == (bundle is None):
+        raise UserInputError(
+            "give exactly one of --out FOLDER (an agent folder of its own) or --bundle "
+            "MODEL_DIR (the agent/ folder of a saved model bundle)"
+        )
+    check_share(share)
+    if bundle is not None:
+        require_bundle(bundle)  # before the minutes of training, not after
     if agent not in AGENTS:
         raise UserInputError(f"unknown agent {agent!r}; pick from {', '.join(AGENTS)}")
     request, settings = _request(ctx, data, symbol)
     with console.status(f"walk-forward signals, then training {agent}..."):
         signals, _ = hybrid_signals(request)  # type: ignore[arg-type]
-        trained = train_on_signals(request, settings, signals, agent, seed, steps)  # type: ignore[arg-type]
-    folder = trained.save(out)
-    console.print(f"[green]saved[/] {agent} (seed {seed}, {steps} steps) in {folder}")
+        trained = train_on_signals(request, settings, signals, agent, seed, steps, share=share)  # type: ignore[arg-type]
+    if bundle is not None:
+        where = f"the bundle {bundle} ({save_in_bundle(trained, bundle)})"
+    else:
+        where = str(trained.save(out))
+    console.print(f"[green]saved[/] {agent} (seed {seed}, {steps} steps) in {where}")
 
 
 @rl_app.command("show")

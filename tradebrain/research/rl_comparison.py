@@ -35,6 +35,7 @@ from tradebrain.evaluation.statistics import (
     probabilistic_sharpe_ratio,
     sharpe_statistics,
 )
+from tradebrain.exceptions import UserInputError
 from tradebrain.research.hybrid_request import HybridRequest
 from tradebrain.research.walk_forward_backtest import hybrid_signals
 from tradebrain.rl.agents import DQNVeto, NothingToLearnError, PPOSizer, QTableSizer
@@ -288,7 +289,30 @@ def train_on_signals(
     agent: str,
     seed: int,
     steps: int,
+    *,
+    share: float = 1.0,
 ) -> Any:
-    """Train ``agent`` on every bar the out-of-sample signals cover (``tradebrain rl train``)."""
+    """Train ``agent`` on the out-of-sample bars the signals cover (``tradebrain rl train``).
+
+    ``share`` (0 < share <= 1) keeps only the first part of those bars for training, so the
+    later candles stay unseen for judging the agent (the agent records the last candle it
+    trained on: ``training_["trained_until"]``); 1 trains on every covered bar.
+
+    Raises
+    ------
+    UserInputError
+        When ``share`` is not in (0, 1].
+    """
+    check_share(share)
     ((start, end),) = _blocks(signals, 1)
+    end = start + max(1, round(share * (end - start)))
     return _train(request, settings, signals, agent, seed, start, end, steps)
+
+
+def check_share(share: float) -> None:
+    """Refuse a training share outside (0, 1] (see :func:`train_on_signals`)."""
+    if not 0.0 < share <= 1.0:
+        raise UserInputError(
+            f"share must be in (0, 1]: the part of the out-of-sample candles to train on "
+            f"(0.5: the first half); got {share}"
+        )

@@ -18,8 +18,10 @@ and needs neither torch nor stable-baselines3, which are imported only by ``trai
 
 A saved agent is a folder::
 
-    manifest.json   the agent's ``name``, the format, its hyper-parameters, how it was trained,
-                    the file list (written last: a folder with a manifest is complete)
+    manifest.json   the agent's ``name``, the format, its hyper-parameters, how it was trained
+                    (seed, steps, the segment's bars and the open times of its first and last
+                    candle: ``trained_from``, ``trained_until``), the file list (written last:
+                    a folder with a manifest is complete)
     weights.npz     the Q-table and its visit counts, or the network's layers
                     (``weight_0``, ``bias_0``, ...; weights (in, out) float32) and the
                     observation's clip bounds
@@ -41,6 +43,7 @@ import numpy as np
 import polars as pl
 
 from tradebrain.core.atomic_write import write_atomic, write_text_atomic
+from tradebrain.core.events import to_datetime
 from tradebrain.exceptions import UserInputError
 from tradebrain.rl.env import (
     MAX_MULTIPLIER,
@@ -219,7 +222,7 @@ class QTableSizer:
                 observation, _ = env.reset()
                 state = state_of_observation(observation)
         self._chosen = [MULTIPLIERS[self._greedy(s)] for s in range(N_STATES)]
-        self.training_ = {"seed": seed, "steps": steps, "segment": [env.start, env.end]}
+        self.training_ = _training(env, seed=seed, steps=steps)
         return self
 
     def adjust(self, view: AgentView) -> float:
@@ -399,7 +402,7 @@ class DQNVeto:
             model.learn(total_timesteps=steps)
         self.model_ = model
         self.network_ = NumpyNetwork.of_layers(_linear_layers(model.q_net.q_net), "relu")
-        self.training_ = {"seed": seed, "steps": steps, "segment": [env.start, env.end]}
+        self.training_ = _training(env, seed=seed, steps=steps)
         return self
 
     def q_values(self, view: AgentView) -> np.ndarray:
@@ -528,8 +531,7 @@ class PPOSizer:
             *_linear_layers(policy.action_net),
         ]
         self.network_ = NumpyNetwork.of_layers(layers, "tanh")
-        self.training_ = {"seed": seed, "steps": steps, "n_steps": n_steps,
-                          "segment": [env.start, env.end]}  # fmt: skip
+        self.training_ = _training(env, seed=seed, steps=steps, n_steps=n_steps)
         return self
 
     def adjust(self, view: AgentView) -> float:
@@ -575,6 +577,26 @@ def _started_env(
             "learn from; train on a longer segment, or one its models vote on"
         )
     return env, observation, info
+
+
+def _training(env: TradingEnv, **recorded: Any) -> dict[str, Any]:
+    """Return how an agent was trained: ``recorded``, the segment's bars and candle times.
+
+    ``segment`` is ``[start, end)`` in bars of the env's candles; ``trained_from`` and
+    ``trained_until`` are the open times (the candles' ``timestamp``, ISO 8601, UTC) of its
+    first and last candle, so an agent is never judged on candles it learned from
+    (:class:`~tradebrain.research.ablation.DormantUntil`). Manifests saved before these two
+    keys existed load without them.
+    """
+    times = env.engine.context.history  # the segment's candles, as the env replays them
+    if times is None:
+        raise RuntimeError(f"the env holds no candles of its segment [{env.start}, {env.end})")
+    return {
+        **recorded,
+        "segment": [env.start, env.end],
+        "trained_from": to_datetime(int(times.open_time[0])).isoformat(),
+        "trained_until": to_datetime(int(times.open_time[-1])).isoformat(),
+    }
 
 
 class NothingToLearnError(UserInputError):

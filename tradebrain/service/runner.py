@@ -19,6 +19,11 @@ written in the candle's transaction), makes the registry change it decided once 
 saved (:meth:`~tradebrain.service.learning_loop.LearningLoop.settle`), and trades a new
 production from the next candle.
 
+An RL agent (:mod:`tradebrain.rl`) scales or vetoes the brain's entries when one is chosen
+(:func:`~tradebrain.rl.saved.serving_agent`): ``--agent FOLDER`` always, else with
+``brain.rl_agent: bundle`` the agent saved in the traded bundle's ``agent/`` folder, which
+follows the bundle when the learning loop promotes or rolls back another one.
+
 What a trader is told (:mod:`~tradebrain.service.notify`: fills, risk-mode changes, the daily
 summary, registry changes, the operator's switch) is announced only once it is saved: a
 candle's after its step is committed, the switch after the store holds it.
@@ -36,7 +41,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -66,6 +71,9 @@ from tradebrain.service.recorder import RunnerState, StepRecorder
 from tradebrain.service.recording_broker import RecordingBroker
 from tradebrain.state import StateStore
 from tradebrain.strategies.hybrid import HybridStrategy
+
+if TYPE_CHECKING:
+    from tradebrain.rl.saved import ServingAgent
 
 log = logging.getLogger(__name__)
 _FULL_DISK_FIRST_WAIT_S = 0.2
@@ -128,6 +136,7 @@ class Runner:
         self.latest: dict[str, dict[str, Any]] = {}
         self.restored = False
         self.signed = SignedMemory(model_dir.parent / f".{model_dir.name}.key")
+        self.agent: ServingAgent | None = None  # the RL agent traded with, and its source
         self.learning: LearningLoop | None = None
         if settings.learning.enabled:
             self.learning = LearningLoop(
@@ -182,11 +191,7 @@ class Runner:
         self._pending_events, self.restored = setup.pending_events, setup.restored
         from tradebrain.strategies.live_signals import LiveSignals
 
-        agent = None
-        if options.agent is not None:
-            from tradebrain.rl.saved import load_agent
-
-            agent = load_agent(options.agent)
+        agent = self._choose_agent()
         for symbol in options.symbols:
             signals = LiveSignals(self.bundle, self.feed.timeframe)
             signals.warm_up(histories[symbol])
@@ -224,6 +229,40 @@ class Runner:
                 self._close_everything(datetime.now(UTC))
             elif control["state"] == PAUSED:  # entries restored with the account stay unsent
                 self._cancel_entries(datetime.now(UTC))
+
+    def _choose_agent(self) -> Any:
+        """Return the RL agent to trade with: ``--agent``, else the bundle's when
+        ``brain.rl_agent`` is ``bundle``, else None (logged with where it came from)."""
+        from tradebrain.rl.saved import serving_agent
+
+        self.agent = serving_agent(
+            self.settings.brain.rl_agent, self.options.agent, self.models.bundle_dir
+        )
+        log.info("%s", self.agent.describe())
+        return self.agent.agent
+
+    def _follow_bundle_agent(self, at: datetime) -> None:
+        """Give every strategy the agent of the bundle now traded, if the agent follows it.
+
+        An agent given with ``--agent`` stays. A broken agent folder in the new bundle is
+        logged and recorded, and the brain's targets are traded as they are: a bad agent must
+        not stop a running service.
+        """
+        from tradebrain.rl.saved import ServingAgent, serving_agent
+
+        if self.agent is None or not self.agent.follows_bundle:
+            return
+        try:
+            self.agent = serving_agent("bundle", None, self.models.bundle_dir)
+        except Exception as error:  # a broken agent folder: trading goes on, and says why
+            self.agent = ServingAgent(None, "bundle", None)
+            message = f"the new bundle's RL agent cannot be loaded ({error}); trading without one"
+            log.error("%s", message)
+            self.store.record_event(self.run, "learning", message, at)
+        else:
+            log.info("%s", self.agent.describe())
+        for run in self.runs.values():
+            run.strategy.agent = self.agent.agent
 
     def _check_descriptor(self) -> None:
         """Refuse to continue a run that was started with other markets or settings."""
@@ -378,6 +417,7 @@ class Runner:
             self.store.record_event(self.run, "learning", message, at)
         if learned.swap is not None:
             self._trade_with(*learned.swap)
+            self._follow_bundle_agent(at)
         if learned.mute is not None:
             for run in self.runs.values():
                 run.signals.mute(learned.mute)
