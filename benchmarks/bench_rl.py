@@ -12,6 +12,12 @@ rule. The table shows the median and the spread over seeds (never the best seed)
 out-of-sample log return, Sharpe (per bar) and trades, the deflated Sharpe of the median seed
 (every configuration a trial), and whether the agent earned its place on that world.
 ``--time-bars`` times the training of all three agents once on that many candles.
+
+``--ablation`` adds the agents' ablation rows per world: each agent is trained (seed 0) on the
+first half of the out-of-sample candles (``train_on_signals(share=0.5)``, as ``tradebrain rl
+train --share 0.5``) and toggled as a part by :func:`tradebrain.research.ablation.run_ablation`,
+which judges it only on the candles after its training; the row is what it adds to the
+after-cost log return there.
 """
 
 from __future__ import annotations
@@ -23,8 +29,16 @@ import time
 from tradebrain.config import Settings
 from tradebrain.data.planted_edge import EdgeKind
 from tradebrain.data.synthetic import SyntheticConfig, generate_market
+from tradebrain.research.ablation import run_ablation
 from tradebrain.research.hybrid_request import HybridRequest
-from tradebrain.research.rl_comparison import AGENTS, RULES, Comparison, compare_agents, psr
+from tradebrain.research.rl_comparison import (
+    AGENTS,
+    RULES,
+    Comparison,
+    compare_agents,
+    psr,
+    train_on_signals,
+)
 from tradebrain.research.walk_forward_backtest import hybrid_signals
 
 WORLDS: dict[str, tuple[EdgeKind, float]] = {
@@ -67,6 +81,31 @@ def _table(comparison: Comparison) -> None:
         )
 
 
+def _ablation(world: str, request: HybridRequest, settings: Settings, steps: int) -> None:
+    """Train each agent on the first half of the out-of-sample candles; print its ablation row."""
+    signals, _ = hybrid_signals(request)
+    agents = {name: train_on_signals(request, settings, signals, name, 0, steps, share=0.5)
+              for name in AGENTS}  # fmt: skip
+    result = run_ablation(request, agents=agents)
+    full = result.full
+    print(f"\n{world}: ablation rows of the agents (configured system: log return "
+          f"{full['log_return']:+.4f}, {full['n_trades']:.0f} trades)")  # fmt: skip
+    print(f"  {'part':<14} {'judged candles':>14} {'log return':>11} {'worth':>9} "
+          f"{'trades':>7} {'Sharpe':>7}")  # fmt: skip
+    for row in result.rows:
+        if not row.layer.startswith("rl:"):
+            continue
+        metrics = row.metrics
+        if row.worth is None:
+            print(f"  {row.layer:<14} {row.note}")
+            continue
+        print(
+            f"  {row.layer:<14} {row.judged_candles or 0:>14,} "
+            f"{metrics['log_return'] or 0:>+11.4f} "
+            f"{row.worth:>+9.4f} {metrics['n_trades'] or 0:>7.0f} {metrics['sharpe'] or 0:>7.2f}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bars", type=int, default=12_000)
@@ -75,6 +114,10 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=3)
     parser.add_argument("--time-bars", type=int, default=20_000)
     parser.add_argument("--worlds", default=",".join(WORLDS))
+    parser.add_argument(
+        "--ablation", action="store_true", help="also the agents' ablation rows per world"
+    )
+    parser.add_argument("--no-table", action="store_true", help="skip the seed-spread table")
     arguments = parser.parse_args()
     seeds = tuple(range(arguments.seeds))
     if arguments.time_bars:
@@ -95,6 +138,10 @@ def main() -> None:
     for world in arguments.worlds.split(","):
         edge, signal = WORLDS[world]
         request, settings = _request(arguments.bars, edge, signal, 7)
+        if arguments.ablation:
+            _ablation(world, request, settings, arguments.steps)
+        if arguments.no_table:
+            continue
         started = time.perf_counter()
         comparison = compare_agents(
             request, settings, world=world, seeds=seeds, blocks=arguments.blocks,
