@@ -22,6 +22,7 @@ from tradebrain.evaluation.walk_forward import (
 from tradebrain.features import compute_features
 from tradebrain.labels import LabelSettings
 from tradebrain.models.base import MODEL_CLASSES, Model
+from tradebrain.models.baselines import LogisticModel
 
 FAST = {"logistic": {"max_iter": 300}}
 
@@ -56,9 +57,19 @@ class CoinFlipModel(Model):
         pass
 
 
+class BackwardsModel(LogisticModel):
+    """A model with skill the wrong way round: the logistic model with up and down swapped."""
+
+    name = "backwards"
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(super().predict_proba(X), dtype=np.float64)[:, ::-1].copy()
+
+
 @pytest.fixture
 def coin(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(MODEL_CLASSES, "coin", CoinFlipModel)
+    monkeypatch.setitem(MODEL_CLASSES, "backwards", BackwardsModel)
 
 
 def _world(signal: float, bars: int = 6_000, **changes: Any) -> tuple[pl.DataFrame, Any]:
@@ -99,27 +110,38 @@ def test_each_fold_selects_its_features_from_its_training_rows_only() -> None:
 
 def test_a_model_without_skill_weighs_zero_and_the_ensemble_follows_the_others(coin: None) -> None:
     candles, market = _world(0.3)
-    settings = _settings(models=("logistic", "coin"))
+    settings = _settings(models=("logistic", "backwards"))
     result = evaluate(candles, settings, feature_sets=["atomic"], oracle=market.oracle)
     weights = result.report["ensemble_weights"]
-    assert weights["without_skill"] == ["coin"]
-    assert all(fold["weights"]["coin"] == 0.0 for fold in weights["per_fold"])
-    # the first fold has only its short validation tail to judge by; later folds have more
-    assert [f["weights"]["logistic"] for f in weights["per_fold"][1:]] == [1.0, 1.0]
-    frame = result.predictions.filter(pl.col("fold") > 0)
+    assert weights["without_skill"] == ["backwards"]
+    assert all(fold["weights"]["backwards"] == 0.0 for fold in weights["per_fold"])
+    assert all(fold["weights"]["logistic"] == 1.0 for fold in weights["per_fold"])
+    frame = result.predictions
     columns = ["p_down", "p_flat", "p_up"]
     ensemble = frame.filter(pl.col("model") == "ensemble").select(columns).to_numpy()
     logistic = frame.filter(pl.col("model") == "logistic").select(columns).to_numpy()
     np.testing.assert_allclose(ensemble, logistic, atol=1e-12)
 
 
+def test_weak_models_vote_only_in_folds_where_no_model_has_significant_skill(coin: None) -> None:
+    candles, _ = _world(0.0)
+    settings = _settings(models=("logistic", "coin"))
+    folds = run_folds(_dataset(candles, settings), settings)
+    assert {w for f in folds for w in f.weights.values()} == {0.0, 1.0}  # both cases occur
+    for fold in folds:
+        significant = {m for m, s in fold.skill.items() if s["beta"] > 0}
+        positive = {m for m, s in fold.skill.items() if s["slope"] > 0}
+        voters = {m for m, w in fold.weights.items() if w == 1.0}
+        assert voters == (significant or positive)
+
+
 def test_when_no_model_has_skill_the_ensemble_abstains_without_a_directional_view(
     coin: None,
 ) -> None:
-    candles, _ = _world(0.0)
-    settings = _settings(models=("coin",))
+    candles, _ = _world(0.3)
+    settings = _settings(models=("backwards",))
     result = evaluate(candles, settings, feature_sets=["atomic"])
-    assert result.report["ensemble_weights"]["without_skill"] == ["coin"]
+    assert result.report["ensemble_weights"]["without_skill"] == ["backwards"]
     frame = result.predictions
     columns = ["p_down", "p_flat", "p_up"]
     ensemble = frame.filter(pl.col("model") == "ensemble").select(columns).to_numpy()

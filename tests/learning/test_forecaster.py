@@ -16,7 +16,7 @@ from tradebrain.features import compute_features
 from tradebrain.labels import LabelSettings
 from tradebrain.learning.forecaster import _Window, train_forecaster
 from tradebrain.models.bundle import ModelBundle
-from tradebrain.models.forecast import ForecastSettings
+from tradebrain.models.forecast import MIN_T, ForecastSettings
 
 SETTINGS = EvaluationSettings(
     label=LabelSettings("direction", 12, {"dead_zone": 0.0}),
@@ -58,11 +58,24 @@ def test_a_planted_trend_gives_a_calibrated_forecast_with_voters(
     assert inputs[-1, 1] == pytest.approx(sigma)
 
 
-def test_a_world_without_an_edge_gives_no_skill_and_no_voter() -> None:
+def test_a_world_without_an_edge_gives_no_significant_skill_and_no_expected_return() -> None:
     candles, features = world(0.0, seed=4)
     bundle = train_forecaster(candles, features, SETTINGS, FORECAST, feature_sets=None, source="t")
-    assert bundle.calibration is not None and bundle.calibration.beta == 0.0
-    assert bundle.voters() == ()
+    calibration = bundle.calibration
+    assert calibration is not None and calibration.beta == 0.0
+    assert calibration.t_stat < MIN_T
+    assert np.all(bundle.forecast_inputs(features)[:, 0] == 0.0)  # beta 0: nothing to trade
+
+
+def test_the_voters_follow_the_rule_of_significant_skill_then_positive_slopes() -> None:
+    candles, features = world(0.0, seed=4)
+    bundle = train_forecaster(candles, features, SETTINGS, FORECAST, feature_sets=None, source="t")
+    assert bundle.calibration is not None
+    skill = bundle.calibration.skill
+    assert set(skill) == set(SETTINGS.models)
+    significant = {m for m, s in skill.items() if s["beta"] > 0}
+    positive = {m for m, s in skill.items() if s["slope"] > 0}
+    assert set(bundle.voters()) == (significant or positive)
 
 
 def test_every_scored_block_is_predicted_by_models_whose_labels_resolved_before_it(

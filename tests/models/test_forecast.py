@@ -18,6 +18,7 @@ from tradebrain.models.forecast import (
     policy_value,
     probit_score,
     probit_scores,
+    voter_weights,
 )
 
 
@@ -68,6 +69,23 @@ def test_too_few_rows_or_no_spread_is_no_skill() -> None:
     assert fit_slope(np.ones(10), np.ones(10), 1).beta == 0.0
     assert fit_slope(np.zeros(100), np.ones(100), 1).beta == 0.0
     assert fit_slope(np.full(100, np.nan), np.ones(100), 1).rows == 0
+
+
+def test_significant_models_vote_and_weak_positive_ones_only_when_none_is_significant() -> None:
+    rng = np.random.default_rng(3)
+    z = rng.normal(0, 1, 3_000)
+    strong = fit_slope(z, 0.3 * z + rng.normal(0, 1, z.size), horizon=1)
+    weak = fit_slope(z, 0.02 * z + rng.normal(0, 1, z.size), horizon=1)
+    backwards = fit_slope(z, -0.1 * z + rng.normal(0, 1, z.size), horizon=1)
+    assert strong.beta > 0 and 0 < weak.t_stat < MIN_T and backwards.slope < 0
+    every = {"strong": strong, "weak": weak, "backwards": backwards}
+    assert voter_weights(every) == {"strong": 1.0, "weak": 0.0, "backwards": 0.0}
+    without_strong = {"weak": weak, "backwards": backwards}
+    assert voter_weights(without_strong) == {"weak": 1.0, "backwards": 0.0}
+    too_few = fit_slope(np.ones(10), np.ones(10), 1)
+    assert voter_weights({"backwards": backwards, "short": too_few}) == {
+        "backwards": 0.0, "short": 0.0,
+    }  # fmt: skip
 
 
 def test_combined_votes_leave_out_models_without_skill() -> None:

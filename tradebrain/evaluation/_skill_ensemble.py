@@ -3,9 +3,11 @@
 Before each fold, every model's skill is the slope of realized returns (in units of volatility)
 on its forecast score (:func:`~tradebrain.models.forecast.fit_slope`) over predictions it made
 out of sample: its own validation tail and earlier folds' test rows whose labels resolved
-before the fold starts. A model without positive, significant skill weighs zero; the ensemble
-averages the others (confidence weighted) and abstains, with no directional view, where none
-is left. :func:`tradebrain.evaluation.walk_forward.run_folds` calls these once per fold.
+before the fold starts. The models with significant skill vote; when none has, those whose
+slope is positive (:func:`~tradebrain.models.forecast.voter_weights`, the rule of the trading
+forecast); a model whose slope is not positive weighs zero. The ensemble averages the voters
+(confidence weighted) and abstains, with no directional view, where none is left.
+:func:`tradebrain.evaluation.walk_forward.run_folds` calls these once per fold.
 """
 
 from __future__ import annotations
@@ -14,7 +16,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tradebrain.models.forecast import combine_votes, fit_slope, probit_scores
+from tradebrain.models.forecast import (
+    Slope,
+    combine_votes,
+    fit_slope,
+    probit_scores,
+    voter_weights,
+)
 
 if TYPE_CHECKING:
     from tradebrain.evaluation.splits import Fold
@@ -46,7 +54,7 @@ def skill_weights(
     Returns
     -------
     tuple
-        Model name -> weight (1 with positive, significant skill, else 0; all 1 when
+        Model name -> weight (1 for a voter, see :func:`voter_weights`, else 0; all 1 when
         ``settings.skill_weights`` is off), and model name -> its slope, t statistic, beta and
         rows.
     """
@@ -54,7 +62,7 @@ def skill_weights(
         return {name: 1.0 for name in settings.models}, {}
     start = fold.test_start
     past = [r for r in earlier if r.fold.test.size]
-    weights: dict[str, float] = {}
+    slopes: dict[str, Slope] = {}
     skill: dict[str, dict[str, float]] = {}
     for name in settings.models:
         rows = [fold.validation]
@@ -71,8 +79,8 @@ def skill_weights(
             "slope": slope.slope, "t_stat": slope.t_stat, "beta": slope.beta,
             "rows": float(slope.rows),
         }  # fmt: skip
-        weights[name] = 1.0 if slope.beta > 0 else 0.0
-    return weights, skill
+        slopes[name] = slope
+    return voter_weights(slopes), skill
 
 
 def no_view(prior: np.ndarray) -> np.ndarray:

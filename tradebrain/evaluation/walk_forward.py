@@ -11,13 +11,15 @@ embargoed):
    validation tail at the end of the training window, and asked about the test rows. Missing
    feature values are filled with medians of the training rows only.
 3. **Skill weights.** Each model's skill is the slope of realized returns (in units of
-   volatility) on its forecast score (:func:`~tradebrain.models.forecast.fit_slope`, t ≥ 2,
-   overlap-corrected) over predictions it made out of sample before the fold: its own
+   volatility) on its forecast score (:func:`~tradebrain.models.forecast.fit_slope`,
+   overlap-corrected t) over predictions it made out of sample before the fold: its own
    validation tail and the test rows of earlier folds whose labels resolved before this fold
-   starts. A model without positive, significant skill weighs zero — the same rule as the
-   trading forecast. The ensemble averages the models that kept their weight (confidence
-   weighted); when none did, it abstains: the training rows' share of flat candles, and up
-   and down equally likely (no directional view). See
+   starts. The models with significant skill (t ≥ 2) vote; when none has, those whose slope
+   is positive (:func:`~tradebrain.models.forecast.voter_weights`) — the same rule as the
+   trading forecast, which asks significance of the combined vote before it trades. The
+   ensemble averages the models that kept their weight (confidence weighted); when none did,
+   it abstains: the training rows' share of flat candles, and up and down equally likely (no
+   directional view). See
    :mod:`tradebrain.evaluation._skill_ensemble`.
 
 The stacking meta-learner of fold k learns only from out-of-fold predictions of earlier folds

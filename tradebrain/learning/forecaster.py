@@ -15,9 +15,11 @@ reaches into it):
    per scored block (early stopping on the newest rows before it); the last block's models
    are kept.
 3. **Skill.** Each model's validation slope (realized return on its forecast score) is its
-   skill; a model without positive, significant skill weighs zero and does not vote.
+   skill: the models with significant skill vote, or, when none has, those whose slope is
+   positive (:func:`~tradebrain.models.forecast.voter_weights`); the others do not vote.
 4. **Calibration** of the combined vote of the models that kept their weight gives ``beta``:
-   how much return one unit of forecast score is worth (0 when nothing had skill).
+   how much return one unit of forecast score is worth, 0 unless the combined vote's slope is
+   significant (t >= 2; nothing trades on less).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from tradebrain.models.forecast import (
     fit_slope,
     policy_value,
     probit_scores,
+    voter_weights,
 )
 from tradebrain.models.selection import FeatureSelection, select_features
 
@@ -256,12 +259,12 @@ def _train_at(
         scored_proba[name] = proba
         seconds[name] = time.perf_counter() - started
     realized = window.realized[window.scored]
-    skill: dict[str, dict[str, float]] = {}
-    weights: dict[str, float] = {}
-    for name, proba in scored_proba.items():
-        slope = fit_slope(probit_scores(proba), realized, window.horizon)
-        skill[name] = {"slope": slope.slope, "t_stat": slope.t_stat, "beta": slope.beta}
-        weights[name] = 1.0 if slope.beta > 0 else 0.0
+    slopes = {
+        name: fit_slope(probit_scores(proba), realized, window.horizon)
+        for name, proba in scored_proba.items()
+    }
+    skill = {m: {"slope": s.slope, "t_stat": s.t_stat, "beta": s.beta} for m, s in slopes.items()}
+    weights = voter_weights(slopes)
     combined = combine_votes(scored_proba, weights)
     total = fit_slope(probit_scores(combined), realized, window.horizon)
     calibration = ForecastCalibration(

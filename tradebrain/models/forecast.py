@@ -15,11 +15,11 @@ significant — a t statistic of at least :data:`MIN_T` (2), the standard error 
 its own uncertainty, ``beta = slope * (1 - (2/t)²)``; a weaker or negative slope counts as no
 skill — a model is never traded on luck, nor backwards.
 
-The same measurement, made per model, gives the **skill weights** of the ensemble: a model whose
-validation slope is not positive weighs zero and is named as such.
-
-:func:`policy_value` scores a forecast in money: the after-cost log growth of trading it with
-the brain's entry and exit bars. It is how the horizon is chosen on training data.
+The same measurement, made per model, gives the **skill weights** of the ensemble
+(:func:`voter_weights`): the models whose slope is significant vote; when none is, the models
+whose slope is positive vote together (each shows too little evidence alone, yet they still
+rank the future, and their combined vote must itself reach :data:`MIN_T` before anything
+trades); a model whose slope is not positive never votes and is named as such.
 """
 
 from __future__ import annotations
@@ -297,6 +297,20 @@ def fit_slope(z: np.ndarray, realized: np.ndarray, horizon: int) -> Slope:
     t = slope / se if se > 0 else 0.0
     beta = slope * (1.0 - (MIN_T / t) ** 2) if t > MIN_T else 0.0
     return Slope(slope, t, beta, n)
+
+
+def voter_weights(slopes: Mapping[str, Slope]) -> dict[str, float]:
+    """Return each model's weight in the ensemble (1 or 0) from its out-of-sample slope.
+
+    The models with significant skill (``beta > 0``: t of at least :data:`MIN_T`) weigh one.
+    When no model has, the models whose slope is positive weigh one: weak members that agree
+    still carry the information, and significance is then asked of their combined vote (its
+    ``beta``) before anything trades. A model whose slope is not positive weighs zero.
+    """
+    significant = {name for name, slope in slopes.items() if slope.beta > 0}
+    if not significant:
+        significant = {name for name, slope in slopes.items() if slope.slope > 0}
+    return {name: 1.0 if name in significant else 0.0 for name in slopes}
 
 
 def policy_value(
