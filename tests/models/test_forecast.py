@@ -14,6 +14,7 @@ from tradebrain.models.forecast import (
     MIN_T,
     ForecastCalibration,
     combine_votes,
+    evidence_weights,
     fit_slope,
     policy_value,
     probit_score,
@@ -86,6 +87,17 @@ def test_significant_models_vote_and_weak_positive_ones_only_when_none_is_signif
     assert voter_weights({"backwards": backwards, "short": too_few}) == {
         "backwards": 0.0, "short": 0.0,
     }  # fmt: skip
+
+
+def test_evidence_weights_grow_with_the_t_statistic_up_to_one() -> None:
+    rng = np.random.default_rng(3)
+    z = rng.normal(0, 1, 3_000)
+    strong = fit_slope(z, 0.3 * z + rng.normal(0, 1, z.size), horizon=1)
+    weak = fit_slope(z, 0.02 * z + rng.normal(0, 1, z.size), horizon=1)
+    backwards = fit_slope(z, -0.1 * z + rng.normal(0, 1, z.size), horizon=1)
+    weights = evidence_weights({"strong": strong, "weak": weak, "backwards": backwards})
+    assert weights["strong"] == 1.0 and weights["backwards"] == 0.0
+    assert weights["weak"] == pytest.approx(weak.t_stat / MIN_T) and 0 < weights["weak"] < 1
 
 
 def test_combined_votes_leave_out_models_without_skill() -> None:

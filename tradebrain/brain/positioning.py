@@ -105,6 +105,10 @@ class Plan:
         No long may open or grow (the funding-flip cool-down).
     horizon
         Candles the forecast looks ahead (0 without a forecast).
+    skilled
+        Whether a forecast with skill stands behind ``expected`` (a usable calibration with
+        ``beta > 0``). Without one nothing holds a position: it is closed, whatever the bars
+        say (an expected return of 0 is then no view at all, not a view of 0).
     """
 
     expected: float
@@ -114,6 +118,7 @@ class Plan:
     hold_only: bool = False
     no_new_long: bool = False
     horizon: int = 0
+    skilled: bool = True
 
 
 def kelly_target(expected: float, sigma: float, rules: PositionRules) -> float:
@@ -156,6 +161,8 @@ def step(plan: Plan, exposure: float, rules: PositionRules, shorts: bool) -> tup
         return 0.0, f"stay flat: expected {m:+.2%} is inside the entry bar ±{plan.entry_bar:.2%}"
     side = 1.0 if exposure > 0 else -1.0
     held = "long" if side > 0 else "short"
+    if not plan.skilled:
+        return 0.0, f"exit the {held}: no forecast with skill is left to hold it for (beta 0)"
     if side * m < plan.exit_bar:
         if shorts and -side * m >= plan.entry_bar and target * side < -FLAT:
             return target, (

@@ -3,10 +3,10 @@
 Before each fold, every model's skill is the slope of realized returns (in units of volatility)
 on its forecast score (:func:`~tradebrain.models.forecast.fit_slope`) over predictions it made
 out of sample: its own validation tail and earlier folds' test rows whose labels resolved
-before the fold starts. The models with significant skill vote; when none has, those whose
-slope is positive (:func:`~tradebrain.models.forecast.voter_weights`, the rule of the trading
-forecast); a model whose slope is not positive weighs zero. The ensemble averages the voters
-(confidence weighted) and abstains, with no directional view, where none is left.
+before the fold starts. A model weighs its evidence of skill
+(:func:`~tradebrain.models.forecast.evidence_weights`: ``t / 2`` capped at 1 with a positive
+slope; 0 without one, and it is then named as such). The ensemble averages the models with
+weight (confidence weighted) and abstains, with no directional view, where none is left.
 :func:`tradebrain.evaluation.walk_forward.run_folds` calls these once per fold.
 """
 
@@ -19,9 +19,9 @@ import numpy as np
 from tradebrain.models.forecast import (
     Slope,
     combine_votes,
+    evidence_weights,
     fit_slope,
     probit_scores,
-    voter_weights,
 )
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def skill_weights(
     Returns
     -------
     tuple
-        Model name -> weight (1 for a voter, see :func:`voter_weights`, else 0; all 1 when
+        Model name -> weight (its evidence of skill in [0, 1]; all 1 when
         ``settings.skill_weights`` is off), and model name -> its slope, t statistic, beta and
         rows.
     """
@@ -80,7 +80,7 @@ def skill_weights(
             "rows": float(slope.rows),
         }  # fmt: skip
         slopes[name] = slope
-    return voter_weights(slopes), skill
+    return evidence_weights(slopes), skill
 
 
 def no_view(prior: np.ndarray) -> np.ndarray:

@@ -20,6 +20,8 @@ The same measurement, made per model, gives the **skill weights** of the ensembl
 whose slope is positive vote together (each shows too little evidence alone, yet they still
 rank the future, and their combined vote must itself reach :data:`MIN_T` before anything
 trades); a model whose slope is not positive never votes and is named as such.
+``evaluate``'s ensemble, which averages probabilities itself, weighs the same models by their
+evidence instead (:func:`evidence_weights`: ``t / 2`` capped at 1).
 """
 
 from __future__ import annotations
@@ -311,6 +313,21 @@ def voter_weights(slopes: Mapping[str, Slope]) -> dict[str, float]:
     if not significant:
         significant = {name for name, slope in slopes.items() if slope.slope > 0}
     return {name: 1.0 if name in significant else 0.0 for name in slopes}
+
+
+def evidence_weights(slopes: Mapping[str, Slope]) -> dict[str, float]:
+    """Return each model's weight in an averaged forecast: its evidence of skill, in [0, 1].
+
+    ``t / MIN_T`` capped at 1 for a model whose out-of-sample slope is positive, 0 otherwise:
+    a significant model counts fully, a weaker one in proportion to its evidence, so no model
+    is dropped or kept on which side of the significance bar it happens to fall. It is the
+    weighting of ``evaluate``'s ensemble, which averages the probabilities itself; the trading
+    brain fuses votes by family and takes :func:`voter_weights` (who votes) instead.
+    """
+    return {
+        name: min(1.0, slope.t_stat / MIN_T) if slope.slope > 0 and slope.t_stat > 0 else 0.0
+        for name, slope in slopes.items()
+    }
 
 
 def policy_value(
