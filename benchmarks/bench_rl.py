@@ -40,6 +40,7 @@ from tradebrain.research.rl_comparison import (
     train_on_signals,
 )
 from tradebrain.research.walk_forward_backtest import hybrid_signals
+from tradebrain.rl.agents import NothingToLearnError
 
 WORLDS: dict[str, tuple[EdgeKind, float]] = {
     "trend": ("trend", 0.08),
@@ -84,8 +85,14 @@ def _table(comparison: Comparison) -> None:
 def _ablation(world: str, request: HybridRequest, settings: Settings, steps: int) -> None:
     """Train each agent on the first half of the out-of-sample candles; print its ablation row."""
     signals, _ = hybrid_signals(request)
-    agents = {name: train_on_signals(request, settings, signals, name, 0, steps, share=0.5)
-              for name in AGENTS}  # fmt: skip
+    agents = {}
+    for name in AGENTS:
+        try:
+            agents[name] = train_on_signals(request, settings, signals, name, 0, steps, share=0.5)
+        except NothingToLearnError as error:
+            print(f"\n{world}: {name}: {error}")
+    if not agents:
+        return
     result = run_ablation(request, agents=agents)
     full = result.full
     print(f"\n{world}: ablation rows of the agents (configured system: log return "

@@ -17,7 +17,9 @@ Costs change the policy, not only the P&L (Davis & Norman 1990; Gârleanu & Pede
   trips (fee + slippage, both ways), a bar the chop and volatility filters may raise;
 - **hold** while the expected return on the position's side stays above
   ``exit_cost_multiple`` round trips (a negative multiple holds through small wobbles of the
-  forecast), then **exit**, or **flip** when the other side clears the entry bar;
+  forecast), then **exit**, or **flip** when the other side clears the entry bar; exit too
+  when no forecast with skill is left (:attr:`Plan.skilled`: a retrain found none), since an
+  expected return of 0 is then no view at all;
 - **resize** only when the target has moved more than ``rebalance_band`` away, and then move
   ``trade_rate`` of the way (1: all of it): inside the band, trading costs more than the
   better size is worth.
