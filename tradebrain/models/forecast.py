@@ -22,6 +22,9 @@ rank the future, and their combined vote must itself reach :data:`MIN_T` before 
 trades); a model whose slope is not positive never votes and is named as such.
 ``evaluate``'s ensemble, which averages probabilities itself, weighs the same models by their
 evidence instead (:func:`evidence_weights`: ``t / 2`` capped at 1).
+
+:func:`policy_value` scores a forecast in money: the after-cost log growth of trading it with
+the brain's entry and exit bars. It is how the horizon is chosen on training data.
 """
 
 from __future__ import annotations
