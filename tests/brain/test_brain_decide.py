@@ -141,20 +141,6 @@ def test_a_position_is_held_while_the_forecast_holds_and_closed_when_it_turns(
     assert flipped.action is Action.SELL and flipped.target_position == pytest.approx(-1.0)
 
 
-@pytest.mark.parametrize("forecast", [None, replace(FORECAST, beta=0.0)], ids=["none", "beta0"])
-def test_a_position_is_closed_when_no_forecast_with_skill_is_left_to_hold_it(
-    row: RowMaker, forecast: Forecast | None
-) -> None:
-    for exposure, shorts in ((1.0, False), (-1.0, True)):
-        decision = decide_once(
-            Brain(), row(), STRONG_BUY, exposure=exposure, shorts=shorts, forecast=forecast
-        )
-        assert decision.action is Action.EXIT and decision.target_position == 0.0
-        assert any("no forecast with skill" in reason for reason in decision.reasons)
-    flat = decide_once(Brain(), row(), STRONG_BUY, forecast=forecast)
-    assert flat.action is Action.HOLD  # and nothing opens
-
-
 def test_a_position_is_resized_only_outside_the_band(row: RowMaker) -> None:
     assert decide_once(Brain(), row(), BUY_VOTE, exposure=0.9).action is Action.HOLD
     grown = decide_once(Brain(), row(), BUY_VOTE, exposure=0.5)

@@ -67,15 +67,13 @@ def test_a_world_without_an_edge_gives_no_significant_skill_and_no_expected_retu
     assert np.all(bundle.forecast_inputs(features)[:, 0] == 0.0)  # beta 0: nothing to trade
 
 
-def test_the_voters_follow_the_rule_of_significant_skill_then_positive_slopes() -> None:
+def test_only_the_models_with_significant_skill_vote() -> None:
     candles, features = world(0.0, seed=4)
     bundle = train_forecaster(candles, features, SETTINGS, FORECAST, feature_sets=None, source="t")
     assert bundle.calibration is not None
     skill = bundle.calibration.skill
     assert set(skill) == set(SETTINGS.models)
-    significant = {m for m, s in skill.items() if s["beta"] > 0}
-    positive = {m for m, s in skill.items() if s["slope"] > 0}
-    assert set(bundle.voters()) == (significant or positive)
+    assert set(bundle.voters()) == {m for m, s in skill.items() if s["beta"] > 0}
 
 
 def test_every_scored_block_is_predicted_by_models_whose_labels_resolved_before_it(

@@ -72,7 +72,7 @@ def test_too_few_rows_or_no_spread_is_no_skill() -> None:
     assert fit_slope(np.full(100, np.nan), np.ones(100), 1).rows == 0
 
 
-def test_significant_models_vote_and_weak_positive_ones_only_when_none_is_significant() -> None:
+def test_only_models_with_significant_skill_vote_in_the_trading_forecast() -> None:
     rng = np.random.default_rng(3)
     z = rng.normal(0, 1, 3_000)
     strong = fit_slope(z, 0.3 * z + rng.normal(0, 1, z.size), horizon=1)
@@ -82,7 +82,7 @@ def test_significant_models_vote_and_weak_positive_ones_only_when_none_is_signif
     every = {"strong": strong, "weak": weak, "backwards": backwards}
     assert voter_weights(every) == {"strong": 1.0, "weak": 0.0, "backwards": 0.0}
     without_strong = {"weak": weak, "backwards": backwards}
-    assert voter_weights(without_strong) == {"weak": 1.0, "backwards": 0.0}
+    assert voter_weights(without_strong) == {"weak": 0.0, "backwards": 0.0}
     too_few = fit_slope(np.ones(10), np.ones(10), 1)
     assert voter_weights({"backwards": backwards, "short": too_few}) == {
         "backwards": 0.0, "short": 0.0,

@@ -242,8 +242,7 @@ class Brain:
         entry_bar = rules.entry_cost_multiple * rules.round_trip * (1.0 + raise_by)
         exit_bar = rules.exit_cost_multiple * rules.round_trip
         draft.reasons.append(bar_words(entry_bar, exit_bar, raise_by, target, rules))
-        skilled = forecast is not None and forecast.usable and forecast.beta > 0
-        plan = Plan(expected, target, entry_bar, exit_bar, horizon=horizon, skilled=skilled)
+        plan = Plan(expected, target, entry_bar, exit_bar, horizon=horizon)
         return plan, confidence, deep
 
     def _fuse(

@@ -17,9 +17,7 @@ Costs change the policy, not only the P&L (Davis & Norman 1990; Gârleanu & Pede
   trips (fee + slippage, both ways), a bar the chop and volatility filters may raise;
 - **hold** while the expected return on the position's side stays above
   ``exit_cost_multiple`` round trips (a negative multiple holds through small wobbles of the
-  forecast), then **exit**, or **flip** when the other side clears the entry bar; exit too
-  when no forecast with skill is left (:attr:`Plan.skilled`: a retrain found none), since an
-  expected return of 0 is then no view at all;
+  forecast), then **exit**, or **flip** when the other side clears the entry bar;
 - **resize** only when the target has moved more than ``rebalance_band`` away, and then move
   ``trade_rate`` of the way (1: all of it): inside the band, trading costs more than the
   better size is worth.
@@ -107,10 +105,6 @@ class Plan:
         No long may open or grow (the funding-flip cool-down).
     horizon
         Candles the forecast looks ahead (0 without a forecast).
-    skilled
-        Whether a forecast with skill stands behind ``expected`` (a usable calibration with
-        ``beta > 0``). Without one nothing holds a position: it is closed, whatever the bars
-        say (an expected return of 0 is then no view at all, not a view of 0).
     """
 
     expected: float
@@ -120,7 +114,6 @@ class Plan:
     hold_only: bool = False
     no_new_long: bool = False
     horizon: int = 0
-    skilled: bool = True
 
 
 def kelly_target(expected: float, sigma: float, rules: PositionRules) -> float:
@@ -163,8 +156,6 @@ def step(plan: Plan, exposure: float, rules: PositionRules, shorts: bool) -> tup
         return 0.0, f"stay flat: expected {m:+.2%} is inside the entry bar ±{plan.entry_bar:.2%}"
     side = 1.0 if exposure > 0 else -1.0
     held = "long" if side > 0 else "short"
-    if not plan.skilled:
-        return 0.0, f"exit the {held}: no forecast with skill is left to hold it for (beta 0)"
     if side * m < plan.exit_bar:
         if shorts and -side * m >= plan.entry_bar and target * side < -FLAT:
             return target, (

@@ -15,11 +15,11 @@ embargoed):
    overlap-corrected t) over predictions it made out of sample before the fold: its own
    validation tail and the test rows of earlier folds whose labels resolved before this fold
    starts. A model weighs its evidence of skill: ``t / 2`` capped at 1 with a positive
-   slope, 0 without one (:func:`~tradebrain.models.forecast.evidence_weights`; the trading
-   forecast turns the same slopes into who votes, and asks significance of the combined vote
-   before it trades). The ensemble averages the models with weight (confidence weighted);
-   when none has any, it abstains: the training rows' share of flat candles, and up and down
-   equally likely (no directional view). See :mod:`tradebrain.evaluation._skill_ensemble`.
+   slope, 0 without one (:func:`~tradebrain.models.forecast.evidence_weights`; in the trading
+   forecast only the significant models vote). The ensemble averages the models with weight
+   (confidence weighted); when none has any, it abstains: the training rows' share of flat
+   candles, and up and down equally likely (no directional view). See
+   :mod:`tradebrain.evaluation._skill_ensemble`.
 
 The stacking meta-learner of fold k learns only from out-of-fold predictions of earlier folds
 whose labels resolved before fold k starts. The naive baselines (class prior of the training

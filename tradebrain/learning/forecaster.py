@@ -15,8 +15,8 @@ reaches into it):
    per scored block (early stopping on the newest rows before it); the last block's models
    are kept.
 3. **Skill.** Each model's validation slope (realized return on its forecast score) is its
-   skill: the models with significant skill vote, or, when none has, those whose slope is
-   positive (:func:`~tradebrain.models.forecast.voter_weights`); the others do not vote.
+   skill: a model votes only with positive, significant skill
+   (:func:`~tradebrain.models.forecast.voter_weights`).
 4. **Calibration** of the combined vote of the models that kept their weight gives ``beta``:
    how much return one unit of forecast score is worth, 0 unless the combined vote's slope is
    significant (t >= 2; nothing trades on less).

@@ -15,13 +15,11 @@ significant — a t statistic of at least :data:`MIN_T` (2), the standard error 
 its own uncertainty, ``beta = slope * (1 - (2/t)²)``; a weaker or negative slope counts as no
 skill — a model is never traded on luck, nor backwards.
 
-The same measurement, made per model, gives the **skill weights** of the ensemble
-(:func:`voter_weights`): the models whose slope is significant vote; when none is, the models
-whose slope is positive vote together (each shows too little evidence alone, yet they still
-rank the future, and their combined vote must itself reach :data:`MIN_T` before anything
-trades); a model whose slope is not positive never votes and is named as such.
-``evaluate``'s ensemble, which averages probabilities itself, weighs the same models by their
-evidence instead (:func:`evidence_weights`: ``t / 2`` capped at 1).
+The same measurement, made per model, gives the **skill weights**. In the trading forecast a
+model votes only with significant skill (:func:`voter_weights`); ``evaluate``'s ensemble,
+which averages probabilities itself, weighs every model by its evidence instead
+(:func:`evidence_weights`: ``t / 2`` capped at 1 for a positive slope, 0 otherwise), so a
+model is not dropped or kept by which side of the bar it happens to fall.
 
 :func:`policy_value` scores a forecast in money: the after-cost log growth of trading it with
 the brain's entry and exit bars. It is how the horizon is chosen on training data.
@@ -305,17 +303,14 @@ def fit_slope(z: np.ndarray, realized: np.ndarray, horizon: int) -> Slope:
 
 
 def voter_weights(slopes: Mapping[str, Slope]) -> dict[str, float]:
-    """Return each model's weight in the ensemble (1 or 0) from its out-of-sample slope.
+    """Return who votes in the trading forecast: 1 for a model with significant skill, else 0.
 
-    The models with significant skill (``beta > 0``: t of at least :data:`MIN_T`) weigh one.
-    When no model has, the models whose slope is positive weigh one: weak members that agree
-    still carry the information, and significance is then asked of their combined vote (its
-    ``beta``) before anything trades. A model whose slope is not positive weighs zero.
+    Significant: ``beta > 0`` (a positive slope with t of at least :data:`MIN_T`). A model
+    with less evidence does not vote, so the brain's fusion (which weighs votes by family and
+    confidence, not by evidence) is never diluted by it, and a world without an edge has no
+    voter at all.
     """
-    significant = {name for name, slope in slopes.items() if slope.beta > 0}
-    if not significant:
-        significant = {name for name, slope in slopes.items() if slope.slope > 0}
-    return {name: 1.0 if name in significant else 0.0 for name in slopes}
+    return {name: 1.0 if slope.beta > 0 else 0.0 for name, slope in slopes.items()}
 
 
 def evidence_weights(slopes: Mapping[str, Slope]) -> dict[str, float]:

@@ -160,9 +160,6 @@ class DecisionArrays:
             hold_only=bool(self.hold_only[bar]),
             no_new_long=bool(self.no_new_long[bar]),
             horizon=int(self.numbers[bar, codes.N_HORIZON]),
-            skilled=bool(
-                self.numbers[bar, codes.N_HORIZON] >= 1 and self.numbers[bar, codes.N_BETA] > 0
-            ),
         )
 
     def fired(self, bar: int) -> tuple[str, ...]:
