@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import numpy as np
 import polars as pl
@@ -14,6 +14,10 @@ import pytest
 
 from tradebrain.data.schemas import TIMESTAMP
 from tradebrain.data.timeframes import timeframe_seconds
+
+if TYPE_CHECKING:
+    from tradebrain.models.bundle import ModelBundle
+    from tradebrain.rl.agents import QTableSizer
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 REAL_DATA_REQUIRED = "TRADEBRAIN_REAL_DATA_REQUIRED"
@@ -85,3 +89,34 @@ def assert_same_decision(expected: object, got: object, where: object = None) ->
     weights, wanted = got.family_weights, expected.family_weights  # type: ignore[attr-defined]
     assert weights.keys() == wanted.keys(), where
     assert all(same_float(weights[f], w) for f, w in wanted.items()), where
+
+
+def small_bundle() -> tuple[pl.DataFrame, ModelBundle]:
+    """Return a 1,200-candle planted world and a small real bundle trained on it (one logistic
+    model on the atomic features), not saved yet."""
+    from tradebrain.data.synthetic import SyntheticConfig, generate_market
+    from tradebrain.evaluation.walk_forward import EvaluationSettings
+    from tradebrain.features import compute_features
+    from tradebrain.learning.bundle_training import train_bundle
+
+    candles = generate_market(SyntheticConfig(bars=1_200, seed=3, signal=0.3)).candles
+    features = compute_features(candles, ["atomic"])
+    settings = EvaluationSettings(models=("logistic",), window=4)
+    bundle = train_bundle(candles, features, settings, feature_sets=["atomic"], source="test")
+    return candles, bundle
+
+
+def sizing_table(folder: Path, *, large: float = 1.5, small: float = 0.5) -> QTableSizer:
+    """A Q-learning sizer, saved in ``folder`` and loaded back, whose table sizes entries with
+    an edge of 2 round trips or more by ``large`` and the others by ``small``: every state
+    visited, the best multiplier set by hand."""
+    from tradebrain.rl.agents import N_STATES, QTableSizer, state_labels
+    from tradebrain.rl.env import MULTIPLIERS
+
+    sizer = QTableSizer()
+    q = np.zeros((N_STATES, len(MULTIPLIERS)))
+    for state in range(N_STATES):
+        _, edge, _ = state_labels(state)
+        q[state, MULTIPLIERS.index(large if edge in ("2-4", ">4") else small)] = 1.0
+    sizer.q_, sizer.tries_ = q, np.ones((N_STATES, len(MULTIPLIERS)), dtype=np.int64)
+    return QTableSizer.load(sizer.save(folder))

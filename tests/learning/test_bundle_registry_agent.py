@@ -6,16 +6,12 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 import pytest
+from builders import sizing_table, small_bundle
 
 from tradebrain.config import Settings
-from tradebrain.data.synthetic import SyntheticConfig, generate_market
-from tradebrain.evaluation.walk_forward import EvaluationSettings
 from tradebrain.exceptions import StoreError
-from tradebrain.features import compute_features
-from tradebrain.learning.bundle_training import train_bundle
 from tradebrain.learning.registry import (
     BundleRegistry,
     Lineage,
@@ -24,8 +20,7 @@ from tradebrain.learning.registry import (
     public_settings,
 )
 from tradebrain.models.bundle import ModelBundle
-from tradebrain.rl.agents import N_STATES, WEIGHTS_FILE, QTableSizer, state_labels
-from tradebrain.rl.env import MULTIPLIERS
+from tradebrain.rl.agents import WEIGHTS_FILE, QTableSizer
 from tradebrain.rl.saved import AGENT_FOLDER, bundle_agent, save_in_bundle
 from tradebrain.strategies.agent_port import REGIMES, AgentView
 
@@ -39,19 +34,6 @@ class Registered:
     registry: BundleRegistry
     agent: QTableSizer
     candles: pl.DataFrame
-
-
-def sizing_table(folder: Path, *, flipped: bool = False) -> QTableSizer:
-    """A Q-learning sizer, saved in ``folder`` and loaded back, whose table halves entries with
-    an edge under 2 round trips and sizes up (x1.5) the others (``flipped``: the opposite):
-    every state visited, the best multiplier set by hand."""
-    sizer = QTableSizer()
-    q = np.zeros((N_STATES, len(MULTIPLIERS)))
-    for state in range(N_STATES):
-        _, edge, _ = state_labels(state)
-        q[state, MULTIPLIERS.index(1.5 if (edge in ("2-4", ">4")) != flipped else 0.5)] = 1.0
-    sizer.q_, sizer.tries_ = q, np.ones((N_STATES, len(MULTIPLIERS)), dtype=np.int64)
-    return QTableSizer.load(sizer.save(folder))
 
 
 def views() -> list[AgentView]:
@@ -76,10 +58,7 @@ def lineage(candles: pl.DataFrame) -> Lineage:
 
 @pytest.fixture(scope="module")
 def registered(tmp_path_factory: pytest.TempPathFactory) -> Registered:
-    candles = generate_market(SyntheticConfig(bars=1_200, seed=3, signal=0.3)).candles
-    features = compute_features(candles, ["atomic"])
-    settings = EvaluationSettings(models=("logistic",), window=4)
-    bundle = train_bundle(candles, features, settings, feature_sets=["atomic"], source="test")
+    candles, bundle = small_bundle()
     root = tmp_path_factory.mktemp("registered")
     plain = bundle.save(root / "plain")
     with_agent = Path(shutil.copytree(plain, root / "with_agent"))
@@ -127,7 +106,7 @@ def test_a_bundle_whose_agent_was_changed_in_the_store_is_refused(
         if path.parent.name == AGENT_FOLDER
     ]
     assert len(stored) == 1
-    sizing_table(tmp_path / "other", flipped=True)
+    sizing_table(tmp_path / "other", large=0.5, small=1.5)
     shutil.copyfile(stored[0], tmp_path / "registered_weights")
     shutil.copyfile(tmp_path / "other" / WEIGHTS_FILE, stored[0])
     try:

@@ -13,6 +13,7 @@ from scipy.special import ndtri
 from tradebrain.models.forecast import (
     MIN_T,
     ForecastCalibration,
+    Slope,
     combine_votes,
     evidence_weights,
     fit_slope,
@@ -72,12 +73,18 @@ def test_too_few_rows_or_no_spread_is_no_skill() -> None:
     assert fit_slope(np.full(100, np.nan), np.ones(100), 1).rows == 0
 
 
-def test_only_models_with_significant_skill_vote_in_the_trading_forecast() -> None:
+def three_slopes() -> tuple[Slope, Slope, Slope]:
+    """A strong, a weak (positive, not significant) and a backwards model's slope."""
     rng = np.random.default_rng(3)
     z = rng.normal(0, 1, 3_000)
     strong = fit_slope(z, 0.3 * z + rng.normal(0, 1, z.size), horizon=1)
     weak = fit_slope(z, 0.02 * z + rng.normal(0, 1, z.size), horizon=1)
     backwards = fit_slope(z, -0.1 * z + rng.normal(0, 1, z.size), horizon=1)
+    return strong, weak, backwards
+
+
+def test_only_models_with_significant_skill_vote_in_the_trading_forecast() -> None:
+    strong, weak, backwards = three_slopes()
     assert strong.beta > 0 and 0 < weak.t_stat < MIN_T and backwards.slope < 0
     every = {"strong": strong, "weak": weak, "backwards": backwards}
     assert voter_weights(every) == {"strong": 1.0, "weak": 0.0, "backwards": 0.0}
@@ -90,11 +97,7 @@ def test_only_models_with_significant_skill_vote_in_the_trading_forecast() -> No
 
 
 def test_evidence_weights_grow_with_the_t_statistic_up_to_one() -> None:
-    rng = np.random.default_rng(3)
-    z = rng.normal(0, 1, 3_000)
-    strong = fit_slope(z, 0.3 * z + rng.normal(0, 1, z.size), horizon=1)
-    weak = fit_slope(z, 0.02 * z + rng.normal(0, 1, z.size), horizon=1)
-    backwards = fit_slope(z, -0.1 * z + rng.normal(0, 1, z.size), horizon=1)
+    strong, weak, backwards = three_slopes()
     weights = evidence_weights({"strong": strong, "weak": weak, "backwards": backwards})
     assert weights["strong"] == 1.0 and weights["backwards"] == 0.0
     assert weights["weak"] == pytest.approx(weak.t_stat / MIN_T) and 0 < weights["weak"] < 1

@@ -7,16 +7,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+from builders import small_bundle
 
 # The planted world of the env's tests, built once per process.
 from test_agents import env_maker, random_views
 from test_env import World, planted_world
 
-from tradebrain.data.synthetic import SyntheticConfig, generate_market
-from tradebrain.evaluation.walk_forward import EvaluationSettings
 from tradebrain.exceptions import UserInputError
-from tradebrain.features import compute_features
-from tradebrain.learning.bundle_training import train_bundle
 from tradebrain.models.bundle import ModelBundle
 from tradebrain.rl.agents import MANIFEST_FILE, QTableSizer
 from tradebrain.rl.saved import (
@@ -45,10 +42,7 @@ def other_q_table(world: World) -> QTableSizer:
 @pytest.fixture(scope="module")
 def saved_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small real bundle (one logistic model on the atomic features), saved once."""
-    candles = generate_market(SyntheticConfig(bars=1_200, seed=3, signal=0.3)).candles
-    features = compute_features(candles, ["atomic"])
-    settings = EvaluationSettings(models=("logistic",), window=4)
-    bundle = train_bundle(candles, features, settings, feature_sets=["atomic"], source="test")
+    _, bundle = small_bundle()
     return bundle.save(tmp_path_factory.mktemp("bundle") / "models")
 
 

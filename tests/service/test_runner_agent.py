@@ -10,16 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
+from builders import sizing_table, small_bundle
 
 from tradebrain.config import Settings
-from tradebrain.data.synthetic import SyntheticConfig, generate_market
-from tradebrain.evaluation.walk_forward import EvaluationSettings
-from tradebrain.features import compute_features
-from tradebrain.learning.bundle_training import train_bundle
-from tradebrain.rl.agents import N_STATES, QTableSizer, state_labels
-from tradebrain.rl.env import MULTIPLIERS
+from tradebrain.rl.agents import QTableSizer
 from tradebrain.rl.saved import AGENT_FOLDER, save_in_bundle
 from tradebrain.service.feeds import synthetic_feed
 from tradebrain.service.options import ServeOptions
@@ -28,19 +23,6 @@ from tradebrain.strategies.agent_port import REGIMES, AgentView
 
 WARMUP = 600
 SYMBOLS = ("BTC/USDT", "ETH/USDT")
-
-
-def sizing_table(folder: Path, *, large: float, small: float) -> QTableSizer:
-    """A Q-learning sizer, saved in ``folder`` and loaded back, whose table sizes entries with
-    an edge of 2 round trips or more by ``large`` and the others by ``small``: every state
-    visited, the best multiplier set by hand."""
-    sizer = QTableSizer()
-    q = np.zeros((N_STATES, len(MULTIPLIERS)))
-    for state in range(N_STATES):
-        _, edge, _ = state_labels(state)
-        q[state, MULTIPLIERS.index(large if edge in ("2-4", ">4") else small)] = 1.0
-    sizer.q_, sizer.tries_ = q, np.ones((N_STATES, len(MULTIPLIERS)), dtype=np.int64)
-    return QTableSizer.load(sizer.save(folder))
 
 
 def answers(agent: Any) -> list[float]:
@@ -55,10 +37,7 @@ def answers(agent: Any) -> list[float]:
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Two small real bundles of the same model: ``with_agent`` holds a sizer, ``plain`` none."""
-    candles = generate_market(SyntheticConfig(bars=1_200, seed=3, signal=0.3)).candles
-    features = compute_features(candles, ["atomic"])
-    settings = EvaluationSettings(models=("logistic",), window=4)
-    bundle = train_bundle(candles, features, settings, feature_sets=["atomic"], source="test")
+    _, bundle = small_bundle()
     root = tmp_path_factory.mktemp("bundles")
     plain = bundle.save(root / "plain")
     with_agent = Path(shutil.copytree(plain, root / "with_agent"))

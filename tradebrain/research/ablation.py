@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -48,6 +48,7 @@ from tradebrain.exceptions import UserInputError
 from tradebrain.execution.monitor import MonitorRules
 from tradebrain.research.hybrid_request import HybridRequest
 from tradebrain.research.walk_forward_backtest import Progress, hybrid_signals, run_hybrid
+from tradebrain.state.records import to_micros
 from tradebrain.strategies.agent_port import AgentView, PositionAgent
 from tradebrain.strategies.hybrid import HybridSignals, HybridStrategy
 
@@ -388,7 +389,7 @@ def _judged_from(
     if until is None:
         return start, UNKNOWN_SPAN
     last = to_datetime(int(times[-1]))
-    first_after = int(np.searchsorted(times, _epoch_us(until), side="right"))
+    first_after = int(np.searchsorted(times, to_micros(until), side="right"))
     judged = max(start, first_after)
     if judged >= len(times):
         return None, (
@@ -396,10 +397,6 @@ def _judged_from(
             f"that is left (the last opens at {last.isoformat()}); give it later candles"
         )
     return judged, None
-
-
-def _epoch_us(moment: datetime) -> int:
-    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
 
 
 _SWITCHES = {
